@@ -1,0 +1,133 @@
+# allocprof build. `make` builds ./allocprof; `make demo` and `make test` also install what a
+# fresh Debian 12 machine is missing (scripts/install-deps.sh). V=1 shows full commands.
+
+OUTPUT := build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= gcc
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+PROTOC_C ?= protoc-c
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+VMLINUX := vmlinux/vmlinux.h
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS)) $(OUTPUT)/profile.pb-c.o
+LIB_PKGS := libbpf libelf libdw zlib libprotobuf-c
+
+WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -I$(OUTPUT) -Ibpf -Iuser -MMD -MP
+LDLIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null || echo -lbpf -lelf -ldw -lz -lprotobuf-c) -lm -lstdc++
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Ivmlinux -Ibpf -MMD -MP
+
+.PHONY: all clean deps test-deps demo test bench format check-root
+.DELETE_ON_ERROR:
+
+all: allocprof
+
+$(OUTPUT):
+	$(Q)mkdir -p $@
+
+# vmlinux.h from the running kernel's BTF when it has one, the committed x86_64 copy otherwise.
+$(VMLINUX):
+	$(call msg,GEN,$@)
+	$(Q)scripts/gen-vmlinux.sh $@
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(VMLINUX) | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MF $(@:.o=.d) -c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(OUTPUT)/profile.pb-c.c $(OUTPUT)/profile.pb-c.h: user/proto/profile.proto | $(OUTPUT)
+	$(call msg,PROTOC,$<)
+	$(Q)$(PROTOC_C) --proto_path=user/proto --c_out=$(OUTPUT) $<
+
+$(OUTPUT)/profile.pb-c.o: $(OUTPUT)/profile.pb-c.c
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Wall -I$(OUTPUT) -c $< -o $@
+
+# Userspace objects may include any skeleton or the generated protobuf header.
+$(OUTPUT)/%.o: user/%.c $(SKELS) $(OUTPUT)/profile.pb-c.h | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+allocprof: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+-include $(wildcard $(OUTPUT)/*.d)
+
+# ---- set-up, demo, tests, benchmark ---------------------------------------------------------
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+test-deps:
+	$(Q)scripts/install-deps.sh --test
+
+check-root:
+	$(Q)[ "$$(id -u)" = 0 ] || { echo "make: run as root (BPF and uprobes need it)" >&2; exit 1; }
+
+TARGETS_DIR := $(OUTPUT)/tests
+$(TARGETS_DIR):
+	$(Q)mkdir -p $@
+
+TEST_CFLAGS := -O1 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -Wall -Wextra -Werror \
+	-pthread -Itests
+$(TARGETS_DIR)/%: tests/targets/%.c  $(wildcard tests/targets/*.h) | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(TEST_CFLAGS) $< -o $@ -lm
+
+$(TARGETS_DIR)/%: tests/targets/%.cc  $(wildcard tests/targets/*.h) | $(TARGETS_DIR)
+	$(call msg,CXX,$@)
+	$(Q)g++ $(TEST_CFLAGS) $< -o $@
+
+$(TARGETS_DIR)/%-static: tests/targets/%.c  $(wildcard tests/targets/*.h) | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(TEST_CFLAGS) -static $< -o $@ -lm
+
+# No C library at all: the target of the "no recognisable allocator" tests.
+$(TARGETS_DIR)/nomalloc: tests/targets/nomalloc.c | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -nostdlib -static -fno-stack-protector $< -o $@
+
+TEST_TARGETS := $(patsubst tests/targets/%.c,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.c)) \
+	$(patsubst tests/targets/%.cc,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.cc)) \
+	$(TARGETS_DIR)/sites-static
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(TARGETS_DIR)/unit-%,$(wildcard tests/unit/*.c))
+
+$(TARGETS_DIR)/unit-%: tests/unit/%.c $(filter-out $(OUTPUT)/main.o,$(USER_OBJS)) | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+
+demo: deps check-root
+	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/demo
+	$(Q)scripts/demo.sh
+
+test: test-deps check-root
+	$(Q)$(MAKE) --no-print-directory allocprof $(TEST_TARGETS) $(UNIT_TESTS)
+	$(Q)tests/run.py
+
+bench: deps check-root
+	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/bench
+	$(Q)scripts/bench.sh
+
+format:
+	$(Q)clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/targets/*.c tests/targets/*.h
+
+clean:
+	$(call msg,CLEAN,)
+	$(Q)rm -rf $(OUTPUT) allocprof $(VMLINUX)
