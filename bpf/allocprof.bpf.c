@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Allocation probes. One program runs at the entry of every allocator function; its attach
+ * cookie says how to read the size and where the return address is. Per call it does:
+ * per-thread state lookup, the nested-call checks, the sampling countdown; only a sampled
+ * call walks the stack and adds into the per-(process, stack) counters. Every allocation that
+ * is skipped or lost on the way bumps a counter in `stats`.
+ *
+ * A second program stops a freshly exec'd child at the dynamic linker's debugger hook once all
+ * its libraries are mapped, so userspace can attach to its allocator before any of its code
+ * (constructors included) runs.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "allocprof.h"
+
+#define EEXIST	17
+#define SIGSTOP 19
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Configuration, fixed before load. */
+const volatile bool exact = false;
+const volatile __u64 sample_bytes = 512 * 1024;
+const volatile __u32 self_tgid = 0;
+
+/*
+ * Tables filled by userspace after load and before attach (.bss: not stored in the object).
+ * exp_q16: equal-probability quantiles of Exp(1) in Q16, the sampling distances.
+ * weight_q16: f(x) = x / (1 - exp(-x)) in Q16, see allocprof.h.
+ */
+__u32 exp_q16[AP_EXP_TABLE_SIZE];
+__u32 weight_q16[AP_WEIGHT_ENTRIES];
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ap_thread);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* set by userspace */
+	__type(key, __u64);
+	__type(value, struct ap_stack);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* set by userspace */
+	__type(key, struct ap_count_key);
+	__type(value, struct ap_count);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192); /* set by userspace */
+	__type(key, __u32);
+	__type(value, struct ap_proc);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set by userspace to the number of libraries */
+	__type(key, __u32);
+	__type(value, struct ap_lib);
+} libs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_stack);
+} scratch SEC(".maps");
+
+/* tgid -> the mm it was last stopped in at the dynamic linker (one stop per exec). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} rtld_stopped SEC(".maps");
+
+static __always_inline __s64 next_distance(void)
+{
+	__u32 i = bpf_get_prandom_u32() & (AP_EXP_TABLE_SIZE - 1);
+
+	return (__s64)(((__u64)exp_q16[i] * sample_bytes) >> AP_Q) + 1;
+}
+
+/* a * b unless it overflows, written so clang does not turn it into a 128-bit multiply. */
+static __always_inline bool mul_ok(__u64 a, __u64 b, __u64 *r)
+{
+	__u64 p = a * b;
+
+	if (!((a | b) >> 32) || !a) {
+		*r = p;
+		return true;
+	}
+	asm volatile("" : "+r"(p));
+	*r = p;
+	return p / a == b;
+}
+
+/* Size requested by this call; false when the call allocates nothing. */
+static __always_inline bool alloc_size(struct pt_regs *ctx, __u32 kind, __u64 *size)
+{
+	__u64 a = PT_REGS_PARM1(ctx), b = PT_REGS_PARM2(ctx), c = PT_REGS_PARM3(ctx);
+
+	switch (kind) {
+	case AP_SIZE_ARG1:
+		*size = a;
+		return true;
+	case AP_SIZE_ARG2:
+		*size = b;
+		return true;
+	case AP_SIZE_ARG3:
+		*size = c;
+		return true;
+	case AP_SIZE_ARG1_X_ARG2:
+		return mul_ok(a, b, size); /* an overflow fails with ENOMEM */
+	case AP_SIZE_REALLOC:
+		*size = b;
+		return !a || b; /* realloc(p, 0) frees */
+	case AP_SIZE_REALLOCARRAY:
+		return mul_ok(b, c, size) && (!a || *size);
+	}
+	return false;
+}
+
+/* Is `ra` inside one of library `lib`'s probed allocator functions, loaded at `bias`? */
+static __always_inline bool in_allocator(__u32 lib, __u64 bias, __u64 ra)
+{
+	struct ap_lib *l;
+	__u64 rav = ra - bias;
+
+	if (lib == AP_NO_LIB)
+		return false;
+	l = bpf_map_lookup_elem(&libs, &lib);
+	if (!l || rav < l->lo || rav >= l->hi)
+		return false;
+	for (__u32 i = 0; i < AP_MAX_LIB_RANGES; i++) {
+		if (i >= l->nr)
+			break;
+		if (rav >= l->r[i].start && rav < l->r[i].end)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline void touch_proc(__u32 tgid, struct ap_stats *st)
+{
+	struct ap_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+	struct task_struct *task;
+	struct ap_proc np = { .gen = 1 };
+	long err;
+
+	if (p) {
+		__sync_fetch_and_add(&p->gen, 1);
+		return;
+	}
+	/* The process's name is its group leader's; other threads may have renamed themselves. */
+	task = bpf_get_current_task_btf();
+	bpf_probe_read_kernel_str(np.comm, sizeof(np.comm), task->group_leader->comm);
+	err = bpf_map_update_elem(&procs, &tgid, &np, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		st->v[AP_STAT_PROCS_FULL]++;
+}
+
+static __always_inline void add_weights(struct ap_count *c, __u64 size)
+{
+	__u64 r = sample_bytes, xs, i, frac, f, fr;
+
+	if (size >= (__u64)AP_WEIGHT_XMAX * r) {
+		__sync_fetch_and_add(&c->w_objects, 1ull << AP_Q);
+		__sync_fetch_and_add(&c->w_bytes, size);
+		return;
+	}
+	/* x = size / r in steps of 1/2^AP_WEIGHT_STEPS_LOG2, linear interpolation between. */
+	xs = size << AP_WEIGHT_STEPS_LOG2;
+	i = xs / r;
+	frac = ((xs - i * r) << AP_Q) / r;
+	if (i >= AP_WEIGHT_ENTRIES - 1)
+		i = AP_WEIGHT_ENTRIES - 2;
+	f = weight_q16[i];
+	f += (((__u64)weight_q16[i + 1] - f) * frac) >> AP_Q;
+	/*
+	 * An allocation of size s sampled with probability p = 1 - exp(-s/r) stands for 1/p
+	 * allocations and s/p bytes; with x = s/r: s/p = f(x) * r and 1/p = f(x) * r / s.
+	 */
+	fr = f * r;
+	__sync_fetch_and_add(&c->w_bytes, fr >> AP_Q);
+	__sync_fetch_and_add(&c->w_objects, size ? fr / size : 0);
+}
+
+static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u32 tgid, __u64 ra,
+				   __u64 size)
+{
+	struct ap_count_key key = { .pid = tgid };
+	struct ap_count *c;
+	struct ap_stack *s;
+	__u32 zero = 0, nr;
+	__u64 h;
+	long n, err;
+
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return;
+	/*
+	 * Frame 0 of the kernel's walk is the probe site itself and the frame-pointer chain
+	 * starts in the caller's frame, so the caller is missing: put the return address read
+	 * from the stack in place of frame 0.
+	 */
+	n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), BPF_F_USER_STACK);
+	if (n <= 0) {
+		st->v[AP_STAT_STACK_FAIL]++;
+		nr = 1;
+	} else {
+		nr = n / sizeof(__u64);
+		if (nr >= AP_MAX_FRAMES) {
+			nr = AP_MAX_FRAMES;
+			st->v[AP_STAT_STACK_TRUNC]++;
+		}
+	}
+	s->ip[0] = ra;
+	s->nr = nr;
+
+	h = nr * 0x9e3779b97f4a7c15ull;
+	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
+		if (i >= nr)
+			break;
+		h = (h ^ s->ip[i]) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	key.stack = h;
+
+	c = bpf_map_lookup_elem(&counts, &key);
+	if (!c) {
+		struct ap_count zc = {};
+
+		err = bpf_map_update_elem(&stacks, &h, s, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			st->v[AP_STAT_STACKS_FULL]++;
+			return;
+		}
+		err = bpf_map_update_elem(&counts, &key, &zc, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			st->v[AP_STAT_COUNTS_FULL]++;
+			return;
+		}
+		c = bpf_map_lookup_elem(&counts, &key);
+		if (!c) {
+			st->v[AP_STAT_COUNTS_FULL]++;
+			return;
+		}
+		touch_proc(tgid, st);
+	}
+	__sync_fetch_and_add(&c->count, 1);
+	__sync_fetch_and_add(&c->bytes, size);
+	if (!exact)
+		add_weights(c, size);
+	st->v[AP_STAT_SAMPLED]++;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(on_alloc)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, fn, lib, zero = 0;
+	struct ap_thread *t;
+	struct ap_stats *st;
+	__u64 size, sp, ra, bias;
+
+	if (tgid == self_tgid)
+		return 0;
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (!st)
+		return 0;
+	st->v[AP_STAT_CALLS]++;
+
+	t = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		st->v[AP_STAT_NO_THREAD]++;
+		return 0;
+	}
+	if (!t->init) {
+		t->bytes_left = next_distance();
+		t->last_lib = AP_NO_LIB;
+		t->init = 1;
+	}
+	sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
+	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
+		st->v[AP_STAT_RA_FAULT]++;
+		return 0;
+	}
+	/*
+	 * Calls an allocator entry point makes into another one are one allocation, counted at
+	 * the first. A direct call returns into a probed function: of this library (glibc's
+	 * realloc calling malloc), or of the last one entered (libstdc++'s operator new calling
+	 * malloc in libc). A tail call (memalign -> malloc, realloc(NULL, n) -> malloc) arrives
+	 * with the same stack pointer and return address as the call it continues.
+	 */
+	lib = AP_COOKIE_LIB(cookie);
+	bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie); /* %rip is the probe site */
+	fn = AP_COOKIE_FN(cookie);
+	if (in_allocator(lib, bias, ra) ||
+	    (t->last_lib != lib && in_allocator(t->last_lib, t->last_bias, ra)) ||
+	    (sp == t->last_sp && ra == t->last_ra && fn != t->last_fn)) {
+		st->v[AP_STAT_NESTED]++;
+		return 0;
+	}
+	t->last_sp = sp;
+	t->last_ra = ra;
+	t->last_fn = fn;
+	t->last_lib = lib;
+	t->last_bias = bias;
+
+	if (!alloc_size(ctx, AP_COOKIE_KIND(cookie), &size)) {
+		st->v[AP_STAT_NOT_ALLOC]++;
+		return 0;
+	}
+	if (size > (1ull << 62))
+		size = 1ull << 62;
+
+	if (!exact) {
+		t->bytes_left -= (__s64)size;
+		if (t->bytes_left > 0)
+			return 0;
+		t->bytes_left = next_distance();
+	}
+	record(ctx, st, tgid, ra, size);
+	return 0;
+}
+
+/*
+ * On the dynamic linker's _dl_debug_state(): when r_debug says the link map is consistent for
+ * the first time in this address space (the libraries are mapped, no initialiser has run),
+ * stop the process so userspace can attach. Cookie: low 32 bits the probe site's vaddr in
+ * ld.so, high 32 bits the vaddr of _r_debug.
+ */
+SEC("uprobe")
+int BPF_KPROBE(on_rtld_state)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, zero = 0;
+	__u64 base = PT_REGS_IP(ctx) - (cookie & 0xffffffff);
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 mm = (__u64)task->mm, *seen;
+	struct ap_stats *st;
+	int state;
+
+	/* struct r_debug { int r_version; link_map *r_map; ElfW(Addr) r_brk; r_state; ... } */
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)(base + (cookie >> 32) + 24)))
+		return 0;
+	if (state != 0 /* RT_CONSISTENT */)
+		return 0;
+	seen = bpf_map_lookup_elem(&rtld_stopped, &tgid);
+	if (seen && *seen == mm)
+		return 0;
+	bpf_map_update_elem(&rtld_stopped, &tgid, &mm, BPF_ANY);
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (st)
+		st->v[AP_STAT_RTLD_STOPS]++;
+	bpf_send_signal(SIGSTOP);
+	return 0;
+}

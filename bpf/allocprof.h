@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The ABI shared by the BPF programs and userspace: limits, enums, map key and value layouts
+ * and the statistics struct. Plain fixed-width types only, explicit padding, sizes asserted,
+ * so both compilers agree byte for byte.
+ */
+#ifndef ALLOCPROF_H
+#define ALLOCPROF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Frames kept per stack, the immediate caller included (the kernel's limit is 127). */
+#define AP_MAX_FRAMES 127
+
+/* Allocator functions probed in one library, for the nested-call check. */
+#define AP_MAX_LIB_RANGES 24
+#define AP_MAX_LIBS	  AP_NO_LIB
+
+/* Entries of the exponential-draw table used by sampling; a power of two. */
+#define AP_EXP_TABLE_BITS 16
+#define AP_EXP_TABLE_SIZE (1u << AP_EXP_TABLE_BITS)
+
+/*
+ * Weight table: f(x) = x / (1 - exp(-x)) for x = s/R in [0, AP_WEIGHT_XMAX), AP_WEIGHT_STEPS
+ * steps per unit, Q16 fixed point. Beyond AP_WEIGHT_XMAX the weight is 1 to within e^-32.
+ */
+#define AP_WEIGHT_XMAX	     32
+#define AP_WEIGHT_STEPS_LOG2 6
+#define AP_WEIGHT_ENTRIES    ((AP_WEIGHT_XMAX << AP_WEIGHT_STEPS_LOG2) + 1)
+#define AP_Q		     16
+
+/* Largest --sample-bytes; keeps the fixed-point weight arithmetic inside 64 bits. */
+#define AP_MAX_SAMPLE_BYTES (1ull << 30)
+
+/*
+ * How a probed function's size is computed from its arguments. The function identity itself
+ * is kept by userspace; the BPF side needs only the argument shape.
+ */
+enum ap_size_kind {
+	AP_SIZE_ARG1 = 0,	  /* malloc, valloc, pvalloc, operator new */
+	AP_SIZE_ARG2 = 1,	  /* aligned_alloc, memalign */
+	AP_SIZE_ARG3 = 2,	  /* posix_memalign */
+	AP_SIZE_ARG1_X_ARG2 = 3,  /* calloc */
+	AP_SIZE_REALLOC = 4,	  /* realloc: arg2, not an allocation when arg1 && !arg2 */
+	AP_SIZE_REALLOCARRAY = 5, /* reallocarray: arg2 * arg3, same rule as realloc */
+	AP_SIZE_KIND_NR,
+};
+
+/*
+ * The attach cookie of every allocation probe:
+ *   bits  0..3   enum ap_size_kind
+ *   bits  4..9   function id (userspace's index; tells a tail call from one entry to another)
+ *   bits 10..15  8-byte stack slots between the probe's %rsp and the return address
+ *   bits 16..27  library index into the libs map, AP_NO_LIB when there is none
+ *   bits 28..63  the probe site's file virtual address, to find the library's load bias
+ */
+#define AP_NO_LIB	  0xfff
+#define AP_MAX_FNS	  64
+#define AP_MAX_SLOTS	  63
+#define AP_MAX_SITE_VADDR ((1ull << 36) - 1)
+#define AP_COOKIE(kind, fn, slots, lib, vaddr)                                                     \
+	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) | ((__u64)(lib) << 16) |      \
+	 ((__u64)(vaddr) << 28))
+#define AP_COOKIE_KIND(c)  ((__u32)((c)&0xf))
+#define AP_COOKIE_FN(c)	   ((__u32)(((c) >> 4) & 0x3f))
+#define AP_COOKIE_SLOTS(c) ((__u32)(((c) >> 10) & 0x3f))
+#define AP_COOKIE_LIB(c)   ((__u32)(((c) >> 16) & 0xfff))
+#define AP_COOKIE_VADDR(c) ((__u64)(c) >> 28)
+
+/*
+ * Address ranges, in the library's own (file) virtual addresses, of the allocator functions
+ * probed in one library. A call whose return address lies inside one of them is the allocator
+ * calling its own entry point (glibc's realloc calling malloc) and is not counted again.
+ */
+struct ap_range {
+	__u64 start;
+	__u64 end;
+};
+
+struct ap_lib {
+	__u64 lo; /* hull of all ranges, a cheap first test */
+	__u64 hi;
+	__u32 nr;
+	__u32 pad;
+	struct ap_range r[AP_MAX_LIB_RANGES];
+};
+
+/* One user stack, innermost frame first: [0] is the allocator's immediate caller. */
+struct ap_stack {
+	__u32 nr;
+	__u32 pad;
+	__u64 ip[AP_MAX_FRAMES];
+};
+
+struct ap_count_key {
+	__u32 pid; /* tgid */
+	__u32 pad;
+	__u64 stack; /* key into the stacks map: a 64-bit hash of the frames */
+};
+
+/*
+ * Per (pid, stack) counters. `count`/`bytes` are what the probes saw (every call in exact
+ * mode, the sampled calls otherwise); `w_objects` (Q16) and `w_bytes` are the unbiased
+ * estimates of sampled mode, summed per allocation.
+ */
+struct ap_count {
+	__u64 count;
+	__u64 bytes;
+	__u64 w_objects;
+	__u64 w_bytes;
+};
+
+/* Per process: its command name and a generation bumped each time it shows a new stack. */
+struct ap_proc {
+	char comm[16];
+	__u64 gen;
+};
+
+/*
+ * Per thread, in task storage. The last counted call is remembered to recognise the calls an
+ * allocator entry point makes into another one: a tail call arrives with the same stack
+ * pointer and return address; a direct call returns into the caller's library, whose
+ * functions' ranges (and load bias) tell.
+ */
+struct ap_thread {
+	__s64 bytes_left; /* until the next sample */
+	__u64 last_sp;	  /* stack pointer at entry (where the return address is) */
+	__u64 last_ra;	  /* return address */
+	__u64 last_bias;  /* load bias of the library of the last counted entry point */
+	__u32 last_fn;	  /* its function id */
+	__u32 last_lib;	  /* its library index, AP_NO_LIB if none */
+	__u32 init;
+	__u32 pad;
+};
+
+/* Statistics, per CPU; every path that loses or skips an allocation has its own counter. */
+enum ap_stat {
+	AP_STAT_CALLS,	     /* probe hits that reached the program */
+	AP_STAT_NESTED,	     /* allocator calling its own entry point, not counted again */
+	AP_STAT_NOT_ALLOC,   /* realloc(p, 0) and overflowing calloc/reallocarray */
+	AP_STAT_SAMPLED,     /* allocations recorded (all of them in exact mode) */
+	AP_STAT_NO_THREAD,   /* task storage could not be had: allocation lost */
+	AP_STAT_RA_FAULT,    /* return address unreadable: allocation lost */
+	AP_STAT_STACK_FAIL,  /* stack walk failed: recorded with the caller frame only */
+	AP_STAT_STACK_TRUNC, /* stack deeper than AP_MAX_FRAMES: recorded truncated */
+	AP_STAT_STACKS_FULL, /* stacks map full: allocation lost */
+	AP_STAT_COUNTS_FULL, /* counts map full: allocation lost */
+	AP_STAT_PROCS_FULL,  /* procs map full: process named by pid only */
+	AP_STAT_RTLD_STOPS,  /* processes stopped once at the dynamic linker to attach */
+	AP_STAT_NR,
+};
+
+struct ap_stats {
+	__u64 v[AP_STAT_NR];
+};
+
+#ifndef __VMLINUX_H__
+_Static_assert(sizeof(struct ap_lib) == 24 + AP_MAX_LIB_RANGES * 16, "ap_lib layout");
+_Static_assert(sizeof(struct ap_stack) == 8 + AP_MAX_FRAMES * 8, "ap_stack layout");
+_Static_assert(sizeof(struct ap_count_key) == 16, "ap_count_key layout");
+_Static_assert(sizeof(struct ap_count) == 32, "ap_count layout");
+_Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");
+_Static_assert(sizeof(struct ap_thread) == 48, "ap_thread layout");
+#endif
+
+#endif /* ALLOCPROF_H */
