@@ -1,0 +1,228 @@
+/*
+ * What each traced process had mapped, kept past its exit: snapshots of /proc/PID/maps merged
+ * over the capture, and one open descriptor per distinct mapped file so it can be symbolized
+ * after the process (or the file's directory entry) is gone. Knows nothing about symbols.
+ */
+#include "addrspace.h"
+#include "hashmap.h"
+#include "linkmap.h"
+#include "procmaps.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct space {
+	pid_t pid;
+	struct space_map *m; /* sorted by start, non-overlapping */
+	size_t n, cap;
+};
+
+struct addrspaces {
+	struct hashmap *by_pid; /* pid -> index into spaces */
+	struct space *spaces;
+	size_t nspaces, cap;
+	struct hashmap *by_file; /* (dev, ino) -> index into files */
+	struct mapped_file **files;
+	size_t nfiles, fcap;
+	struct hashmap *names; /* interned mapping names */
+	char **strs;
+	size_t nstrs, scap;
+	uint64_t next_id;
+	size_t unreadable;
+};
+
+struct addrspaces *addrspaces__new(void)
+{
+	struct addrspaces *as = xcalloc(1, sizeof(*as));
+
+	as->by_pid = hashmap__new();
+	as->by_file = hashmap__new();
+	as->names = hashmap__new();
+	as->next_id = 1;
+	return as;
+}
+
+void addrspaces__free(struct addrspaces *as)
+{
+	if (!as)
+		return;
+	for (size_t i = 0; i < as->nspaces; i++)
+		free(as->spaces[i].m);
+	for (size_t i = 0; i < as->nfiles; i++) {
+		if (as->files[i]->fd >= 0)
+			close(as->files[i]->fd);
+		free(as->files[i]->path);
+		free(as->files[i]);
+	}
+	for (size_t i = 0; i < as->nstrs; i++)
+		free(as->strs[i]);
+	free(as->strs);
+	free(as->files);
+	free(as->spaces);
+	hashmap__free(as->by_pid);
+	hashmap__free(as->by_file);
+	hashmap__free(as->names);
+	free(as);
+}
+
+static const char *intern(struct addrspaces *as, const char *s)
+{
+	uint64_t idx;
+
+	if (hashmap__get(as->names, s, strlen(s), &idx))
+		return as->strs[idx];
+	grow((void **)&as->strs, &as->scap, as->nstrs + 1, sizeof(*as->strs));
+	as->strs[as->nstrs] = xstrdup(s);
+	hashmap__put(as->names, s, strlen(s), as->nstrs);
+	return as->strs[as->nstrs++];
+}
+
+/*
+ * The file behind a mapping, opened once: through /proc/PID/map_files (the exact file, even
+ * deleted or in another mount namespace), else through /proc/PID/root and its path.
+ */
+static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const struct map_entry *e)
+{
+	uint64_t key[2] = { e->dev, e->ino }, idx;
+	struct mapped_file *f;
+	char path[128];
+	char *rootpath;
+
+	if (hashmap__get(as->by_file, key, sizeof(key), &idx))
+		return as->files[idx];
+	f = xcalloc(1, sizeof(*f));
+	f->dev = e->dev;
+	f->ino = e->ino;
+	f->path = xstrdup(e->path);
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid,
+		 (unsigned long long)e->start, (unsigned long long)e->end);
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0) {
+		rootpath = proc_path(pid, e->path);
+		f->fd = open(rootpath, O_RDONLY | O_CLOEXEC);
+		free(rootpath);
+	}
+	if (f->fd < 0) {
+		as->unreadable++;
+		ap_info("pid %d: cannot open mapped file %s: %s", (int)pid, e->path,
+			strerror(errno));
+	}
+	grow((void **)&as->files, &as->fcap, as->nfiles + 1, sizeof(*as->files));
+	as->files[as->nfiles] = f;
+	hashmap__put(as->by_file, key, sizeof(key), as->nfiles++);
+	return f;
+}
+
+static struct space *get_space(struct addrspaces *as, pid_t pid, bool create)
+{
+	uint64_t key = (uint64_t)pid, idx;
+
+	if (hashmap__get(as->by_pid, &key, sizeof(key), &idx))
+		return &as->spaces[idx];
+	if (!create)
+		return NULL;
+	grow((void **)&as->spaces, &as->cap, as->nspaces + 1, sizeof(*as->spaces));
+	as->spaces[as->nspaces] = (struct space){ .pid = pid };
+	hashmap__put(as->by_pid, &key, sizeof(key), as->nspaces);
+	return &as->spaces[as->nspaces++];
+}
+
+static int cmp_start(const void *a, const void *b)
+{
+	const struct space_map *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
+{
+	struct proc_maps maps;
+	struct space *sp;
+	struct space_map *merged = NULL;
+	size_t n = 0, cap = 0;
+	int err;
+
+	err = proc_maps__read(pid, &maps);
+	if (err)
+		return err;
+	sp = get_space(as, pid, true);
+	/* Only executable mappings hold frames; the rest would only make the profile bigger. */
+	for (size_t i = 0; i < maps.n; i++) {
+		const struct map_entry *e = &maps.e[i];
+		struct space_map sm = { .start = e->start, .end = e->end, .pgoff = e->pgoff };
+		const struct space_map *old;
+
+		if (!e->exec)
+			continue;
+		sm.name = intern(as, e->path ? e->path : "");
+		/* Deleted files too: map_files still opens them. */
+		if (e->path && e->path[0] == '/' && e->ino)
+			sm.file = get_file(as, pid, e);
+		/* The same mapping as before keeps its id, so the profile has one Mapping. */
+		old = addrspaces__find(as, pid, e->start);
+		if (old && old->start == sm.start && old->end == sm.end && old->pgoff == sm.pgoff &&
+		    old->file == sm.file)
+			sm.id = old->id;
+		else
+			sm.id = as->next_id++;
+		grow((void **)&merged, &cap, n + 1, sizeof(*merged));
+		merged[n++] = sm;
+	}
+	/* Older mappings nothing overlaps now: unmapped since, but earlier stacks point there. */
+	for (size_t i = 0; i < sp->n; i++) {
+		const struct space_map *o = &sp->m[i];
+		bool overlap = false;
+
+		/* (A mapping still there overlaps itself: it is in `merged` already.) */
+		for (size_t j = 0; j < n && !overlap; j++)
+			overlap = o->start < merged[j].end && merged[j].start < o->end;
+		if (!overlap) {
+			grow((void **)&merged, &cap, n + 1, sizeof(*merged));
+			merged[n++] = *o;
+		}
+	}
+	qsort(merged, n, sizeof(*merged), cmp_start);
+	free(sp->m);
+	sp->m = merged;
+	sp->n = n;
+	sp->cap = cap;
+	proc_maps__free(&maps);
+	return 0;
+}
+
+bool addrspaces__known(const struct addrspaces *as, pid_t pid)
+{
+	return get_space((struct addrspaces *)as, pid, false) != NULL;
+}
+
+const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint64_t addr)
+{
+	struct space *sp = get_space((struct addrspaces *)as, pid, false);
+	size_t lo = 0, hi;
+
+	if (!sp)
+		return NULL;
+	hi = sp->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (addr < sp->m[mid].start)
+			hi = mid;
+		else if (addr >= sp->m[mid].end)
+			lo = mid + 1;
+		else
+			return &sp->m[mid];
+	}
+	return NULL;
+}
+
+size_t addrspaces__unreadable(const struct addrspaces *as)
+{
+	return as->unreadable;
+}

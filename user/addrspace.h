@@ -1,0 +1,42 @@
+/*
+ * What each traced process had mapped, kept past its exit: snapshots of /proc/PID/maps merged
+ * over the capture, and one open descriptor per distinct mapped file so it can be symbolized
+ * after the process (or the file's directory entry) is gone. Knows nothing about symbols.
+ */
+#ifndef ALLOCPROF_ADDRSPACE_H
+#define ALLOCPROF_ADDRSPACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mapped_file {
+	uint64_t dev, ino;
+	char *path; /* as the process saw it */
+	int fd;	    /* -1 when it could not be opened */
+};
+
+struct space_map {
+	uint64_t start, end, pgoff;
+	struct mapped_file *file; /* NULL: anonymous or a kernel mapping like [vdso] */
+	const char *name;	  /* the maps line's name, "" for anonymous */
+	uint64_t id;		  /* unique over the capture, for the profile's Mapping ids */
+};
+
+struct addrspaces;
+
+struct addrspaces *addrspaces__new(void);
+void addrspaces__free(struct addrspaces *as);
+
+/*
+ * Reads pid's mappings now and merges them into what is known of it: a mapping seen before
+ * and overlapped by none now is kept, so stacks recorded earlier still resolve. 0 or -errno.
+ */
+int addrspaces__snapshot(struct addrspaces *as, pid_t pid);
+bool addrspaces__known(const struct addrspaces *as, pid_t pid);
+const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint64_t addr);
+/* Files that could not be opened (each counted once), for the capture's statistics. */
+size_t addrspaces__unreadable(const struct addrspaces *as);
+
+#endif

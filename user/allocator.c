@@ -1,0 +1,216 @@
+/*
+ * Which allocator a process uses: the allocation entry points we know (malloc,
+ * calloc, ..., the C++ operator new family) resolved the way the dynamic linker
+ * binds them, first definition in load order, into a plan of probe sites (file,
+ * offset, size kind). Owns the function table; knows nothing about BPF.
+ */
+#include "allocator.h"
+#include "elffile.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Order matters twice: malloc first (the plan's anchor), and among aliases the
+ * first wins. */
+const struct alloc_fn alloc_fns[] = {
+	{ "malloc", "malloc", AP_SIZE_ARG1, FN_ALLOC },
+	{ "calloc", "calloc", AP_SIZE_ARG1_X_ARG2, FN_ALLOC },
+	{ "realloc", "realloc", AP_SIZE_REALLOC, FN_ALLOC },
+	{ "reallocarray", "reallocarray", AP_SIZE_REALLOCARRAY, FN_ALLOC },
+	{ "posix_memalign", "posix_memalign", AP_SIZE_ARG3, FN_ALLOC },
+	{ "aligned_alloc", "aligned_alloc", AP_SIZE_ARG2, FN_ALLOC },
+	{ "memalign", "memalign", AP_SIZE_ARG2, FN_ALLOC },
+	{ "valloc", "valloc", AP_SIZE_ARG1, FN_ALLOC },
+	{ "pvalloc", "pvalloc", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_Znwm", "operator new(size_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_Znam", "operator new[](size_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_ZnwmRKSt9nothrow_t", "operator new(size_t, nothrow_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_ZnamRKSt9nothrow_t", "operator new[](size_t, nothrow_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_ZnwmSt11align_val_t", "operator new(size_t, align_val_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_ZnamSt11align_val_t", "operator new[](size_t, align_val_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_ZnwmSt11align_val_tRKSt9nothrow_t", "operator new(size_t, align_val_t, nothrow_t)",
+	  AP_SIZE_ARG1, FN_ALLOC },
+	{ "_ZnamSt11align_val_tRKSt9nothrow_t", "operator new[](size_t, align_val_t, nothrow_t)",
+	  AP_SIZE_ARG1, FN_ALLOC },
+	{ "free", "free", AP_SIZE_ARG1, FN_FREE },
+	{ "cfree", "cfree", AP_SIZE_ARG1, FN_FREE },
+};
+const size_t alloc_fns_nr = ARRAY_SIZE(alloc_fns);
+
+_Static_assert(ARRAY_SIZE(alloc_fns) <= AP_MAX_FNS, "function ids must fit the cookie");
+
+struct candidate {
+	struct elf_file *ef;
+	unsigned int lib;
+	bool is_exe;
+};
+
+static unsigned int add_lib(struct alloc_plan *p, size_t *cap, const struct loaded_obj *o,
+			    const char *open_path)
+{
+	for (size_t i = 0; i < p->nlibs; i++)
+		if (p->libs[i].dev == o->dev && p->libs[i].ino == o->ino &&
+		    !strcmp(p->libs[i].path, o->path))
+			return (unsigned int)i;
+	grow((void **)&p->libs, cap, p->nlibs + 1, sizeof(*p->libs));
+	p->libs[p->nlibs] = (struct alloc_lib){
+		.path = xstrdup(o->path),
+		.open_path = xstrdup(open_path),
+		.dev = o->dev,
+		.ino = o->ino,
+	};
+	return (unsigned int)p->nlibs++;
+}
+
+/*
+ * The object that binds `name`: the first in load order with a dynamic
+ * definition; a statically linked executable's own .symtab counts too (nothing
+ * else is loaded then).
+ */
+static int find_def(struct candidate *c, size_t n, bool static_exe, const char *name,
+		    struct elf_sym *sym)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].ef || elf_file__lookup(c[i].ef, name, sym) || sym->object)
+			continue;
+		if (sym->dynamic || (c[i].is_exe && static_exe))
+			return (int)i;
+	}
+	return -1;
+}
+
+static void add_site(struct alloc_plan *p, size_t *cap, const struct candidate *c, unsigned int fn,
+		     const struct elf_sym *sym)
+{
+	uint64_t off;
+
+	/* One probe per address: glibc's memalign is aligned_alloc, tcmalloc's free
+	 * is cfree. */
+	for (size_t i = 0; i < p->nsites; i++) {
+		struct probe_site *s = &p->sites[i];
+		size_t len = strlen(s->aliases);
+
+		if (s->lib != c->lib || s->vaddr != sym->vaddr)
+			continue;
+		if (alloc_fns[s->fn].role != alloc_fns[fn].role)
+			ap_warn("%s and %s share an address in %s; probing it as %s",
+				alloc_fns[s->fn].name, alloc_fns[fn].name, p->libs[c->lib].path,
+				alloc_fns[s->fn].name);
+		snprintf(s->aliases + len, sizeof(s->aliases) - len, "%s%s", len ? ", " : "",
+			 alloc_fns[fn].pretty);
+		return;
+	}
+	if (elf_file__vaddr_to_offset(c->ef, sym->vaddr, &off)) {
+		ap_warn("%s in %s: no file offset for address 0x%llx; not probed",
+			alloc_fns[fn].name, p->libs[c->lib].path, (unsigned long long)sym->vaddr);
+		return;
+	}
+	grow((void **)&p->sites, cap, p->nsites + 1, sizeof(*p->sites));
+	p->sites[p->nsites++] = (struct probe_site){
+		.fn = fn,
+		.lib = c->lib,
+		.vaddr = sym->vaddr,
+		.size = sym->size ? sym->size : 1,
+		.offset = off,
+	};
+}
+
+static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_plan *p)
+{
+	size_t cap = 0;
+	int malloc_def = -1;
+
+	for (unsigned int fn = 0; fn < alloc_fns_nr; fn++) {
+		struct elf_sym sym;
+		int def = find_def(c, n, static_exe, alloc_fns[fn].name, &sym);
+
+		if (def < 0)
+			continue;
+		if (fn == 0)
+			malloc_def = def;
+		if (malloc_def < 0)
+			break;
+		/*
+		 * operator new is probed where it resolves. In the allocator it is the only
+		 * probe on the call; libstdc++'s calls malloc, and that inner call is
+		 * recognised as nested. Probing it costs a second trap per new, but without
+		 * it the allocation site would be lost: libstdc++ keeps no frame pointer,
+		 * so the frame-pointer walk from malloc skips operator new's caller.
+		 */
+		if (sym.ifunc) {
+			ap_warn("%s in %s is resolved at run time (IFUNC); not probed",
+				alloc_fns[fn].name, p->libs[c[def].lib].path);
+			continue;
+		}
+		add_site(p, &cap, &c[def], fn, &sym);
+	}
+	if (malloc_def < 0)
+		return -ENOENT;
+	p->malloc_lib = (int)c[malloc_def].lib;
+	return 0;
+}
+
+int alloc_plan__resolve(pid_t pid, const struct load_order *lo, struct alloc_plan *out)
+{
+	struct candidate *c = xcalloc(lo->n, sizeof(*c));
+	size_t libcap = 0;
+	bool static_exe;
+	int err;
+
+	*out = (struct alloc_plan){ .malloc_lib = -1 };
+	for (size_t i = 0; i < lo->n; i++) {
+		char *open_path = pid ? proc_path(pid, lo->o[i].path) : xstrdup(lo->o[i].path);
+
+		c[i].ef = elf_file__open(open_path);
+		if (!c[i].ef)
+			ap_info("cannot read %s: %s", open_path, strerror(errno));
+		c[i].lib = add_lib(out, &libcap, &lo->o[i], open_path);
+		c[i].is_exe = i == 0;
+		free(open_path);
+	}
+	static_exe = lo->n && c[0].ef && !elf_file__interp(c[0].ef) && !lo->from_link_map;
+	err = resolve(c, lo->n, static_exe, out);
+	for (size_t i = 0; i < lo->n; i++)
+		elf_file__free(c[i].ef);
+	free(c);
+	if (err)
+		alloc_plan__free(out);
+	return err;
+}
+
+int alloc_plan__resolve_file(const char *path, struct alloc_plan *out)
+{
+	struct loaded_obj o = { .path = (char *)path };
+	struct load_order lo = { .o = &o, .n = 1 };
+
+	return alloc_plan__resolve(0, &lo, out);
+}
+
+void alloc_plan__free(struct alloc_plan *p)
+{
+	for (size_t i = 0; i < p->nlibs; i++) {
+		free(p->libs[i].path);
+		free(p->libs[i].open_path);
+	}
+	free(p->libs);
+	free(p->sites);
+	*p = (struct alloc_plan){ .malloc_lib = -1 };
+}
+
+void alloc_plan__print(const struct alloc_plan *p, const char *what)
+{
+	if (!verbose)
+		return;
+	ap_info("%s: allocator %s", what, p->malloc_lib >= 0 ? p->libs[p->malloc_lib].path : "?");
+	for (size_t i = 0; i < p->nsites; i++) {
+		const struct probe_site *s = &p->sites[i];
+
+		ap_info("  %-22s %s+0x%llx (offset 0x%llx)%s%s%s", alloc_fns[s->fn].pretty,
+			p->libs[s->lib].path, (unsigned long long)s->vaddr,
+			(unsigned long long)s->offset, s->aliases[0] ? " also " : "", s->aliases,
+			alloc_fns[s->fn].role == FN_FREE ? " [not probed]" : "");
+	}
+}

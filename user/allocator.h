@@ -1,0 +1,68 @@
+/*
+ * Which allocator a process uses: the allocation entry points we know (malloc, calloc, ...,
+ * the C++ operator new family) resolved the way the dynamic linker binds them, first
+ * definition in load order, into a plan of probe sites (file, offset, size kind). Owns the
+ * function table; knows nothing about BPF.
+ */
+#ifndef ALLOCPROF_ALLOCATOR_H
+#define ALLOCPROF_ALLOCATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "allocprof.h"
+#include "linkmap.h"
+
+enum fn_role {
+	FN_ALLOC,
+	FN_FREE,
+};
+
+struct alloc_fn {
+	const char *name;
+	const char *pretty; /* for messages: "operator new(size_t)" */
+	enum ap_size_kind kind;
+	enum fn_role role;
+};
+
+extern const struct alloc_fn alloc_fns[];
+extern const size_t alloc_fns_nr;
+
+struct alloc_lib {
+	char *path;	 /* as the process sees it */
+	char *open_path; /* how we open it: /proc/PID/root + path */
+	uint64_t dev, ino;
+};
+
+struct probe_site {
+	unsigned int fn;    /* index into alloc_fns */
+	unsigned int lib;   /* index into plan.libs */
+	uint64_t vaddr;	    /* in the file's own address space */
+	uint64_t size;	    /* of the function, from its symbol */
+	uint64_t offset;    /* file offset of vaddr: what a uprobe is placed at */
+	unsigned int slots; /* 8-byte stack slots from %rsp to the return address at the site */
+	char aliases[96];   /* other names at the same address, for messages */
+};
+
+struct alloc_plan {
+	struct alloc_lib *libs;
+	size_t nlibs;
+	struct probe_site *sites;
+	size_t nsites;
+	int malloc_lib; /* index of the object providing malloc */
+};
+
+/*
+ * Resolves the plan for `pid` (0: none, read files as they are, for a command not started
+ * yet) from objects in load order. -ENOENT when no object provides malloc.
+ */
+int alloc_plan__resolve(pid_t pid, const struct load_order *lo, struct alloc_plan *out);
+/* The plan for a statically linked executable at `path`. */
+int alloc_plan__resolve_file(const char *path, struct alloc_plan *out);
+void alloc_plan__free(struct alloc_plan *p);
+/* One line per probed function, for -v. */
+void alloc_plan__print(const struct alloc_plan *p, const char *what);
+
+#endif

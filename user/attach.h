@@ -1,0 +1,36 @@
+/*
+ * Attaching uprobes: turns plans into links, one per (process, file, offset), never two on one
+ * site, and keeps the BPF side's table of allocator function ranges per library up to date.
+ * Owns the links; knows nothing about how a plan was made or what the program does.
+ */
+#ifndef ALLOCPROF_ATTACH_H
+#define ALLOCPROF_ATTACH_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "allocator.h"
+
+struct bpf_program;
+struct attacher;
+
+/* `libs_fd`: the libs map, or -1 when the program does no nested-call check (the floor). */
+struct attacher *attacher__new(struct bpf_program *prog, int libs_fd);
+void attacher__free(struct attacher *a);
+
+/*
+ * Attaches every allocation site of `plan` for `pid` (-1: every process). 0 or -errno with a
+ * message printed; sites already attached for that pid are skipped. *added counts new links.
+ */
+int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *plan, size_t *added);
+
+/*
+ * Attaches `prog` at the dynamic linker's _dl_debug_state in `rtld_path` (opened as given)
+ * for `pid`, with the cookie the program needs to find r_debug. 0 or -errno.
+ */
+int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
+		       const char *rtld_path);
+
+size_t attacher__links(const struct attacher *a);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * Turning the kernel's counters into a profile: drains the counts, stacks, procs and stats
+ * maps in batches after the probes are detached, resolves each frame to a mapping and a
+ * symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
+ * capture was run.
+ */
+#ifndef ALLOCPROF_COLLECT_H
+#define ALLOCPROF_COLLECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "allocprof.h"
+
+struct bpf_map;
+struct addrspaces;
+struct symbolizer;
+struct profile;
+
+struct collect_maps {
+	int counts_fd, stacks_fd, procs_fd, stats_fd;
+};
+
+struct collect_stats {
+	struct ap_stats bpf;	      /* summed over CPUs */
+	uint64_t samples;	      /* (process, stack) pairs written */
+	uint64_t frames;	      /* frames written */
+	uint64_t frames_unmapped;     /* in no mapping we saw: address only */
+	uint64_t frames_unsymbolized; /* in a mapping but no symbol found */
+	uint64_t stacks_missing;      /* counter without its stack: sample written frameless */
+	uint64_t procs;		      /* distinct processes with samples */
+	double objects, bytes;	      /* totals written (estimates when sampled) */
+};
+
+/* Sums the per-CPU statistics. 0 or -errno. */
+int collect_read_stats(int stats_fd, struct ap_stats *out);
+
+/*
+ * Adds every counter as a sample to `p`: values alloc_objects, alloc_space (unbiased estimates
+ * unless `exact`). 0 or -errno.
+ */
+int collect_samples(const struct collect_maps *m, bool exact, struct addrspaces *as,
+		    struct symbolizer *sym, struct profile *p, struct collect_stats *st);
+
+#endif

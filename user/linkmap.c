@@ -1,0 +1,191 @@
+/*
+ * The objects a live process has loaded, in the dynamic linker's search order: read from the
+ * dynamic linker's r_debug/link_map list in the process's memory, which is that order (the
+ * executable, preloaded libraries, then needed libraries breadth-first). Owns the reading of
+ * another process's memory; knows nothing about allocators.
+ */
+#include "linkmap.h"
+#include "elffile.h"
+#include "util.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Enough for any real program; the walk stops here rather than trust a corrupt list. */
+#define MAX_OBJECTS 4096
+
+char *proc_path(pid_t pid, const char *path)
+{
+	return xasprintf("/proc/%d/root%s", (int)pid, path);
+}
+
+int proc_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, len, (off_t)addr);
+	if (n < 0)
+		err = -errno;
+	else if ((size_t)n != len)
+		err = -EIO;
+	close(fd);
+	return err;
+}
+
+static int read_auxv(pid_t pid, uint64_t *at_base, uint64_t *at_phdr)
+{
+	char path[64];
+	uint64_t v[2];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*at_base = *at_phdr = 0;
+	while (read(fd, v, sizeof(v)) == sizeof(v) && v[0] != AT_NULL) {
+		if (v[0] == AT_BASE)
+			*at_base = v[1];
+		else if (v[0] == AT_PHDR)
+			*at_phdr = v[1];
+	}
+	close(fd);
+	return 0;
+}
+
+/* Adds the object mapped by `e` once; its first (lowest) mapping gives the base. */
+static void add_obj(struct load_order *lo, size_t *cap, const struct map_entry *e,
+		    const struct proc_maps *m)
+{
+	struct loaded_obj o = { .path = xstrdup(e->path), .dev = e->dev, .ino = e->ino };
+
+	for (size_t i = 0; i < lo->n; i++)
+		if (lo->o[i].dev == e->dev && lo->o[i].ino == e->ino) {
+			free(o.path);
+			return;
+		}
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->e[i].dev == e->dev && m->e[i].ino == e->ino) {
+			o.base = m->e[i].start;
+			break;
+		}
+	}
+	grow((void **)&lo->o, cap, lo->n + 1, sizeof(*lo->o));
+	lo->o[lo->n++] = o;
+}
+
+/* struct r_debug and struct link_map, as glibc and musl lay them out on 64-bit targets. */
+struct r_debug64 {
+	int32_t r_version;
+	int32_t pad;
+	uint64_t r_map, r_brk;
+	int32_t r_state;
+};
+
+struct link_map64 {
+	uint64_t l_addr, l_name, l_ld, l_next, l_prev;
+};
+
+static int walk_link_map(pid_t pid, const struct proc_maps *m, const char *rtld_path,
+			 struct load_order *lo, size_t *cap)
+{
+	struct elf_sym sym;
+	struct elf_file *ef;
+	struct r_debug64 rd;
+	uint64_t lm_addr, rd_addr;
+	char *open_path = proc_path(pid, rtld_path);
+	int err, n = 0;
+
+	ef = elf_file__open(open_path);
+	free(open_path);
+	if (!ef)
+		return -errno;
+	err = elf_file__lookup(ef, "_r_debug", &sym);
+	elf_file__free(ef);
+	if (err)
+		return err;
+	rd_addr = lo->rtld_base + sym.vaddr;
+	err = proc_mem_read(pid, rd_addr, &rd, sizeof(rd));
+	if (err)
+		return err;
+	if (!rd.r_map)
+		return -EAGAIN; /* the dynamic linker has not started its list yet */
+	lo->rtld_consistent = rd.r_state == 0;
+	for (lm_addr = rd.r_map; lm_addr && n < MAX_OBJECTS; n++) {
+		const struct map_entry *e;
+		struct link_map64 lm;
+
+		err = proc_mem_read(pid, lm_addr, &lm, sizeof(lm));
+		if (err)
+			return err;
+		/*
+		 * l_name may be a path the mappings spell differently (/lib vs /usr/lib): the
+		 * object is the file whose mapping holds its dynamic section. The executable
+		 * (empty name) is found the same way; the vDSO has no file and is skipped.
+		 */
+		e = proc_maps__find(m, lm.l_ld);
+		if (e && map_entry__is_file(e))
+			add_obj(lo, cap, e, m);
+		lm_addr = lm.l_next;
+	}
+	return 0;
+}
+
+int load_order__read(pid_t pid, const struct proc_maps *m, struct load_order *out)
+{
+	const struct map_entry *exe, *rtld;
+	uint64_t at_phdr = 0;
+	size_t cap = 0;
+	int err;
+
+	*out = (struct load_order){};
+	err = read_auxv(pid, &out->rtld_base, &at_phdr);
+	if (err)
+		return err;
+	/* The executable is the mapping holding its own program headers. */
+	exe = proc_maps__find(m, at_phdr);
+	if (!exe || !map_entry__is_file(exe))
+		return -ENOEXEC;
+	add_obj(out, &cap, exe, m);
+
+	rtld = out->rtld_base ? proc_maps__find(m, out->rtld_base) : NULL;
+	if (rtld && map_entry__is_file(rtld)) {
+		char *rtld_path = xstrdup(rtld->path);
+
+		err = walk_link_map(pid, m, rtld_path, out, &cap);
+		free(rtld_path);
+		if (!err) {
+			out->from_link_map = true;
+			return 0;
+		}
+		ap_info("pid %d: cannot read the dynamic linker's list (%s); guessing load order "
+			"from mappings",
+			(int)pid, strerror(-err));
+	} else {
+		out->rtld_consistent = true; /* statically linked: nothing more will be loaded */
+	}
+	/* No link map: every executable file mapping, by address (right for static binaries). */
+	for (size_t i = 0; i < m->n; i++)
+		if (m->e[i].exec && map_entry__is_file(&m->e[i]))
+			add_obj(out, &cap, &m->e[i], m);
+	return 0;
+}
+
+void load_order__free(struct load_order *lo)
+{
+	for (size_t i = 0; i < lo->n; i++)
+		free(lo->o[i].path);
+	free(lo->o);
+	*lo = (struct load_order){};
+}

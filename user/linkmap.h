@@ -1,0 +1,41 @@
+/*
+ * The objects a live process has loaded, in the dynamic linker's search order: read from the
+ * dynamic linker's r_debug/link_map list in the process's memory, which is that order (the
+ * executable, preloaded libraries, then needed libraries breadth-first). Owns the reading of
+ * another process's memory; knows nothing about allocators.
+ */
+#ifndef ALLOCPROF_LINKMAP_H
+#define ALLOCPROF_LINKMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "procmaps.h"
+
+struct loaded_obj {
+	char *path;	   /* as the process sees it (its mount namespace) */
+	uint64_t base;	   /* lowest mapped address of its first segment (0 if unknown) */
+	uint64_t dev, ino; /* from the mapping, to match snapshots; 0 if not mapped */
+};
+
+struct load_order {
+	struct loaded_obj *o;
+	size_t n;
+	bool from_link_map; /* false: the executable then mappings by address (a guess) */
+	bool rtld_consistent;
+	uint64_t rtld_base; /* AT_BASE: where the dynamic linker is loaded, 0 if static */
+};
+
+/* 0 or -errno; `maps` is a snapshot of the same process. */
+int load_order__read(pid_t pid, const struct proc_maps *maps, struct load_order *out);
+void load_order__free(struct load_order *lo);
+
+/* /proc/PID/root + path: how we open a file the way the process sees it. */
+char *proc_path(pid_t pid, const char *path);
+
+/* Reads len bytes at addr of pid's memory. 0 or -errno. */
+int proc_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * `allocprof record` options: the one place the command line is parsed and checked. Every
+ * bad value gets one line naming the option and what was expected; nothing else here prints.
+ */
+#include "options.h"
+#include "allocprof.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void record_usage(FILE *f)
+{
+	fputs("usage: allocprof record [TARGET] [options]\n"
+	      "\n"
+	      "Records the allocations of live processes into a gzipped pprof profile.\n"
+	      "\n"
+	      "Target (one of):\n"
+	      "  -p, --pid PID[,PID...]   attach to running processes\n"
+	      "  -a, --all                every process on the host that uses an allocator seen\n"
+	      "                           at start (libraries first loaded later are not traced)\n"
+	      "  -- CMD [ARGS...]         start CMD with the probes attached before it runs; its\n"
+	      "                           exit status becomes allocprof's\n"
+	      "\n"
+	      "Options:\n"
+	      "  -d, --duration DURATION  stop after DURATION (500ms, 30s, 2m, 1h); default: at\n"
+	      "                           Ctrl-C/SIGTERM or when every target has exited\n"
+	      "  -o, --output FILE        where the profile goes (default:\n"
+	      "                           allocprof-<host>-<time>.pb.gz in this directory)\n"
+	      "      --sample-bytes N     sample one allocation per N bytes on average, per "
+	      "thread\n"
+	      "                           (default 512KiB; accepts k, M, G suffixes)\n"
+	      "      --exact              record every allocation (higher overhead)\n"
+	      "  -n, --top N              functions to summarize on stderr at the end (default\n"
+	      "                           10, 0: none)\n"
+	      "  -q, --quiet              print nothing but errors and warnings\n"
+	      "      --max-stacks N       distinct stacks kept in the kernel (default 16384)\n"
+	      "  -v, --verbose            more detail (-vv: also libbpf's debug output)\n"
+	      "  -h, --help               this text\n"
+	      "\n"
+	      "Exit status: 0 when the profile was written (with -- CMD: CMD's status),\n"
+	      "1 when it could not be, 2 for a bad command line.\n",
+	      f);
+}
+
+static int bad(const char *fmt, const char *arg)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), fmt, arg);
+	ap_err("%s", buf);
+	fputs("Try 'allocprof record --help'.\n", stderr);
+	return 2;
+}
+
+static int parse_pids(const char *arg, struct record_opts *o)
+{
+	char *copy = xstrdup(arg), *save = NULL;
+	size_t cap = o->npids;
+	int ret = 0;
+
+	if (!*arg || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,"))
+		ret = bad("bad pid list '%s': expected PID[,PID...]", arg);
+	for (char *t = strtok_r(copy, ",", &save); t && !ret; t = strtok_r(NULL, ",", &save)) {
+		uint64_t v;
+		int err = parse_u64(t, 1, INT_MAX, &v);
+
+		if (err) {
+			ret = bad(err == -ERANGE ? "pid '%s' is out of range"
+						 : "pid '%s' is not a number",
+				  t);
+			break;
+		}
+		grow((void **)&o->pids, &cap, o->npids + 1, sizeof(*o->pids));
+		o->pids[o->npids++] = (pid_t)v;
+	}
+	free(copy);
+	return ret;
+}
+
+int record_opts__parse(int argc, char **argv, struct record_opts *o)
+{
+	enum { OPT_SAMPLE_BYTES = 256, OPT_EXACT, OPT_MAX_STACKS };
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "sample-bytes", required_argument, NULL, OPT_SAMPLE_BYTES },
+		{ "exact", no_argument, NULL, OPT_EXACT },
+		{ "top", required_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	bool sample_given = false;
+	int c, ret, targets;
+
+	*o = (struct record_opts){
+		.sample_bytes = DEFAULT_SAMPLE_BYTES,
+		.top = 10,
+		.max_stacks = DEFAULT_MAX_STACKS,
+	};
+	optind = 1;
+	opterr = 0;
+	/* "+": stop at the first non-option, so CMD's own options are left to CMD. */
+	while ((c = getopt_long(argc, argv, "+p:ad:o:n:qvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if ((ret = parse_pids(optarg, o)))
+				return ret;
+			break;
+		case 'a':
+			o->all = true;
+			break;
+		case 'd':
+			ret = parse_duration_ns(optarg, &o->duration_ns);
+			if (ret)
+				return bad(ret == -ERANGE ? "duration '%s' is out of range"
+							  : "bad duration '%s': expected e.g. "
+							    "500ms, 30s, 2m, 1h",
+					   optarg);
+			break;
+		case 'o':
+			if (!*optarg)
+				return bad("empty output file name%s", "");
+			o->output = optarg;
+			break;
+		case OPT_SAMPLE_BYTES:
+			if (parse_size(optarg, &o->sample_bytes) || o->sample_bytes < 1 ||
+			    o->sample_bytes > AP_MAX_SAMPLE_BYTES)
+				return bad(
+					"bad --sample-bytes '%s': expected a size from 1 to 1GiB "
+					"(e.g. 4096, 512k, 1M)",
+					optarg);
+			sample_given = true;
+			break;
+		case OPT_EXACT:
+			o->exact = true;
+			break;
+		case 'n':
+			if (parse_u64(optarg, 0, 1000000, &o->top))
+				return bad("bad --top '%s': expected a number from 0 to 1000000",
+					   optarg);
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case OPT_MAX_STACKS:
+			if (parse_u64(optarg, 16, 1u << 22, &o->max_stacks))
+				return bad("bad --max-stacks '%s': expected a number from 16 to "
+					   "4194304",
+					   optarg);
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			record_usage(stdout);
+			return -1; /* done, successfully */
+		case ':':
+			return bad("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return bad("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	/* getopt consumes a "--" and stops after it: what follows is CMD. */
+	if (optind < argc) {
+		if (strcmp(argv[optind - 1], "--"))
+			return bad("unexpected argument '%s' (put a command after --)",
+				   argv[optind]);
+		o->cmd = &argv[optind];
+	}
+	if (o->exact && sample_given)
+		return bad("--exact and --sample-bytes contradict each other%s", "");
+	targets = (o->npids > 0) + o->all + (o->cmd != NULL);
+	if (targets == 0)
+		return bad("no target: give -p PID, -a, or -- CMD%s", "");
+	if (targets > 1)
+		return bad("give one target: -p PID, -a, or -- CMD%s", "");
+	if (o->exact)
+		o->sample_bytes = 1;
+	return 0;
+}
+
+void record_opts__free(struct record_opts *o)
+{
+	free(o->pids);
+	o->pids = NULL;
+}

@@ -1,0 +1,36 @@
+/*
+ * `allocprof record` options: the one place the command line is parsed and checked. Every
+ * bad value gets one line naming the option and what was expected; nothing else here prints.
+ */
+#ifndef ALLOCPROF_OPTIONS_H
+#define ALLOCPROF_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define DEFAULT_SAMPLE_BYTES (512 * 1024)
+#define DEFAULT_MAX_STACKS   16384
+
+struct record_opts {
+	pid_t *pids;
+	size_t npids;
+	bool all;
+	char **cmd;	      /* argv after "--", NULL-terminated; NULL when none */
+	uint64_t duration_ns; /* 0: until Ctrl-C or every target exits */
+	const char *output;   /* NULL: allocprof-<host>-<time>.pb.gz */
+	uint64_t sample_bytes;
+	bool exact;
+	uint64_t top; /* functions printed at the end; 0: none */
+	bool quiet;
+	uint64_t max_stacks;
+};
+
+/* 0 when the options are good, -1 after --help, else 2 with the reason printed. */
+int record_opts__parse(int argc, char **argv, struct record_opts *o);
+void record_opts__free(struct record_opts *o);
+void record_usage(FILE *f);
+
+#endif

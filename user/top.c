@@ -1,0 +1,239 @@
+/*
+ * `allocprof top`: the top functions of any pprof profile by one sample type, as text, with
+ * flat and cumulative values like `pprof -top`. Works on the decoded message, ours or Go's.
+ */
+#include "top.h"
+#include "hashmap.h"
+#include "pprof.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct row {
+	const char *name;
+	const char *file;
+	int64_t best_line, best_line_flat;
+	int64_t flat, cum;
+	uint64_t last_sample; /* to count cum once per sample */
+};
+
+int top_sample_index(const Perftools__Profiles__Profile *p, const char *name)
+{
+	uint64_t idx;
+
+	if (!name) {
+		const char *def = pprof_str(p, p->default_sample_type);
+
+		for (size_t i = 0; *def && i < p->n_sample_type; i++)
+			if (!strcmp(pprof_str(p, p->sample_type[i]->type), def))
+				return (int)i;
+		return p->n_sample_type ? (int)p->n_sample_type - 1 : -1;
+	}
+	for (size_t i = 0; i < p->n_sample_type; i++)
+		if (!strcmp(pprof_str(p, p->sample_type[i]->type), name))
+			return (int)i;
+	if (!parse_u64(name, 0, p->n_sample_type ? p->n_sample_type - 1 : 0, &idx) &&
+	    p->n_sample_type)
+		return (int)idx;
+	return -1;
+}
+
+static const char *fmt_value(int64_t v, const char *unit, char *buf, size_t len)
+{
+	if (!strcmp(unit, "bytes"))
+		return fmt_bytes((double)v, buf, len);
+	if (!strcmp(unit, "nanoseconds")) {
+		snprintf(buf, len, "%.3fs", (double)v / 1e9);
+		return buf;
+	}
+	snprintf(buf, len, "%" PRId64, v);
+	return buf;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+
+	if (x->flat != y->flat)
+		return x->flat < y->flat ? 1 : -1;
+	if (x->cum != y->cum)
+		return x->cum < y->cum ? 1 : -1;
+	return strcmp(x->name, y->name);
+}
+
+void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t n)
+{
+	struct hashmap *loc_idx = hashmap__new(), *fn_idx = hashmap__new(),
+		       *row_of = hashmap__new();
+	struct row *rows = NULL;
+	size_t nrows = 0, cap = 0;
+	const char *unit = pprof_str(p, p->sample_type[si]->unit);
+	int64_t total = 0, sum = 0;
+	char b1[32], b2[32];
+
+	for (size_t i = 0; i < p->n_location; i++)
+		hashmap__put(loc_idx, &p->location[i]->id, sizeof(uint64_t), i);
+	for (size_t i = 0; i < p->n_function; i++)
+		hashmap__put(fn_idx, &p->function[i]->id, sizeof(uint64_t), i);
+
+	for (size_t s = 0; s < p->n_sample; s++) {
+		const Perftools__Profiles__Sample *smp = p->sample[s];
+		int64_t v = (size_t)si < smp->n_value ? smp->value[si] : 0;
+		bool leaf = true;
+
+		total += v;
+		for (size_t k = 0; k < smp->n_location_id; k++) {
+			uint64_t li, fi, ri;
+			const Perftools__Profiles__Location *loc;
+
+			if (!hashmap__get(loc_idx, &smp->location_id[k], sizeof(uint64_t), &li))
+				continue;
+			loc = p->location[li];
+			/* Lines are innermost first: line[0] of the leaf location is the site. */
+			for (size_t l = 0; l < loc->n_line || (l == 0 && !loc->n_line); l++) {
+				const char *name = NULL, *file = "";
+				char addr[32];
+				struct row *r;
+				int64_t lineno = 0;
+
+				if (loc->n_line && hashmap__get(fn_idx, &loc->line[l]->function_id,
+								sizeof(uint64_t), &fi)) {
+					name = pprof_str(p, p->function[fi]->name);
+					file = pprof_str(p, p->function[fi]->filename);
+					lineno = loc->line[l]->line;
+				}
+				if (!name || !*name) {
+					snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
+					name = addr;
+				}
+				if (!hashmap__get(row_of, name, strlen(name), &ri)) {
+					grow((void **)&rows, &cap, nrows + 1, sizeof(*rows));
+					rows[nrows] = (struct row){ .name = xstrdup(name),
+								    .file = file,
+								    .last_sample = UINT64_MAX };
+					hashmap__put(row_of, name, strlen(name), nrows);
+					ri = nrows++;
+				}
+				r = &rows[ri];
+				if (leaf) {
+					r->flat += v;
+					if (lineno && (!r->best_line || v > r->best_line_flat)) {
+						r->best_line = lineno;
+						r->best_line_flat = v;
+					}
+				}
+				if (r->last_sample != s) {
+					r->cum += v;
+					r->last_sample = s;
+				}
+				leaf = false;
+			}
+		}
+	}
+	qsort(rows, nrows, sizeof(*rows), row_cmp);
+	fprintf(out, "Top %zu of %zu functions by %s, total %s\n", n < nrows ? n : nrows, nrows,
+		pprof_str(p, p->sample_type[si]->type), fmt_value(total, unit, b1, sizeof(b1)));
+	fprintf(out, "%12s %7s %7s %12s %7s  %s\n", "flat", "flat%", "sum%", "cum", "cum%",
+		"function");
+	for (size_t i = 0; i < nrows && i < n; i++) {
+		struct row *r = &rows[i];
+		double d = total ? (double)total : 1;
+
+		sum += r->flat;
+		fprintf(out, "%12s %6.2f%% %6.2f%% %12s %6.2f%%  %s",
+			fmt_value(r->flat, unit, b1, sizeof(b1)), 100.0 * (double)r->flat / d,
+			100.0 * (double)sum / d, fmt_value(r->cum, unit, b2, sizeof(b2)),
+			100.0 * (double)r->cum / d, r->name);
+		if (r->file && *r->file) {
+			const char *base = strrchr(r->file, '/');
+
+			fprintf(out, " (%s", base ? base + 1 : r->file);
+			if (r->best_line)
+				fprintf(out, ":%" PRId64, r->best_line);
+			fputc(')', out);
+		}
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < nrows; i++)
+		free((char *)rows[i].name);
+	free(rows);
+	hashmap__free(loc_idx);
+	hashmap__free(fn_idx);
+	hashmap__free(row_of);
+}
+
+static void top_usage(FILE *f)
+{
+	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE]\n"
+	      "  Prints the top functions of a pprof profile (gzipped or not, any producer).\n"
+	      "  -n N                 how many functions (default 10)\n"
+	      "  --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
+	      "                       (default: the profile's default type)\n",
+	      f);
+}
+
+int cmd_top(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "sample-index", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	Perftools__Profiles__Profile *p;
+	const char *index = NULL, *why;
+	uint64_t n = 10;
+	int c, si, err;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (parse_u64(optarg, 1, 1000000, &n)) {
+				ap_err("bad -n '%s': expected a number from 1 to 1000000", optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			index = optarg;
+			break;
+		case 'h':
+			top_usage(stdout);
+			return 0;
+		default:
+			top_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		ap_err(optind == argc ? "top: no profile given" : "top: one profile at a time");
+		top_usage(stderr);
+		return 2;
+	}
+	err = pprof_read(argv[optind], &p, &why);
+	if (err) {
+		if (err == -EBADMSG)
+			ap_err("%s: %s", argv[optind], why);
+		else
+			ap_err("cannot read %s: %s", argv[optind], strerror(-err));
+		return 1;
+	}
+	si = top_sample_index(p, index);
+	if (si < 0) {
+		char types[256] = "";
+
+		for (size_t i = 0; i < p->n_sample_type; i++)
+			snprintf(types + strlen(types), sizeof(types) - strlen(types), "%s%s",
+				 i ? ", " : "", pprof_str(p, p->sample_type[i]->type));
+		ap_err("%s: no sample type '%s' (it has: %s)", argv[optind],
+		       index ? index : "(default)", types);
+		perftools__profiles__profile__free_unpacked(p, NULL);
+		return 2;
+	}
+	top_print(stdout, p, si, n);
+	perftools__profiles__profile__free_unpacked(p, NULL);
+	return 0;
+}

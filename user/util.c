@@ -1,0 +1,237 @@
+/* Small shared helpers: diagnostics, number and duration parsing, checked allocation. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+int verbose;
+
+static void vmsg(const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[1024];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fprintf(stderr, "allocprof: %s%s\n", prefix, buf);
+}
+
+void ap_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void ap_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void ap_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+/* Splits "12.5ms" into the number and the unit; the number may have a fraction. */
+static int split_number(const char *s, double *num, const char **unit)
+{
+	char *end;
+
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	*num = strtod(s, &end);
+	if (end == s || errno || *num != *num || *num < 0)
+		return -EINVAL;
+	*unit = end;
+	return 0;
+}
+
+int parse_duration_ns(const char *s, uint64_t *ns)
+{
+	static const struct {
+		const char *unit;
+		double ns;
+	} units[] = { { "", 1e9 },  { "ns", 1 },   { "us", 1e3 },   { "ms", 1e6 },
+		      { "s", 1e9 }, { "m", 60e9 }, { "min", 60e9 }, { "h", 3600e9 } };
+	const char *unit;
+	double num;
+
+	if (split_number(s, &num, &unit))
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(unit, units[i].unit))
+			continue;
+		num *= units[i].ns;
+		if (num < 1 || num > 1e18)
+			return -ERANGE;
+		*ns = (uint64_t)num;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		double mul;
+	} units[] = { { "", 1 },
+		      { "b", 1 },
+		      { "k", 1024.0 },
+		      { "kb", 1024.0 },
+		      { "kib", 1024.0 },
+		      { "m", 1048576.0 },
+		      { "mb", 1048576.0 },
+		      { "mib", 1048576.0 },
+		      { "g", 1073741824.0 },
+		      { "gb", 1073741824.0 },
+		      { "gib", 1073741824.0 } };
+	const char *unit;
+	double num;
+
+	if (split_number(s, &num, &unit))
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcasecmp(unit, units[i].unit))
+			continue;
+		num *= units[i].mul;
+		if (num > 1.8e19 || num != (double)(uint64_t)num)
+			return num > 1.8e19 ? -ERANGE : -EINVAL;
+		*out = (uint64_t)num;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end)
+		return -EINVAL;
+	if (errno || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static void oom(void)
+{
+	fputs("allocprof: out of memory\n", stderr);
+	abort();
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		oom();
+	p = realloc(p, (n * size) != 0 ? n * size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom();
+	return p;
+}
+
+void grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 16;
+
+	if (need <= *cap)
+		return;
+	while (n < need)
+		n *= 2;
+	*arr = xrealloc(*arr, n, size);
+	memset((char *)*arr + *cap * size, 0, (n - *cap) * size);
+	*cap = n;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t realtime_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+const char *fmt_bytes(double b, char *buf, size_t len)
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+	bool neg = b < 0;
+
+	if (neg)
+		b = -b;
+	while (b >= 1024 && u < ARRAY_SIZE(units) - 1) {
+		b /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%s%.0f %s", neg ? "-" : "", b, units[u]);
+	else
+		snprintf(buf, len, "%s%.2f %s", neg ? "-" : "", b, units[u]);
+	return buf;
+}
