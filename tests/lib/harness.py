@@ -1,0 +1,81 @@
+"""What the integration tests share: where things are, running allocprof and the targets,
+and reading a target's own account of what it allocated."""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ALLOCPROF = os.path.join(ROOT, "allocprof")
+TARGETS = os.path.join(ROOT, "build", "tests")
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+
+def target(name):
+    return os.path.join(TARGETS, name)
+
+
+def read_expect(path):
+    """A target's "site objects bytes" lines as {site: (objects, bytes)}."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            name, objects, nbytes = line.split()
+            out[name] = (int(objects), int(nbytes))
+    return out
+
+
+def record(args, timeout=120, env=None, **kw):
+    """Runs `allocprof record ARGS`; returns the CompletedProcess (text, both streams)."""
+    return subprocess.run([ALLOCPROF, "record", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
+
+
+class Case(unittest.TestCase):
+    """A test with a scratch directory of its own."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="allocprof-test-")
+        self.tmp = self._tmp.name
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def assertRecorded(self, proc, msg=""):
+        self.assertEqual(proc.returncode, 0,
+                         "%s\nexit %d\nstderr:\n%s" % (msg, proc.returncode, proc.stderr))
+
+    def attach_then_run(self, argv, record_args, profile, timeout=120):
+        """Starts argv (a target taking --wait), attaches with -p, then lets it allocate.
+        Returns allocprof's CompletedProcess-like (returncode, stderr)."""
+        tgt = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        log = self.path("record.log")
+        with open(log, "w") as errf:
+            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-p", str(tgt.pid), "-o", profile,
+                                   *record_args], stdout=subprocess.DEVNULL, stderr=errf)
+            deadline = time.time() + 30
+            attached = False
+            while time.time() < deadline and ap.poll() is None:
+                with open(log) as f:
+                    if "probes attached" in f.read():
+                        attached = True
+                        break
+                time.sleep(0.05)
+            if not attached:
+                tgt.kill()
+                ap.kill()
+                tgt.wait()
+                ap.wait()
+                with open(log) as f:
+                    self.fail("allocprof did not attach:\n" + f.read())
+            tgt.send_signal(signal.SIGUSR1)
+            self.assertEqual(tgt.wait(timeout=timeout), 0, "target failed")
+            rc = ap.wait(timeout=timeout)
+        with open(log) as f:
+            return subprocess.CompletedProcess(ap.args, rc, "", f.read())

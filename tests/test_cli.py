@@ -1,0 +1,275 @@
+"""The command line: every bad input gets one clear line and a non-zero exit, loses nothing;
+captures end cleanly on signals, durations and target exit, and write their file atomically."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import pprofraw  # noqa: E402
+from harness import ALLOCPROF, ROOT, Case, record, target  # noqa: E402
+
+SITES = target("sites")
+
+
+def free_pid():
+    """A pid no process has."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    for pid in range(pid_max - 1, 1, -1):
+        if not os.path.exists("/proc/%d" % pid):
+            return pid
+    raise RuntimeError("no free pid")
+
+
+class BadInput(Case):
+    """One line on stderr naming the problem, the right exit status, and no file touched."""
+
+    def setUp(self):
+        super().setUp()
+        self.out = self.path("out.pb.gz")
+        with open(self.out, "w") as f:
+            f.write("previous profile")
+
+    def expect_error(self, args, status, words, env=None):
+        before = sorted(os.listdir(self.tmp))
+        proc = record(list(args) + (["-o", self.out] if "-o" not in args else []), env=env,
+                      cwd=self.tmp)
+        self.assertEqual(proc.returncode, status, proc.stderr)
+        first = proc.stderr.splitlines()[0] if proc.stderr else ""
+        self.assertTrue(first.startswith("allocprof: "), proc.stderr)
+        for w in words:
+            self.assertIn(w, first)
+        # Loses nothing: the old file is intact and no temporary file is left behind.
+        with open(self.out) as f:
+            self.assertEqual(f.read(), "previous profile")
+        self.assertEqual(sorted(os.listdir(self.tmp)), before)
+        return proc
+
+    def test_no_such_pid(self):
+        pid = free_pid()
+        self.expect_error(["-p", str(pid)], 1, ["pid %d" % pid, "no such process"])
+
+    def test_pid_not_a_number(self):
+        self.expect_error(["-p", "12ab"], 2, ["'12ab'", "not a number"])
+        self.expect_error(["-p", "1,,2"], 2, ["pid"])
+        self.expect_error(["-p", "0"], 2, ["'0'"])
+
+    def test_process_without_allocator(self):
+        tgt = subprocess.Popen([target("nomalloc"), "5"])
+        try:
+            self.expect_error(["-p", str(tgt.pid)], 1,
+                              ["pid %d" % tgt.pid, "no recognisable allocator"])
+            self.assertIsNone(tgt.poll(), "the target must be left running")
+        finally:
+            tgt.kill()
+            tgt.wait()
+
+    def test_command_without_allocator(self):
+        self.expect_error(["--", target("nomalloc"), "0"], 1, ["no recognisable allocator"])
+
+    def test_output_directory_missing(self):
+        self.expect_error(["-o", os.path.join(self.tmp, "nodir", "x.pb.gz"), "--", SITES],
+                          1, ["nodir", "no such directory"])
+
+    def test_output_directory_not_writable(self):
+        ro = self.path("ro")
+        os.mkdir(ro)
+        subprocess.run(["mount", "--bind", "-o", "ro", ro, ro], check=True)
+        try:
+            self.expect_error(["-o", os.path.join(ro, "x.pb.gz"), "--", SITES], 1,
+                              ["x.pb.gz", "Read-only file system"])
+        finally:
+            subprocess.run(["umount", ro], check=True)
+            os.rmdir(ro)
+
+    def test_output_is_a_directory(self):
+        os.mkdir(self.path("d"))
+        try:
+            self.expect_error(["-o", self.path("d"), "--", SITES], 1, ["Is a directory"])
+        finally:
+            os.rmdir(self.path("d"))
+
+    def test_bad_duration(self):
+        for bad in ("5x", "-1s", "0", "", "1e30h"):
+            self.expect_error(["-d", bad, "--", SITES], 2, ["duration"])
+
+    def test_bad_sample_bytes(self):
+        for bad in ("0", "abc", "2G", "1.5"):
+            self.expect_error(["--sample-bytes", bad, "--", SITES], 2, ["--sample-bytes"])
+        self.expect_error(["--exact", "--sample-bytes", "1k", "--", SITES], 2, ["--exact"])
+
+    def test_no_target(self):
+        self.expect_error([], 2, ["no target"])
+        self.expect_error(["-p", "1", "--", SITES], 2, ["one target"])
+
+    def test_unknown_option(self):
+        self.expect_error(["--frobnicate", "--", SITES], 2, ["unknown option", "--frobnicate"])
+        self.expect_error([SITES], 2, ["unexpected argument", "--"])
+
+    def test_command_not_found(self):
+        self.expect_error(["--", "no-such-command-here"], 1,
+                          ["no-such-command-here", "command not found"])
+        self.expect_error(["--", self.out], 1, ["out.pb.gz"])
+
+    def test_not_root(self):
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               ALLOCPROF, "record", "-p", "1", "-o", "/tmp/never.pb.gz"],
+                              capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+        self.assertIn("needs root", proc.stderr)
+        self.assertFalse(os.path.exists("/tmp/never.pb.gz"))
+
+    def test_kernel_without_btf_or_uprobes(self):
+        fake = self.path("sys")
+        os.makedirs(os.path.join(fake, "kernel", "btf"))
+        env = dict(os.environ, ALLOCPROF_SYSFS=fake)
+        os.remove(self.out)
+        proc = record(["-o", self.out, "--", SITES], env=env)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("no BTF", proc.stderr)
+        open(os.path.join(fake, "kernel", "btf", "vmlinux"), "w").close()
+        proc = record(["-o", self.out, "--", SITES], env=env)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("no uprobes", proc.stderr)
+        self.assertFalse(os.path.exists(self.out))
+        with open(self.out, "w") as f:
+            f.write("previous profile")
+
+
+class Capture(Case):
+    """How a capture ends, and what it leaves behind."""
+
+    def start_sleeper(self):
+        """A long-running process that keeps allocating."""
+        return subprocess.Popen([SITES, "--threads", "1", "--rounds", "2000000000"],
+                                stdout=subprocess.DEVNULL)
+
+    def running_capture(self, args, out):
+        log = open(self.path("log"), "w")
+        ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-o", out, *args],
+                              stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with open(self.path("log")) as f:
+                if "probes attached" in f.read():
+                    break
+            time.sleep(0.05)
+        return ap, log
+
+    def test_sigint_and_sigterm_write_the_profile(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            out = self.path("p%d.pb.gz" % sig)
+            sleeper = self.start_sleeper()
+            try:
+                ap, log = self.running_capture(["-p", str(sleeper.pid)], out)
+                time.sleep(0.5)
+                ap.send_signal(sig)
+                self.assertEqual(ap.wait(timeout=30), 0)
+                log.close()
+                self.assertIsNone(sleeper.poll(), "the target must survive the capture")
+                prof = pprofraw.read(out)
+                self.assertIn("site_malloc", prof.flat("alloc_space"))
+            finally:
+                sleeper.kill()
+                sleeper.wait()
+
+    def test_interrupt_with_a_live_target(self):
+        out = self.path("p.pb.gz")
+        with open(out, "w") as f:
+            f.write("previous profile")
+        sleeper = self.start_sleeper()
+        try:
+            ap, log = self.running_capture(["-p", str(sleeper.pid)], out)
+            # Until the capture ends the old file stays whole: the new one is written aside.
+            with open(out) as f:
+                self.assertEqual(f.read(), "previous profile")
+            ap.send_signal(signal.SIGINT)
+            self.assertEqual(ap.wait(timeout=30), 0)
+            log.close()
+            self.assertIsNone(sleeper.poll(), "the target must survive the capture")
+            pprofraw.read(out)
+            self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".")], [])
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+
+    def test_duration_ends_the_capture(self):
+        out = self.path("p.pb.gz")
+        sleeper = self.start_sleeper()
+        try:
+            t0 = time.time()
+            proc = record(["-p", str(sleeper.pid), "-d", "1500ms", "-q", "-o", out])
+            elapsed = time.time() - t0
+            self.assertRecorded(proc)
+            self.assertGreaterEqual(elapsed, 1.4)
+            self.assertLess(elapsed, 20)
+            self.assertIsNone(sleeper.poll())
+            prof = pprofraw.read(out)
+            self.assertTrue(any(c.startswith("duration: 1.") for c in prof.comments),
+                            prof.comments)
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+
+    def test_target_exit_ends_the_capture(self):
+        out = self.path("p.pb.gz")
+        tgts = [subprocess.Popen(["sleep", n]) for n in ("1", "2")]
+        t0 = time.time()
+        proc = record(["-p", "%d,%d" % (tgts[0].pid, tgts[1].pid), "-q", "-o", out],
+                      timeout=60)
+        self.assertRecorded(proc)
+        # It ended when the second (longer) target did, not before and not much after.
+        self.assertGreaterEqual(time.time() - t0, 1.8)
+        self.assertLess(time.time() - t0, 15)
+        for t in tgts:
+            t.wait()
+        prof = pprofraw.read(out)
+        self.assertEqual(len([c for c in prof.comments if c.startswith("target: pid")]), 2)
+
+    def test_default_output_name(self):
+        proc = record(["-q", "--", SITES, "--rounds", "5"], cwd=self.tmp)
+        self.assertRecorded(proc)
+        names = glob.glob(os.path.join(self.tmp, "allocprof-*-*.pb.gz"))
+        self.assertEqual(len(names), 1, os.listdir(self.tmp))
+        self.assertRegex(os.path.basename(names[0]), r"^allocprof-.+-\d{8}T\d{6}\.pb\.gz$")
+
+    def test_quiet_and_summary(self):
+        out = self.path("p.pb.gz")
+        proc = record(["-q", "-o", out, "--", SITES, "--rounds", "5"])
+        self.assertRecorded(proc)
+        self.assertEqual(proc.stderr, "")
+        proc = record(["-o", out, "--", SITES, "--rounds", "5"])
+        self.assertRecorded(proc)
+        self.assertIn("allocprof: wrote " + out, proc.stderr)
+        self.assertIn("site_large", proc.stderr)  # the top functions, on stderr
+
+    def test_command_output_untouched(self):
+        out = self.path("p.pb.gz")
+        proc = record(["-o", out, "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2"])
+        self.assertRecorded(proc)
+        self.assertEqual(proc.stdout, "to-stdout\n")
+        self.assertTrue(proc.stderr.startswith("to-stderr\n"), proc.stderr)
+
+    def test_command_killed_by_signal(self):
+        out = self.path("p.pb.gz")
+        proc = record(["-q", "-o", out, "--", "sh", "-c", "kill -SEGV $$"])
+        self.assertEqual(proc.returncode, 128 + signal.SIGSEGV)
+        self.assertTrue(os.path.exists(out))
+
+    def test_help(self):
+        for args in (["record", "--help"], ["--help"], ["top", "--help"]):
+            proc = subprocess.run([ALLOCPROF, *args], capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0)
+            self.assertIn("usage: allocprof", proc.stdout)
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
+        # Every option --help lists is in the README.
+        proc = subprocess.run([ALLOCPROF, "record", "--help"], capture_output=True, text=True)
+        for word in proc.stdout.split():
+            if word.startswith("--") and len(word) > 2:
+                self.assertIn(word.rstrip(","), readme)

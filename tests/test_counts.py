@@ -1,0 +1,246 @@
+"""Exact and sampled counts against a target that counts its own allocations."""
+
+import math
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import pprofraw  # noqa: E402
+from harness import LIBDIR, Case, read_expect, record, target  # noqa: E402
+
+SITES = target("sites")
+
+
+def lost(profile):
+    """The 'lost' comment lines, and the stack-walk failures, from a profile."""
+    bad = [c for c in profile.comments if c.startswith("lost:") or c.startswith("stack walk")]
+    return bad
+
+
+class ExactCounts(Case):
+    def check_exact(self, profile_path, expect_path):
+        expect = read_expect(expect_path)
+        prof = pprofraw.read(profile_path)
+        objects = prof.flat("alloc_objects")
+        space = prof.flat("alloc_space")
+        for site, (n, nbytes) in expect.items():
+            self.assertEqual(objects.get(site, 0), n, "alloc_objects of %s" % site)
+            self.assertEqual(space.get(site, 0), nbytes, "alloc_space of %s" % site)
+        self.assertIn("lost allocations: 0", prof.comments)
+        self.assertEqual(lost(prof), [])
+        return prof
+
+    def test_command_exact(self):
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        proc = record(["--exact", "-q", "-o", out, "--", SITES, "--expect", exp])
+        self.assertRecorded(proc)
+        self.check_exact(out, exp)
+
+    def test_pid_exact_attached_before_allocating(self):
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        proc = self.attach_then_run([SITES, "--wait", "--expect", exp], ["--exact"], out)
+        self.assertRecorded(proc)
+        prof = self.check_exact(out, exp)
+        self.assertTrue(any(c.startswith("target: pid ") for c in prof.comments))
+
+    def test_static_executable(self):
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        proc = record(["--exact", "-q", "-o", out, "--", target("sites-static"),
+                       "--expect", exp])
+        self.assertRecorded(proc)
+        prof = self.check_exact(out, exp)
+        self.assertIn("allocator: " + target("sites-static"), prof.comments)
+
+    def test_exit_status_passes_through(self):
+        out = self.path("p.pb.gz")
+        proc = record(["-q", "-o", out, "--", SITES, "--threads", "0"])
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertTrue(os.path.exists(out), "profile written even when the command fails")
+
+
+class OtherAllocators(Case):
+    """Preloaded allocators are traced through themselves, and counts stay exact: calls the
+    allocator makes to its own entry points are not counted again."""
+
+    def run_with(self, lib):
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        proc = record(["--exact", "-q", "-o", out, "--", "env",
+                       "LD_PRELOAD=" + os.path.join(LIBDIR, lib), SITES, "--expect", exp])
+        self.assertRecorded(proc)
+        expect = read_expect(exp)
+        prof = pprofraw.read(out)
+        objects, space = prof.flat("alloc_objects"), prof.flat("alloc_space")
+        for site, (n, nbytes) in expect.items():
+            self.assertEqual((objects.get(site, 0), space.get(site, 0)), (n, nbytes), site)
+        allocators = [c for c in prof.comments if c.startswith("allocator: ")]
+        self.assertTrue(any(lib.split(".so")[0] in a for a in allocators), allocators)
+        self.assertIn("lost allocations: 0", prof.comments)
+
+    def test_jemalloc(self):
+        self.run_with("libjemalloc.so.2")
+
+    def test_tcmalloc(self):
+        self.run_with("libtcmalloc_minimal.so.4")
+
+    def test_mimalloc(self):
+        self.run_with("libmimalloc.so.2")
+
+
+class CxxNew(Case):
+    """operator new is probed only where the allocator itself provides it."""
+
+    def run_cxx(self, preload):
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        cmd = ["--exact", "-q", "-o", out, "--"]
+        if preload:
+            cmd += ["env", "LD_PRELOAD=" + os.path.join(LIBDIR, preload)]
+        proc = record(cmd + [target("cxxsites"), "--expect", exp])
+        self.assertRecorded(proc)
+        expect = read_expect(exp)
+        prof = pprofraw.read(out)
+        objects, space = prof.flat("alloc_objects"), prof.flat("alloc_space")
+        for site, (n, nbytes) in expect.items():
+            # C++ names are demangled: "site_new(int)".
+            got = [(objects[f], space[f]) for f in objects if f.startswith(site + "(")]
+            self.assertEqual(got, [(n, nbytes)], site)
+        return prof
+
+    def test_glibc_counts_new_at_malloc(self):
+        prof = self.run_cxx(None)
+        self.assertIn("allocator: /usr/lib/x86_64-linux-gnu/libc.so.6", prof.comments)
+
+    def test_jemalloc_new_probed_in_jemalloc(self):
+        self.run_cxx("libjemalloc.so.2")
+
+
+def sampled_mix_sizes(threads, rounds):
+    """The sizes `sites --profile sampled` allocates, per site (mirrors worker() there)."""
+    sizes = {"site_malloc": [], "site_medium": [], "site_mixed": [], "site_large": []}
+    small = (16, 24, 100, 1000, 4096)
+    for i in range(rounds):
+        sizes["site_malloc"] += [small[(i * 20 + k) % 5] for k in range(20)]
+        sizes["site_medium"].append(32768 + 64 * (i % 16))
+        sizes["site_mixed"] += [64, 262144]
+        if i % 16 == 0:
+            sizes["site_large"].append((1 + (i // 16) % 4) << 20)
+    return {site: v * threads for site, v in sizes.items()}
+
+
+def estimate_sd(sizes, rate):
+    """Standard deviation of the unbiased estimates of bytes and of objects: an allocation of
+    size s is kept with p = 1 - exp(-s/R) and then counts 1/p (s/p bytes), so it adds
+    s^2 (1-p)/p to the variance of bytes and (1-p)/p to that of objects."""
+    vb = vo = 0.0
+    for s in sizes:
+        p = -math.expm1(-s / rate)
+        vb += s * s * (1 - p) / p
+        vo += (1 - p) / p
+    return math.sqrt(vb), math.sqrt(vo)
+
+
+class Sampled(Case):
+    """Sampling with --sample-bytes 64KiB on a size mix whose truth the target reports.
+
+    The bounds (5% of the total, 10% per large site) are checked against the estimator's own
+    standard deviation, computed from the sizes the target allocates: each bound must be at
+    least 5 standard deviations wide, so a correct sampler fails with odds below 1 in 10^6.
+    """
+
+    RATE = 65536
+    THREADS, ROUNDS = 8, 2000
+
+    def test_sampled_estimates(self):
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        proc = record(["--sample-bytes", "64k", "-q", "-o", out, "--", SITES, "--profile",
+                       "sampled", "--threads", str(self.THREADS), "--rounds",
+                       str(self.ROUNDS), "--expect", exp], timeout=300)
+        self.assertRecorded(proc)
+        expect = read_expect(exp)
+        sizes = sampled_mix_sizes(self.THREADS, self.ROUNDS)
+        for site, v in sizes.items():
+            self.assertEqual((len(v), sum(v)), expect[site], "the test's model of " + site)
+        prof = pprofraw.read(out)
+        self.assertEqual(prof.period, self.RATE)
+        space, objs = prof.flat("alloc_space"), prof.flat("alloc_objects")
+
+        true_total = sum(b for _, b in expect.values())
+        sd_total = estimate_sd([s for v in sizes.values() for s in v], self.RATE)[0]
+        self.assertGreater(0.05 * true_total, 5 * sd_total)
+        got_total = sum(space.get(s, 0) for s in expect)
+        self.assertLess(abs(got_total - true_total), 0.05 * true_total,
+                        "total %d vs %d" % (got_total, true_total))
+
+        for site in ("site_medium", "site_mixed", "site_large"):
+            true = expect[site][1]
+            sd = estimate_sd(sizes[site], self.RATE)[0]
+            self.assertGreater(0.10 * true, 5 * sd, site)
+            self.assertLess(abs(space.get(site, 0) - true), 0.10 * true,
+                            "%s: %d vs %d" % (site, space.get(site, 0), true))
+        # Objects of the medium site (sampled with p = 0.39): also within 10%, 5 sd wide.
+        true = expect["site_medium"][0]
+        self.assertGreater(0.10 * true, 5 * estimate_sd(sizes["site_medium"], self.RATE)[1])
+        self.assertLess(abs(objs.get("site_medium", 0) - true), 0.10 * true)
+        self.assertIn("lost allocations: 0", prof.comments)
+
+
+class ProfileShape(Case):
+    """What the standalone pprof sees: types, period, names, deep stacks, labels."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls._dir = tempfile.TemporaryDirectory(prefix="allocprof-shape-")
+        cls.out = os.path.join(cls._dir.name, "p.pb.gz")
+        cls.proc = record(["--exact", "-q", "-o", cls.out, "--", SITES, "--rounds", "50"])
+        cls.pid = int(re.search(r"target: command .* \(pid (\d+)\)",
+                                pprofraw.read(cls.out).raw).group(1)) \
+            if cls.proc.returncode == 0 else 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._dir.cleanup()
+
+    def test_types_and_period(self):
+        self.assertRecorded(self.proc)
+        prof = pprofraw.read(self.out)
+        self.assertEqual(prof.types[:2], ["alloc_objects/count", "alloc_space/bytes"])
+        self.assertEqual(prof.default_type, "alloc_space")
+        self.assertEqual(prof.period_type, "space bytes")
+        self.assertEqual(prof.period, 1)
+
+    def test_function_names_and_deep_stack(self):
+        prof = pprofraw.read(self.out)
+        deep = [prof.stack(s) for s in prof.samples if prof.stack(s)[0] == "site_deep"]
+        self.assertEqual(len(deep), 1)
+        stack = deep[0]
+        self.assertGreaterEqual(len(stack), 12)
+        self.assertEqual(stack[:3], ["site_deep", "chain", "chain"])
+        self.assertEqual(stack.count("chain"), 21)
+        self.assertIn("worker", stack)
+
+    def test_immediate_caller_is_the_leaf(self):
+        prof = pprofraw.read(self.out)
+        leaves = set(prof.flat("alloc_objects"))
+        for site in ("site_malloc", "site_calloc", "site_realloc", "site_posix_memalign"):
+            self.assertIn(site, leaves)
+        self.assertNotIn("malloc", leaves)
+
+    def test_labels_select_the_process(self):
+        prof = pprofraw.read(self.out, "-tagfocus=pid=%d" % self.pid)
+        self.assertGreater(len(prof.samples), 0)
+        for s in prof.samples:
+            self.assertEqual(s.labels["pid"], [str(self.pid)])
+            self.assertEqual(s.labels["comm"], ["sites"])
+        prof = pprofraw.read(self.out, "-tagfocus=comm=sites")
+        self.assertGreater(len(prof.samples), 0)
+        none = pprofraw.read(self.out, "-tagfocus=pid=%d" % (self.pid + 100000))
+        self.assertEqual(none.samples, [])
+
+    def test_mappings_carry_build_ids(self):
+        prof = pprofraw.read(self.out)
+        exe = [m for m in prof.mappings if m.split()[2] == target("sites")]
+        self.assertEqual(len(exe), 1, prof.mappings)
+        self.assertRegex(exe[0], r" [0-9a-f]{40} ")
+        # The executable is the profile's main binary (pprof's "File:").
+        self.assertIn(" " + target("sites") + " ", prof.mappings[0] + " ")
