@@ -24,7 +24,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Configuration, fixed before load. */
 const volatile bool exact = false;
 const volatile __u64 sample_bytes = 512 * 1024;
-const volatile __u32 self_tgid = 0;
+const volatile __u32 self_tgid = 0; /* non-zero with -a: our own allocations are not traced */
 
 /*
  * Tables filled by userspace after load and before attach (.bss: not stored in the object).
@@ -272,16 +272,44 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 	st->v[AP_STAT_SAMPLED]++;
 }
 
+/*
+ * Is this call an allocator entry point calling another (see struct ap_thread)? Reads the
+ * return address into *ra when it has to look.
+ */
+static __always_inline bool nested(struct ap_thread *t, __u64 sp, __u32 fn, __u32 lib, __u64 bias,
+				   __u64 *ra, bool *have_ra, struct ap_stats *st)
+{
+	bool tail = sp == t->wrap_sp;
+
+	if (!t->wrap_sp || sp > t->wrap_sp || t->wrap_sp - sp >= AP_NEST_WINDOW)
+		return false;
+	if (tail && fn == t->last_fn)
+		return false; /* the same function from the same frame: a loop, not a tail call */
+	if (bpf_probe_read_user(ra, sizeof(*ra), (void *)sp)) {
+		st->v[AP_STAT_RA_FAULT]++;
+		return true; /* counted as lost */
+	}
+	*have_ra = true;
+	if (tail)
+		return *ra == t->wrap_ra;
+	return in_allocator(t->wrap_lib, t->wrap_bias, *ra) || in_allocator(lib, bias, *ra);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(on_alloc)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32, fn, lib, zero = 0;
+	__u32 fn = AP_COOKIE_FN(cookie), lib = AP_COOKIE_LIB(cookie), zero = 0;
+	/* %rip is the probe site: this is the library's load bias. */
+	__u64 bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie);
+	__u64 sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
+	bool have_ra = false;
 	struct ap_thread *t;
 	struct ap_stats *st;
-	__u64 size, sp, ra, bias;
+	__u64 size, ra = 0;
+	__u32 tgid;
 
-	if (tgid == self_tgid)
+	if (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!st)
@@ -296,35 +324,29 @@ int BPF_KPROBE(on_alloc)
 	}
 	if (!t->init) {
 		t->bytes_left = next_distance();
-		t->last_lib = AP_NO_LIB;
 		t->init = 1;
 	}
-	sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
-	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
-		st->v[AP_STAT_RA_FAULT]++;
+	if (nested(t, sp, fn, lib, bias, &ra, &have_ra, st)) {
+		if (have_ra)
+			st->v[AP_STAT_NESTED]++;
 		return 0;
 	}
-	/*
-	 * Calls an allocator entry point makes into another one are one allocation, counted at
-	 * the first. A direct call returns into a probed function: of this library (glibc's
-	 * realloc calling malloc), or of the last one entered (libstdc++'s operator new calling
-	 * malloc in libc). A tail call (memalign -> malloc, realloc(NULL, n) -> malloc) arrives
-	 * with the same stack pointer and return address as the call it continues.
-	 */
-	lib = AP_COOKIE_LIB(cookie);
-	bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie); /* %rip is the probe site */
-	fn = AP_COOKIE_FN(cookie);
-	if (in_allocator(lib, bias, ra) ||
-	    (t->last_lib != lib && in_allocator(t->last_lib, t->last_bias, ra)) ||
-	    (sp == t->last_sp && ra == t->last_ra && fn != t->last_fn)) {
-		st->v[AP_STAT_NESTED]++;
-		return 0;
-	}
-	t->last_sp = sp;
-	t->last_ra = ra;
+	/* A counted call: it is now the one later calls are compared with. */
 	t->last_fn = fn;
-	t->last_lib = lib;
-	t->last_bias = bias;
+	if (AP_COOKIE_WRAPPER(cookie)) {
+		if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
+			st->v[AP_STAT_RA_FAULT]++;
+			t->wrap_sp = 0;
+			return 0;
+		}
+		have_ra = true;
+		t->wrap_sp = sp;
+		t->wrap_ra = ra;
+		t->wrap_bias = bias;
+		t->wrap_lib = lib;
+	} else {
+		t->wrap_sp = 0;
+	}
 
 	if (!alloc_size(ctx, AP_COOKIE_KIND(cookie), &size)) {
 		st->v[AP_STAT_NOT_ALLOC]++;
@@ -332,13 +354,18 @@ int BPF_KPROBE(on_alloc)
 	}
 	if (size > (1ull << 62))
 		size = 1ull << 62;
-
 	if (!exact) {
 		t->bytes_left -= (__s64)size;
 		if (t->bytes_left > 0)
 			return 0;
 		t->bytes_left = next_distance();
 	}
+	/* The return address is the allocation site: the first frame of every stack. */
+	if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
+		st->v[AP_STAT_RA_FAULT]++;
+		return 0;
+	}
+	tgid = bpf_get_current_pid_tgid() >> 32;
 	record(ctx, st, tgid, ra, size);
 	return 0;
 }

@@ -52,22 +52,30 @@ enum ap_size_kind {
  * The attach cookie of every allocation probe:
  *   bits  0..3   enum ap_size_kind
  *   bits  4..9   function id (userspace's index; tells a tail call from one entry to another)
- *   bits 10..15  8-byte stack slots between the probe's %rsp and the return address
+ *   bits 10..14  8-byte stack slots between the probe's %rsp and the return address
+ *   bit  15      the function may call another allocator entry point (see ap_thread)
  *   bits 16..27  library index into the libs map, AP_NO_LIB when there is none
  *   bits 28..63  the probe site's file virtual address, to find the library's load bias
  */
 #define AP_NO_LIB	  0xfff
 #define AP_MAX_FNS	  64
-#define AP_MAX_SLOTS	  63
+#define AP_MAX_SLOTS	  31
 #define AP_MAX_SITE_VADDR ((1ull << 36) - 1)
-#define AP_COOKIE(kind, fn, slots, lib, vaddr)                                                     \
-	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) | ((__u64)(lib) << 16) |      \
-	 ((__u64)(vaddr) << 28))
-#define AP_COOKIE_KIND(c)  ((__u32)((c)&0xf))
-#define AP_COOKIE_FN(c)	   ((__u32)(((c) >> 4) & 0x3f))
-#define AP_COOKIE_SLOTS(c) ((__u32)(((c) >> 10) & 0x3f))
-#define AP_COOKIE_LIB(c)   ((__u32)(((c) >> 16) & 0xfff))
-#define AP_COOKIE_VADDR(c) ((__u64)(c) >> 28)
+#define AP_COOKIE(kind, fn, slots, wrapper, lib, vaddr)                                            \
+	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) | ((__u64)(!!(wrapper)) << 15) | \
+	 ((__u64)(lib) << 16) | ((__u64)(vaddr) << 28))
+#define AP_COOKIE_KIND(c)    ((__u32)((c)&0xf))
+#define AP_COOKIE_FN(c)	     ((__u32)(((c) >> 4) & 0x3f))
+#define AP_COOKIE_SLOTS(c)   ((__u32)(((c) >> 10) & 0x1f))
+#define AP_COOKIE_WRAPPER(c) ((__u32)(((c) >> 15) & 1))
+#define AP_COOKIE_LIB(c)     ((__u32)(((c) >> 16) & 0xfff))
+#define AP_COOKIE_VADDR(c)   ((__u64)(c) >> 28)
+
+/*
+ * How far below a wrapper's entry (in bytes of stack) a nested call into another entry point
+ * is looked for: the wrapper's own frame and those of its internal helpers.
+ */
+#define AP_NEST_WINDOW 4096
 
 /*
  * Address ranges, in the library's own (file) virtual addresses, of the allocator functions
@@ -119,18 +127,24 @@ struct ap_proc {
 };
 
 /*
- * Per thread, in task storage. The last counted call is remembered to recognise the calls an
- * allocator entry point makes into another one: a tail call arrives with the same stack
- * pointer and return address; a direct call returns into the caller's library, whose
- * functions' ranges (and load bias) tell.
+ * Per thread, in task storage. Some entry points call others: glibc's realloc calls malloc,
+ * memalign tail-calls it, libstdc++'s operator new calls malloc in libc. Such an inner call is
+ * the same allocation and is not counted again. The functions that may do this ("wrappers":
+ * every probed function but malloc and the allocator's own operator new) leave a mark when
+ * they are entered; a later call is examined only when it is entered while the mark could still
+ * be live: deeper on the stack within AP_NEST_WINDOW (a direct call), or at the same stack
+ * pointer as another function (a tail call). Only then is its return address read, which is the
+ * expensive part (a user-memory read): a program calling malloc in a loop never pays for it.
+ * The return address of the inner call lies inside a probed function (of the wrapper's library
+ * or the inner function's own), or, for a tail call, equals the wrapper's.
  */
 struct ap_thread {
 	__s64 bytes_left; /* until the next sample */
-	__u64 last_sp;	  /* stack pointer at entry (where the return address is) */
-	__u64 last_ra;	  /* return address */
-	__u64 last_bias;  /* load bias of the library of the last counted entry point */
-	__u32 last_fn;	  /* its function id */
-	__u32 last_lib;	  /* its library index, AP_NO_LIB if none */
+	__u64 wrap_sp;	  /* stack pointer at the last counted wrapper's entry; 0: none */
+	__u64 wrap_ra;	  /* its return address */
+	__u64 wrap_bias;  /* load bias of its library */
+	__u32 wrap_lib;	  /* its library index, AP_NO_LIB if none */
+	__u32 last_fn;	  /* function id of the last counted call */
 	__u32 init;
 	__u32 pad;
 };

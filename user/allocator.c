@@ -149,6 +149,17 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_
 	}
 	if (malloc_def < 0)
 		return -ENOENT;
+	/*
+	 * Wrappers, which may call another entry point: all but malloc and the allocator's own
+	 * operator new(size_t), the hot paths. (libstdc++'s operator new calls malloc;
+	 * jemalloc's new[] calls its new.)
+	 */
+	for (size_t i = 0; i < p->nsites; i++) {
+		const char *name = alloc_fns[p->sites[i].fn].name;
+		bool own_new = p->sites[i].lib == c[malloc_def].lib && !strcmp(name, "_Znwm");
+
+		p->sites[i].wrapper = strcmp(name, "malloc") && !own_new;
+	}
 	p->malloc_lib = (int)c[malloc_def].lib;
 	return 0;
 }

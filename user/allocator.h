@@ -43,6 +43,7 @@ struct probe_site {
 	uint64_t size;	    /* of the function, from its symbol */
 	uint64_t offset;    /* file offset of vaddr: what a uprobe is placed at */
 	unsigned int slots; /* 8-byte stack slots from %rsp to the return address at the site */
+	bool wrapper;	    /* may call another entry point (see struct ap_thread) */
 	char aliases[96];   /* other names at the same address, for messages */
 };
 

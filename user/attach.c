@@ -155,7 +155,8 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		lib = lib_index(a, plan, s->lib);
 		if (s->vaddr > AP_MAX_SITE_VADDR)
 			lib = AP_NO_LIB;
-		cookie = AP_COOKIE(f->kind, s->fn, s->slots, lib, lib == AP_NO_LIB ? 0 : s->vaddr);
+		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, lib,
+				   lib == AP_NO_LIB ? 0 : s->vaddr);
 		err = attach_one(a, a->prog, pid, l->open_path, s->offset, cookie);
 		if (err) {
 			if (pid > 0)
