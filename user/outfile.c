@@ -97,7 +97,8 @@ int out_file__commit(struct out_file *f, const void *data, size_t len)
 	}
 	if (!err && fsync(f->fd))
 		err = -errno;
-	if (!err && close(f->fd))
+	/* Closed whatever happened: a failed write must not keep the unlinked file alive. */
+	if (close(f->fd) && !err)
 		err = -errno;
 	f->fd = -1;
 	if (!err && rename(f->tmp, f->path))

@@ -15,7 +15,7 @@ static int parse_line(char *line, struct map_entry *e)
 {
 	unsigned long long start, end, pgoff, ino;
 	unsigned int maj, min;
-	char perms[8];
+	char perms[8] = "";
 	int pos = 0;
 
 	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &pgoff, &maj,
@@ -27,7 +27,7 @@ static int parse_line(char *line, struct map_entry *e)
 		.pgoff = pgoff,
 		.dev = ((uint64_t)maj << 20) | min,
 		.ino = ino,
-		.exec = perms[2] == 'x',
+		.exec = strlen(perms) > 2 && perms[2] == 'x',
 	};
 	if (pos && line[pos])
 		e->path = xstrdup(line + pos);

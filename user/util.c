@@ -225,7 +225,8 @@ const char *fmt_bytes(double b, char *buf, size_t len)
 
 	if (neg)
 		b = -b;
-	while (b >= 1024 && u < ARRAY_SIZE(units) - 1) {
+	/* 1023.996 KiB prints as 1.00 MiB, not 1024.00 KiB. */
+	while (b >= (u ? 1023.995 : 1024) && u < ARRAY_SIZE(units) - 1) {
 		b /= 1024;
 		u++;
 	}
