@@ -113,6 +113,11 @@ $(TARGETS_DIR)/unit-%: tests/unit/%.c $(filter-out $(OUTPUT)/main.o,$(USER_OBJS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
+# The benchmark's floor: allocprof's own resolution and attach code with a no-op program.
+$(TARGETS_DIR)/apfloor: tests/bench/floor.c $(filter-out $(OUTPUT)/main.o,$(USER_OBJS)) | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+
 demo: deps check-root
 	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/demo
 	$(Q)scripts/demo.sh
@@ -122,7 +127,7 @@ test: test-deps check-root
 	$(Q)tests/run.py
 
 bench: deps check-root
-	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/bench
+	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/bench $(TARGETS_DIR)/apfloor
 	$(Q)scripts/bench.sh
 
 format:

@@ -113,6 +113,12 @@ class CxxNew(Case):
     def test_jemalloc_new_probed_in_jemalloc(self):
         self.run_cxx("libjemalloc.so.2")
 
+    def test_tcmalloc_new(self):
+        self.run_cxx("libtcmalloc_minimal.so.4")
+
+    def test_mimalloc_new(self):
+        self.run_cxx("libmimalloc.so.2")
+
 
 def sampled_mix_sizes(threads, rounds):
     """The sizes `sites --profile sampled` allocates, per site (mirrors worker() there)."""

@@ -642,6 +642,20 @@ static void describe(struct capture *c, struct profile *p, const struct collect_
 				     (unsigned long long)st->stacks_missing);
 }
 
+/* With kernel.bpf_stats_enabled=1 the kernel times every run of the program: report it. */
+static void report_prog_time(struct capture *c)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (!verbose ||
+	    bpf_obj_get_info_by_fd(bpf_program__fd(c->skel->progs.on_alloc), &info, &len) ||
+	    !info.run_cnt)
+		return;
+	ap_info("probe program: %llu runs, %.1f ns per run (kernel.bpf_stats_enabled)",
+		(unsigned long long)info.run_cnt, (double)info.run_time_ns / (double)info.run_cnt);
+}
+
 static void warn_losses(const struct collect_stats *st)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(losses); i++) {
@@ -683,6 +697,7 @@ static int finish(struct capture *c)
 	char b1[32];
 	int err;
 
+	report_prog_time(c);
 	/* Detach first: the counters stop moving while they are read. */
 	attacher__free(c->att);
 	c->att = NULL;

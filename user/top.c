@@ -189,7 +189,7 @@ int cmd_top(int argc, char **argv)
 	int c, si, err;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+n:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (parse_u64(optarg, 1, 1000000, &n)) {

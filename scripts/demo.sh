@@ -1,0 +1,14 @@
+#!/bin/sh
+# `make demo`: records the bundled demo program and shows what allocprof found.
+set -eu
+cd "$(dirname "$0")/.."
+out=build/demo.pb.gz
+echo "demo: recording build/tests/demo (a toy key-value server) with allocprof..." >&2
+./allocprof record -o "$out" -- build/tests/demo
+cat >&2 <<MSG
+
+demo: the profile is $(pwd)/$out
+  ./allocprof top $out                        top allocation sites by bytes
+  ./allocprof top $out --sample-index alloc_objects   by number of allocations
+  pprof -top $out   or   pprof -http=: $out       (pprof: scripts/install-pprof.sh)
+MSG
