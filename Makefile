@@ -32,6 +32,8 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Ivmlinux -Ibpf
 
 .PHONY: all clean deps test-deps demo test bench format check-root
 .DELETE_ON_ERROR:
+# Keep the BPF objects and skeletons between builds (they are intermediate files to make).
+.SECONDARY:
 
 all: allocprof
 

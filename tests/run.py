@@ -58,7 +58,9 @@ def iter_tests(suite):
 def run_unit_binaries(patterns):
     """Each binary prints PASS/FAIL lines of its own; they are counted here."""
     passed = failed = 0
-    for binary in sorted(glob.glob(os.path.join(ROOT, "build", "tests", "unit-*"))):
+    binaries = [b for b in glob.glob(os.path.join(ROOT, "build", "tests", "unit-*"))
+                if os.access(b, os.X_OK) and not b.endswith(".d")]
+    for binary in sorted(binaries):
         name = "unit." + os.path.basename(binary)[len("unit-"):]
         if not selected(name, patterns):
             continue
