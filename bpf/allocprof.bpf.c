@@ -58,7 +58,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192); /* set by userspace */
-	__type(key, __u32);
+	__type(key, struct ap_proc_key);
 	__type(value, struct ap_proc);
 } procs SEC(".maps");
 
@@ -82,6 +82,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ap_stack);
 } scratch SEC(".maps");
+
+/*
+ * A process's first stacks are announced (its tgid) so userspace snapshots its mappings at
+ * once, while it is alive; the frames are resolved against them later.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} events SEC(".maps");
 
 /* tgid -> the mm it was last stopped in at the dynamic linker (one stop per exec). */
 struct {
@@ -158,9 +167,9 @@ static __always_inline bool in_allocator(__u32 lib, __u64 bias, __u64 ra)
 	return false;
 }
 
-static __always_inline void touch_proc(__u32 tgid, struct ap_stats *st)
+static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *st)
 {
-	struct ap_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+	struct ap_proc *p = bpf_map_lookup_elem(&procs, pk);
 	struct task_struct *task;
 	struct ap_proc np = { .gen = 1 };
 	long err;
@@ -172,7 +181,7 @@ static __always_inline void touch_proc(__u32 tgid, struct ap_stats *st)
 	/* The process's name is its group leader's; other threads may have renamed themselves. */
 	task = bpf_get_current_task_btf();
 	bpf_probe_read_kernel_str(np.comm, sizeof(np.comm), task->group_leader->comm);
-	err = bpf_map_update_elem(&procs, &tgid, &np, BPF_NOEXIST);
+	err = bpf_map_update_elem(&procs, pk, &np, BPF_NOEXIST);
 	if (err && err != -EEXIST)
 		st->v[AP_STAT_PROCS_FULL]++;
 }
@@ -203,10 +212,13 @@ static __always_inline void add_weights(struct ap_count *c, __u64 size)
 	__sync_fetch_and_add(&c->w_objects, size ? fr / size : 0);
 }
 
-static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u32 tgid, __u64 ra,
-				   __u64 size)
+static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 size)
 {
-	struct ap_count_key key = { .pid = tgid };
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct ap_count_key key = {
+		.proc.pid = bpf_get_current_pid_tgid() >> 32,
+		.proc.image = (__u32)task->mm->exe_file->f_inode->i_ino,
+	};
 	struct ap_count *c;
 	struct ap_stack *s;
 	__u32 zero = 0, nr;
@@ -263,7 +275,9 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 			st->v[AP_STAT_COUNTS_FULL]++;
 			return;
 		}
-		touch_proc(tgid, st);
+		touch_proc(&key.proc, st);
+		if (bpf_ringbuf_output(&events, &key.proc, sizeof(key.proc), 0))
+			st->v[AP_STAT_EVENTS_LOST]++;
 	}
 	__sync_fetch_and_add(&c->count, 1);
 	__sync_fetch_and_add(&c->bytes, size);
@@ -307,7 +321,6 @@ int BPF_KPROBE(on_alloc)
 	struct ap_thread *t;
 	struct ap_stats *st;
 	__u64 size, ra = 0;
-	__u32 tgid;
 
 	if (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
@@ -365,8 +378,7 @@ int BPF_KPROBE(on_alloc)
 		st->v[AP_STAT_RA_FAULT]++;
 		return 0;
 	}
-	tgid = bpf_get_current_pid_tgid() >> 32;
-	record(ctx, st, tgid, ra, size);
+	record(ctx, st, ra, size);
 	return 0;
 }
 

@@ -102,9 +102,18 @@ struct ap_stack {
 	__u64 ip[AP_MAX_FRAMES];
 };
 
-struct ap_count_key {
+/*
+ * A process is a tgid and the program it runs: `image` is the low 32 bits of the inode of its
+ * executable, which changes at exec, so a forked shell's allocations before it execs a program
+ * are not mixed with the program's, whose addresses mean something else.
+ */
+struct ap_proc_key {
 	__u32 pid; /* tgid */
-	__u32 pad;
+	__u32 image;
+};
+
+struct ap_count_key {
+	struct ap_proc_key proc;
 	__u64 stack; /* key into the stacks map: a 64-bit hash of the frames */
 };
 
@@ -120,7 +129,7 @@ struct ap_count {
 	__u64 w_bytes;
 };
 
-/* Per process: its command name and a generation bumped each time it shows a new stack. */
+/* Per process (ap_proc_key): its name, and a generation bumped at each new stack it shows. */
 struct ap_proc {
 	char comm[16];
 	__u64 gen;
@@ -163,6 +172,7 @@ enum ap_stat {
 	AP_STAT_COUNTS_FULL, /* counts map full: allocation lost */
 	AP_STAT_PROCS_FULL,  /* procs map full: process named by pid only */
 	AP_STAT_RTLD_STOPS,  /* processes stopped once at the dynamic linker to attach */
+	AP_STAT_EVENTS_LOST, /* new-stack notices the ring buffer had no room for */
 	AP_STAT_NR,
 };
 
@@ -173,6 +183,7 @@ struct ap_stats {
 #ifndef __VMLINUX_H__
 _Static_assert(sizeof(struct ap_lib) == 24 + AP_MAX_LIB_RANGES * 16, "ap_lib layout");
 _Static_assert(sizeof(struct ap_stack) == 8 + AP_MAX_FRAMES * 8, "ap_stack layout");
+_Static_assert(sizeof(struct ap_proc_key) == 8, "ap_proc_key layout");
 _Static_assert(sizeof(struct ap_count_key) == 16, "ap_count_key layout");
 _Static_assert(sizeof(struct ap_count) == 32, "ap_count layout");
 _Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");

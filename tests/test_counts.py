@@ -75,6 +75,11 @@ class OtherAllocators(Case):
             self.assertEqual((objects.get(site, 0), space.get(site, 0)), (n, nbytes), site)
         allocators = [c for c in prof.comments if c.startswith("allocator: ")]
         self.assertTrue(any(lib.split(".so")[0] in a for a in allocators), allocators)
+        # env ran first in the same process: its samples are its own, named env.
+        for s in prof.samples:
+            leaf = prof.stack(s)[0]
+            if leaf in expect:
+                self.assertEqual(s.labels["comm"], ["sites"], leaf)
         self.assertIn("lost allocations: 0", prof.comments)
 
     def test_jemalloc(self):

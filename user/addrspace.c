@@ -19,12 +19,13 @@
 
 struct space {
 	pid_t pid;
+	uint32_t image;
 	struct space_map *m; /* sorted by start, non-overlapping */
 	size_t n, cap;
 };
 
 struct addrspaces {
-	struct hashmap *by_pid; /* pid -> index into spaces */
+	struct hashmap *by_proc; /* (pid, image) -> index into spaces */
 	struct space *spaces;
 	size_t nspaces, cap;
 	struct hashmap *by_file; /* (dev, ino) -> index into files */
@@ -41,7 +42,7 @@ struct addrspaces *addrspaces__new(void)
 {
 	struct addrspaces *as = xcalloc(1, sizeof(*as));
 
-	as->by_pid = hashmap__new();
+	as->by_proc = hashmap__new();
 	as->by_file = hashmap__new();
 	as->names = hashmap__new();
 	as->next_id = 1;
@@ -65,7 +66,7 @@ void addrspaces__free(struct addrspaces *as)
 	free(as->strs);
 	free(as->files);
 	free(as->spaces);
-	hashmap__free(as->by_pid);
+	hashmap__free(as->by_proc);
 	hashmap__free(as->by_file);
 	hashmap__free(as->names);
 	free(as);
@@ -119,18 +120,30 @@ static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const stru
 	return f;
 }
 
-static struct space *get_space(struct addrspaces *as, pid_t pid, bool create)
+static struct space *get_space(struct addrspaces *as, pid_t pid, uint32_t image, bool create)
 {
-	uint64_t key = (uint64_t)pid, idx;
+	uint64_t key = ((uint64_t)(uint32_t)pid << 32) | image, idx;
 
-	if (hashmap__get(as->by_pid, &key, sizeof(key), &idx))
+	if (hashmap__get(as->by_proc, &key, sizeof(key), &idx))
 		return &as->spaces[idx];
 	if (!create)
 		return NULL;
 	grow((void **)&as->spaces, &as->cap, as->nspaces + 1, sizeof(*as->spaces));
-	as->spaces[as->nspaces] = (struct space){ .pid = pid };
-	hashmap__put(as->by_pid, &key, sizeof(key), as->nspaces);
+	as->spaces[as->nspaces] = (struct space){ .pid = pid, .image = image };
+	hashmap__put(as->by_proc, &key, sizeof(key), as->nspaces);
 	return &as->spaces[as->nspaces++];
+}
+
+int proc_image(pid_t pid, uint32_t *image)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st))
+		return -errno;
+	*image = (uint32_t)st.st_ino;
+	return 0;
 }
 
 static int cmp_start(const void *a, const void *b)
@@ -146,12 +159,21 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 	struct space *sp;
 	struct space_map *merged = NULL;
 	size_t n = 0, cap = 0;
+	uint32_t image, after;
 	int err;
 
+	err = proc_image(pid, &image);
+	if (err)
+		return err;
 	err = proc_maps__read(pid, &maps);
 	if (err)
 		return err;
-	sp = get_space(as, pid, true);
+	/* An exec between the two reads would file these mappings under the wrong program. */
+	if (proc_image(pid, &after) || after != image) {
+		proc_maps__free(&maps);
+		return -EAGAIN;
+	}
+	sp = get_space(as, pid, image, true);
 	/* Only executable mappings hold frames; the rest would only make the profile bigger. */
 	for (size_t i = 0; i < maps.n; i++) {
 		const struct map_entry *e = &maps.e[i];
@@ -165,7 +187,7 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 		if (e->path && e->path[0] == '/' && e->ino)
 			sm.file = get_file(as, pid, e);
 		/* The same mapping as before keeps its id, so the profile has one Mapping. */
-		old = addrspaces__find(as, pid, e->start);
+		old = addrspaces__find(as, pid, image, e->start);
 		if (old && old->start == sm.start && old->end == sm.end && old->pgoff == sm.pgoff &&
 		    old->file == sm.file)
 			sm.id = old->id;
@@ -196,14 +218,10 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 	return 0;
 }
 
-bool addrspaces__known(const struct addrspaces *as, pid_t pid)
+const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,
+					 uint64_t addr)
 {
-	return get_space((struct addrspaces *)as, pid, false) != NULL;
-}
-
-const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint64_t addr)
-{
-	struct space *sp = get_space((struct addrspaces *)as, pid, false);
+	struct space *sp = get_space((struct addrspaces *)as, pid, image, false);
 	size_t lo = 0, hi;
 
 	if (!sp)

@@ -30,12 +30,19 @@ struct addrspaces *addrspaces__new(void);
 void addrspaces__free(struct addrspaces *as);
 
 /*
- * Reads pid's mappings now and merges them into what is known of it: a mapping seen before
- * and overlapped by none now is kept, so stacks recorded earlier still resolve. 0 or -errno.
+ * A process is known by its pid and the program it runs (see struct ap_proc_key): `image` is
+ * the low 32 bits of its executable's inode number, which an exec changes.
+ */
+int proc_image(pid_t pid, uint32_t *image);
+
+/*
+ * Reads pid's mappings now and merges them into what is known of it for the program it runs
+ * now: a mapping seen before and overlapped by none now is kept, so stacks recorded earlier
+ * still resolve. 0 or -errno.
  */
 int addrspaces__snapshot(struct addrspaces *as, pid_t pid);
-bool addrspaces__known(const struct addrspaces *as, pid_t pid);
-const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint64_t addr);
+const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,
+					 uint64_t addr);
 /* Files that could not be opened (each counted once), for the capture's statistics. */
 size_t addrspaces__unreadable(const struct addrspaces *as);
 

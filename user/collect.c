@@ -97,23 +97,29 @@ static int cmp_counter(const void *a, const void *b)
 {
 	const struct counter *x = a, *y = b;
 
-	if (x->key.pid != y->key.pid)
-		return x->key.pid < y->key.pid ? -1 : 1;
+	if (x->key.proc.pid != y->key.proc.pid)
+		return x->key.proc.pid < y->key.proc.pid ? -1 : 1;
+	if (x->key.proc.image != y->key.proc.image)
+		return x->key.proc.image < y->key.proc.image ? -1 : 1;
 	return x->key.stack < y->key.stack ? -1 : x->key.stack > y->key.stack;
 }
 
-static void proc_comm(int procs_fd, __u32 pid, char comm[16])
+static void proc_comm(int procs_fd, const struct ap_proc_key *pk, char comm[16])
 {
 	struct ap_proc pr;
 	char path[64];
+	uint32_t image;
 	FILE *f;
 
 	memset(comm, 0, 16);
-	if (!bpf_map_lookup_elem(procs_fd, &pid, &pr)) {
+	if (!bpf_map_lookup_elem(procs_fd, pk, &pr)) {
 		memcpy(comm, pr.comm, 15);
 		return;
 	}
-	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	/* Not in the table (it was full): /proc knows, if the process still runs that program. */
+	if (proc_image((pid_t)pk->pid, &image) || image != pk->image)
+		return;
+	snprintf(path, sizeof(path), "/proc/%u/comm", pk->pid);
 	f = fopen(path, "re");
 	if (!f)
 		return;
@@ -122,12 +128,13 @@ static void proc_comm(int procs_fd, __u32 pid, char comm[16])
 	fclose(f);
 }
 
-static uint64_t frame_location(pid_t pid, uint64_t ret_addr, struct addrspaces *as,
-			       struct symbolizer *sym, struct profile *p, struct collect_stats *st)
+static uint64_t frame_location(const struct ap_proc_key *pk, uint64_t ret_addr,
+			       struct addrspaces *as, struct symbolizer *sym, struct profile *p,
+			       struct collect_stats *st)
 {
 	/* A return address points after the call; the call instruction is the frame's place. */
 	uint64_t addr = ret_addr ? ret_addr - 1 : 0;
-	const struct space_map *m = addrspaces__find(as, pid, addr);
+	const struct space_map *m = addrspaces__find(as, (pid_t)pk->pid, pk->image, addr);
 	struct sym_result res = {};
 	const char *build_id = "";
 	uint64_t mapping_id;
@@ -159,7 +166,7 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 	uint64_t locs[AP_MAX_FRAMES];
 	struct ap_stack stack;
 	char comm[16] = "";
-	__u32 cur_pid = 0;
+	struct ap_proc_key cur = {};
 	int err;
 
 	err = read_counts(cm->counts_fd, &c, &n);
@@ -172,10 +179,11 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 		int64_t values[2];
 		size_t nlocs = 0;
 
-		if (i == 0 || e->key.pid != cur_pid) {
-			cur_pid = e->key.pid;
-			proc_comm(cm->procs_fd, cur_pid, comm);
-			st->procs++;
+		if (i == 0 || memcmp(&e->key.proc, &cur, sizeof(cur))) {
+			if (i == 0 || e->key.proc.pid != cur.pid)
+				st->procs++;
+			cur = e->key.proc;
+			proc_comm(cm->procs_fd, &cur, comm);
 		}
 		if (bpf_map_lookup_elem(cm->stacks_fd, &e->key.stack, &stack)) {
 			st->stacks_missing++;
@@ -190,7 +198,7 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 			 */
 			if (f == 1 && stack.ip[1] == stack.ip[0])
 				continue;
-			locs[nlocs++] = frame_location((pid_t)cur_pid, stack.ip[f], as, sym, p, st);
+			locs[nlocs++] = frame_location(&cur, stack.ip[f], as, sym, p, st);
 		}
 		st->frames += nlocs;
 		if (exact) {
@@ -202,7 +210,7 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 		}
 		st->objects += (double)values[0];
 		st->bytes += (double)values[1];
-		profile__add_sample(p, locs, nlocs, values, cur_pid, comm);
+		profile__add_sample(p, locs, nlocs, values, cur.pid, comm);
 		st->samples++;
 	}
 	free(c);

@@ -64,7 +64,10 @@ struct capture {
 	uint64_t child_mm; /* the address space the child was last stopped and attached in */
 	struct watched *w;
 	size_t nw, wcap;
-	struct hashmap *gens; /* pid -> procs map generation last snapshotted */
+	struct hashmap *gens; /* ap_proc_key -> procs map generation last snapshotted */
+	struct ring_buffer *events;
+	pid_t *dirty; /* pids announced with new stacks, to snapshot */
+	size_t ndirty, dirty_cap;
 	char **allocators;    /* one line per distinct allocator, for the comments */
 	size_t nalloc, alloc_cap;
 	uint64_t start_mono, start_real, end_mono;
@@ -139,6 +142,24 @@ static void note_allocator(struct capture *c, const char *fmt, ...)
 
 /* ---- the BPF object ------------------------------------------------------------------ */
 
+/* A process showed its first stacks: note it, to snapshot its mappings once per batch. */
+static int on_event(void *ctx, void *data, size_t len)
+{
+	struct capture *c = ctx;
+	pid_t pid;
+
+	if (len < sizeof(struct ap_proc_key))
+		return 0;
+	pid = (pid_t)((struct ap_proc_key *)data)->pid;
+	for (size_t i = 0; i < c->ndirty; i++)
+		if (c->dirty[i] == pid)
+			return 0;
+	grow((void **)&c->dirty, &c->dirty_cap, c->ndirty + 1, sizeof(*c->dirty));
+	c->dirty[c->ndirty++] = pid;
+	return 0;
+}
+
+
 static int open_bpf(struct capture *c)
 {
 	struct allocprof_bpf *s;
@@ -168,6 +189,13 @@ static int open_bpf(struct capture *c)
 	}
 	sampling_exp_table(s->bss->exp_q16, AP_EXP_TABLE_SIZE);
 	sampling_weight_table(s->bss->weight_q16, AP_WEIGHT_ENTRIES);
+	c->events = ring_buffer__new(bpf_map__fd(s->maps.events), on_event, c, NULL);
+	if (!c->events) {
+		err = -errno;
+		ap_err("cannot set up the event buffer: %s", strerror(-err));
+		allocprof_bpf__destroy(s);
+		return err;
+	}
 	c->skel = s;
 	c->att = attacher__new(s->progs.on_alloc, bpf_map__fd(s->maps.libs));
 	return 0;
@@ -228,13 +256,16 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 	size_t added;
 	int err;
 
-	alloc_plan__print(plan, what);
 	err = attacher__add_plan(c->att, pid, plan, &added);
 	if (err)
 		return err;
 	c->probes += added;
 	note_allocator(c, "%s", plan->libs[plan->malloc_lib].path);
-	ap_info("%s: %zu probes attached", what, added);
+	/* With -a most processes share an allocator: say only what is new. */
+	if (added || pid != -1) {
+		alloc_plan__print(plan, what);
+		ap_info("%s: %zu probes attached", what, added);
+	}
 	return 0;
 }
 
@@ -478,24 +509,37 @@ static void reap_child(struct capture *c)
 	}
 }
 
-/* Snapshots the mappings of processes that showed new stacks since the last look. */
+/* New stacks were announced: snapshot each of their processes once, now. */
+static void drain_events(struct capture *c)
+{
+	c->ndirty = 0;
+	ring_buffer__consume(c->events);
+	for (size_t i = 0; i < c->ndirty; i++)
+		addrspaces__snapshot(c->as, c->dirty[i]);
+}
+
+/*
+ * Snapshots the mappings of processes that showed new stacks since the last look; catches
+ * what the ring buffer had no room to announce.
+ */
 static void refresh_maps(struct capture *c)
 {
 	int fd = bpf_map__fd(c->skel->maps.procs);
-	__u32 key, next, *prev = NULL;
+	struct ap_proc_key key, next, *prev = NULL;
 	struct ap_proc pr;
 
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		uint64_t seen = 0, k = next;
+		uint64_t seen = 0;
 
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &pr))
 			continue;
-		if (hashmap__get(c->gens, &k, sizeof(k), &seen) && seen == pr.gen)
+		if (hashmap__get(c->gens, &key, sizeof(key), &seen) && seen == pr.gen)
 			continue;
-		if (!addrspaces__snapshot(c->as, (pid_t)key) || !addrspaces__known(c->as, key))
-			hashmap__put(c->gens, &k, sizeof(k), pr.gen);
+		/* Gone, or running another program now: nothing to read for this one. */
+		addrspaces__snapshot(c->as, (pid_t)key.pid);
+		hashmap__put(c->gens, &key, sizeof(key), pr.gen);
 	}
 }
 
@@ -544,6 +588,7 @@ static void run_loop(struct capture *c)
 			break;
 		timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
 		pfd[n++] = (struct pollfd){ .fd = c->sigfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = ring_buffer__epoll_fd(c->events), .events = POLLIN };
 		for (size_t i = 0; i < c->nw && n < MAX_POLL; i++)
 			if (c->w[i].pidfd >= 0 && !c->w[i].exited)
 				pfd[n++] = (struct pollfd){ .fd = c->w[i].pidfd, .events = POLLIN };
@@ -556,7 +601,9 @@ static void run_loop(struct capture *c)
 			while (read(c->sigfd, &si, sizeof(si)) == sizeof(si))
 				on_signal(c, &si);
 		}
-		for (size_t k = 1; r > 0 && k < n; k++) {
+		if (r > 0 && (pfd[1].revents & POLLIN))
+			drain_events(c);
+		for (size_t k = 2; r > 0 && k < n; k++) {
 			if (!pfd[k].revents)
 				continue;
 			for (size_t i = 0; i < c->nw; i++)
@@ -586,6 +633,7 @@ static const struct {
 	{ AP_STAT_STACK_FAIL, "stack walk failed: recorded with the caller only" },
 	{ AP_STAT_STACK_TRUNC, "stacks truncated at 127 frames" },
 	{ AP_STAT_PROCS_FULL, "process table full: names read from /proc instead" },
+	{ AP_STAT_EVENTS_LOST, "new-stack notices dropped: mappings read at the next tick" },
 };
 
 static void describe(struct capture *c, struct profile *p, const struct collect_stats *st,
@@ -701,6 +749,7 @@ static int finish(struct capture *c)
 	/* Detach first: the counters stop moving while they are read. */
 	attacher__free(c->att);
 	c->att = NULL;
+	drain_events(c);
 	for (size_t i = 0; i < c->nw; i++)
 		if (!c->w[i].exited)
 			addrspaces__snapshot(c->as, c->w[i].pid);
@@ -859,7 +908,9 @@ out:
 	if (c.have_child && !c.child.exited && ret == 1 && !c.start_mono)
 		child_abort(&c.child);
 	attacher__free(c.att);
+	ring_buffer__free(c.events);
 	allocprof_bpf__destroy(c.skel);
+	free(c.dirty);
 	out_file__abort(c.out);
 	addrspaces__free(c.as);
 	hashmap__free(c.gens);
