@@ -1,8 +1,8 @@
 /*
- * Writing the output file atomically: a temporary file is created next to the destination
- * when the capture starts (so a missing or read-only directory fails before anything is
- * attached) and renamed over it when the data is complete, so a reader never sees a partial
- * file and an old file is replaced only by a whole new one.
+ * Writing the output file atomically: an unnamed temporary file in the destination's directory
+ * from the start (a missing or read-only directory fails before anything is attached; nothing
+ * is left if allocprof is killed), renamed over the destination when complete, so a reader
+ * never sees a partial file.
  */
 #ifndef ALLOCPROF_OUTFILE_H
 #define ALLOCPROF_OUTFILE_H

@@ -1100,9 +1100,9 @@ TEST(outfile_commit)
 	CHECK_INT(out_file__open(path, &f), 0);
 	CHECK_STR(out_file__path(f), path);
 	CHECK(access(path, F_OK) && errno == ENOENT, "the destination exists before commit");
+	/* Unnamed until it is complete (O_TMPFILE; the test directory's filesystem has it). */
 	list_dir(tmp, names, sizeof(names));
-	CHECK(!strncmp(names, ".out.pb.gz.", 11) && !strchr(names, ' '),
-	      "directory holds \"%s\", expected one .out.pb.gz.XXXXXX", names);
+	CHECK_STR(names, "");
 	CHECK_INT(out_file__commit(f, "profile data", 12), 0);
 	TRY(file_is(path, "profile data"));
 	list_dir(tmp, names, sizeof(names));
@@ -1130,8 +1130,6 @@ TEST(outfile_abort)
 
 	snprintf(path, sizeof(path), "%s/out.pb.gz", tmp);
 	CHECK_INT(out_file__open(path, &f), 0);
-	list_dir(tmp, names, sizeof(names));
-	CHECK(names[0] == '.', "no temporary file: \"%s\"", names);
 	out_file__abort(f);
 	list_dir(tmp, names, sizeof(names));
 	CHECK_STR(names, "");
