@@ -28,7 +28,9 @@ WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -I$(OUTPUT) -Ibpf -Iuser -MMD -MP
 LDLIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null || echo -lbpf -lelf -ldw -lz -lprotobuf-c) -lm -lstdc++
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Ivmlinux -Ibpf -MMD -MP
+# (BPF_PROG and BPF_KPROBE declare every argument, used or not.)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-parameter -Ivmlinux \
+	-Ibpf -MMD -MP
 
 .PHONY: all clean deps test-deps demo test bench format check-root
 .DELETE_ON_ERROR:

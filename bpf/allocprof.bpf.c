@@ -6,9 +6,11 @@
  * call walks the stack and adds into the per-(process, stack) counters. Every allocation that
  * is skipped or lost on the way bumps a counter in `stats`.
  *
- * A second program stops a freshly exec'd child at the dynamic linker's debugger hook once all
- * its libraries are mapped, so userspace can attach to its allocator before any of its code
- * (constructors included) runs.
+ * Two more programs tell userspace when a watched process has a new program or library to
+ * resolve: the dynamic linker's debugger hook, and exec. Nothing here ever stops a process.
+ *
+ * Uprobe programs run with migration disabled but may be preempted, so nothing is kept in
+ * per-CPU scratch space across a helper call, and per-CPU counters are added atomically.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -16,8 +18,7 @@
 #include <bpf/bpf_core_read.h>
 #include "allocprof.h"
 
-#define EEXIST	17
-#define SIGSTOP 19
+#define EEXIST 17
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -76,29 +77,55 @@ struct {
 	__type(value, struct ap_stats);
 } stats SEC(".maps");
 
+/* Where a sampled call builds its stack: per thread, created on a thread's first sample. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct ap_stack);
-} scratch SEC(".maps");
+} stack_buf SEC(".maps");
 
-/*
- * A process's first stacks are announced (its tgid) so userspace snapshots its mappings at
- * once, while it is alive; the frames are resolved against them later.
- */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536); /* set by userspace */
+	__type(key, struct ap_vma_key);
+	__type(value, struct ap_vma);
+} vmas SEC(".maps");
+
+/* struct ap_event, see allocprof.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 * 1024);
 } events SEC(".maps");
 
-/* tgid -> the mm it was last stopped in at the dynamic linker (one stop per exec). */
+/* Processes whose execs are reported (the command started and -p targets): tgid -> 1. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, __u64);
-} rtld_stopped SEC(".maps");
+	__type(value, __u8);
+} watched SEC(".maps");
+
+#define STAT_INC(st, i) __sync_fetch_and_add(&(st)->v[i], 1)
+
+static __always_inline __u32 image_of(struct task_struct *task)
+{
+	return (__u32)task->mm->exe_file->f_inode->i_ino;
+}
+
+static __always_inline void send_event(__u32 kind, __u32 tgid, __u32 image)
+{
+	struct ap_event ev = { .kind = kind, .proc = { .pid = tgid, .image = image } };
+	__u32 zero = 0;
+
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0)) {
+		struct ap_stats *st = bpf_map_lookup_elem(&stats, &zero);
+
+		if (st)
+			STAT_INC(st, AP_STAT_EVENTS_LOST);
+	}
+}
 
 static __always_inline __s64 next_distance(void)
 {
@@ -183,7 +210,58 @@ static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *
 	bpf_probe_read_kernel_str(np.comm, sizeof(np.comm), task->group_leader->comm);
 	err = bpf_map_update_elem(&procs, pk, &np, BPF_NOEXIST);
 	if (err && err != -EEXIST)
-		st->v[AP_STAT_PROCS_FULL]++;
+		STAT_INC(st, AP_STAT_PROCS_FULL);
+}
+
+struct vma_ctx {
+	struct ap_proc_key proc;
+	__u64 start, end; /* out: the mapping found */
+	struct ap_stats *st;
+};
+
+static long record_vma(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct vma_ctx *vc = data;
+	struct ap_vma_key k = { .proc = vc->proc, .start = vma->vm_start };
+	struct file *f = vma->vm_file;
+	struct ap_vma v = {};
+	long err;
+
+	vc->start = vma->vm_start;
+	vc->end = vma->vm_end;
+	if (!f)
+		return 0;
+	v.end = vma->vm_end;
+	v.offset = (__u64)vma->vm_pgoff << 12;
+	v.ino = f->f_inode->i_ino;
+	v.dev = f->f_inode->i_sb->s_dev;
+	bpf_probe_read_kernel_str(v.name, sizeof(v.name), f->f_path.dentry->d_name.name);
+	err = bpf_map_update_elem(&vmas, &k, &v, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		STAT_INC(vc->st, AP_STAT_VMAS_FULL);
+	return 0;
+}
+
+/* Records the mapping of every frame of a new stack (consecutive frames share a few). */
+static __always_inline void record_vmas(struct task_struct *task, struct ap_stack *s,
+					struct ap_proc_key *proc, struct ap_stats *st)
+{
+	struct vma_ctx vc = { .proc = *proc, .st = st };
+	__u64 lo = 0, hi = 0;
+
+	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
+		__u64 ip;
+
+		if (i >= s->nr)
+			break;
+		ip = s->ip[i];
+		if (ip >= lo && ip < hi)
+			continue;
+		vc.start = vc.end = 0;
+		bpf_find_vma(task, ip, record_vma, &vc, 0);
+		lo = vc.start;
+		hi = vc.end;
+	}
 }
 
 static __always_inline void add_weights(struct ap_count *c, __u64 size)
@@ -217,17 +295,19 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ap_count_key key = {
 		.proc.pid = bpf_get_current_pid_tgid() >> 32,
-		.proc.image = (__u32)task->mm->exe_file->f_inode->i_ino,
+		.proc.image = image_of(task),
 	};
 	struct ap_count *c;
 	struct ap_stack *s;
-	__u32 zero = 0, nr;
+	__u32 nr;
 	__u64 h;
 	long n, err;
 
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
+	s = bpf_task_storage_get(&stack_buf, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s) {
+		STAT_INC(st, AP_STAT_NO_THREAD);
 		return;
+	}
 	/*
 	 * Frame 0 of the kernel's walk is the probe site itself and the frame-pointer chain
 	 * starts in the caller's frame, so the caller is missing: put the return address read
@@ -235,13 +315,13 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 	 */
 	n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), BPF_F_USER_STACK);
 	if (n <= 0) {
-		st->v[AP_STAT_STACK_FAIL]++;
+		STAT_INC(st, AP_STAT_STACK_FAIL);
 		nr = 1;
 	} else {
 		nr = n / sizeof(__u64);
 		if (nr >= AP_MAX_FRAMES) {
 			nr = AP_MAX_FRAMES;
-			st->v[AP_STAT_STACK_TRUNC]++;
+			STAT_INC(st, AP_STAT_STACK_TRUNC);
 		}
 	}
 	s->ip[0] = ra;
@@ -262,28 +342,28 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 
 		err = bpf_map_update_elem(&stacks, &h, s, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
-			st->v[AP_STAT_STACKS_FULL]++;
+			STAT_INC(st, AP_STAT_STACKS_FULL);
 			return;
 		}
 		err = bpf_map_update_elem(&counts, &key, &zc, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
-			st->v[AP_STAT_COUNTS_FULL]++;
+			STAT_INC(st, AP_STAT_COUNTS_FULL);
 			return;
 		}
 		c = bpf_map_lookup_elem(&counts, &key);
 		if (!c) {
-			st->v[AP_STAT_COUNTS_FULL]++;
+			STAT_INC(st, AP_STAT_COUNTS_FULL);
 			return;
 		}
 		touch_proc(&key.proc, st);
-		if (bpf_ringbuf_output(&events, &key.proc, sizeof(key.proc), 0))
-			st->v[AP_STAT_EVENTS_LOST]++;
+		record_vmas(task, s, &key.proc, st);
+		send_event(AP_EV_NEW_STACKS, key.proc.pid, key.proc.image);
 	}
 	__sync_fetch_and_add(&c->count, 1);
 	__sync_fetch_and_add(&c->bytes, size);
 	if (!exact)
 		add_weights(c, size);
-	st->v[AP_STAT_SAMPLED]++;
+	STAT_INC(st, AP_STAT_SAMPLED);
 }
 
 /*
@@ -300,7 +380,7 @@ static __always_inline bool nested(struct ap_thread *t, __u64 sp, __u32 fn, __u3
 	if (tail && fn == t->last_fn)
 		return false; /* the same function from the same frame: a loop, not a tail call */
 	if (bpf_probe_read_user(ra, sizeof(*ra), (void *)sp)) {
-		st->v[AP_STAT_RA_FAULT]++;
+		STAT_INC(st, AP_STAT_RA_FAULT);
 		return true; /* counted as lost */
 	}
 	*have_ra = true;
@@ -327,12 +407,12 @@ int BPF_KPROBE(on_alloc)
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!st)
 		return 0;
-	st->v[AP_STAT_CALLS]++;
+	STAT_INC(st, AP_STAT_CALLS);
 
 	t = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t) {
-		st->v[AP_STAT_NO_THREAD]++;
+		STAT_INC(st, AP_STAT_NO_THREAD);
 		return 0;
 	}
 	if (!t->init) {
@@ -341,14 +421,14 @@ int BPF_KPROBE(on_alloc)
 	}
 	if (nested(t, sp, fn, lib, bias, &ra, &have_ra, st)) {
 		if (have_ra)
-			st->v[AP_STAT_NESTED]++;
+			STAT_INC(st, AP_STAT_NESTED);
 		return 0;
 	}
 	/* A counted call: it is now the one later calls are compared with. */
 	t->last_fn = fn;
 	if (AP_COOKIE_WRAPPER(cookie)) {
 		if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
-			st->v[AP_STAT_RA_FAULT]++;
+			STAT_INC(st, AP_STAT_RA_FAULT);
 			t->wrap_sp = 0;
 			return 0;
 		}
@@ -362,11 +442,13 @@ int BPF_KPROBE(on_alloc)
 	}
 
 	if (!alloc_size(ctx, AP_COOKIE_KIND(cookie), &size)) {
-		st->v[AP_STAT_NOT_ALLOC]++;
+		STAT_INC(st, AP_STAT_NOT_ALLOC);
 		return 0;
 	}
-	if (size > (1ull << 62))
-		size = 1ull << 62;
+	if (size > AP_MAX_ALLOC_SIZE) {
+		STAT_INC(st, AP_STAT_NOT_ALLOC); /* fails: larger than the address space */
+		return 0;
+	}
 	if (!exact) {
 		t->bytes_left -= (__s64)size;
 		if (t->bytes_left > 0)
@@ -375,7 +457,7 @@ int BPF_KPROBE(on_alloc)
 	}
 	/* The return address is the allocation site: the first frame of every stack. */
 	if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
-		st->v[AP_STAT_RA_FAULT]++;
+		STAT_INC(st, AP_STAT_RA_FAULT);
 		return 0;
 	}
 	record(ctx, st, ra, size);
@@ -383,20 +465,16 @@ int BPF_KPROBE(on_alloc)
 }
 
 /*
- * On the dynamic linker's _dl_debug_state(): when r_debug says the link map is consistent for
- * the first time in this address space (the libraries are mapped, no initialiser has run),
- * stop the process so userspace can attach. Cookie: low 32 bits the probe site's vaddr in
- * ld.so, high 32 bits the vaddr of _r_debug.
+ * On the dynamic linker's _dl_debug_state(), which it calls around every change to its list of
+ * objects: when r_debug says the list is consistent (a program's libraries are all mapped, or
+ * a dlopen is done), tell userspace. Cookie: low 32 bits the probe site's vaddr in ld.so, high
+ * 32 bits the vaddr of _r_debug.
  */
 SEC("uprobe")
 int BPF_KPROBE(on_rtld_state)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32, zero = 0;
 	__u64 base = PT_REGS_IP(ctx) - (cookie & 0xffffffff);
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 mm = (__u64)task->mm, *seen;
-	struct ap_stats *st;
 	int state;
 
 	/* struct r_debug { int r_version; link_map *r_map; ElfW(Addr) r_brk; r_state; ... } */
@@ -404,13 +482,19 @@ int BPF_KPROBE(on_rtld_state)
 		return 0;
 	if (state != 0 /* RT_CONSISTENT */)
 		return 0;
-	seen = bpf_map_lookup_elem(&rtld_stopped, &tgid);
-	if (seen && *seen == mm)
+	send_event(AP_EV_LINKED, bpf_get_current_pid_tgid() >> 32,
+		   image_of(bpf_get_current_task_btf()));
+	return 0;
+}
+
+/* A watched process exec'd: a statically linked program gets no dynamic linker event. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = p->tgid;
+
+	if (!bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
-	bpf_map_update_elem(&rtld_stopped, &tgid, &mm, BPF_ANY);
-	st = bpf_map_lookup_elem(&stats, &zero);
-	if (st)
-		st->v[AP_STAT_RTLD_STOPS]++;
-	bpf_send_signal(SIGSTOP);
+	send_event(AP_EV_EXEC, tgid, image_of(p));
 	return 0;
 }

@@ -129,6 +129,25 @@ struct ap_count {
 	__u64 w_bytes;
 };
 
+/*
+ * The file-backed mapping holding a frame, recorded by the kernel when a stack is first seen,
+ * so frames resolve even when the process is gone before userspace could read its maps (a
+ * short-lived command) or unmapped the library since.
+ */
+struct ap_vma_key {
+	struct ap_proc_key proc;
+	__u64 start;
+};
+
+struct ap_vma {
+	__u64 end;
+	__u64 offset; /* file offset of `start`, in bytes */
+	__u64 ino;
+	__u32 dev; /* major << 20 | minor, as /proc/PID/maps prints it */
+	__u32 pad;
+	char name[32]; /* the file's name, without its directory */
+};
+
 /* Per process (ap_proc_key): its name, and a generation bumped at each new stack it shows. */
 struct ap_proc {
 	char comm[16];
@@ -158,11 +177,32 @@ struct ap_thread {
 	__u32 pad;
 };
 
+/*
+ * What the programs tell userspace as it happens, through the `events` ring buffer: a process
+ * showed its first stacks (read its mappings while it is alive), the dynamic linker finished
+ * loading objects (a new program or a dlopen: resolve its allocator again), a watched process
+ * exec'd (a statically linked program gets no dynamic linker event).
+ */
+enum ap_event_kind {
+	AP_EV_NEW_STACKS = 1,
+	AP_EV_LINKED = 2,
+	AP_EV_EXEC = 3,
+};
+
+struct ap_event {
+	__u32 kind;
+	struct ap_proc_key proc;
+	__u32 pad;
+};
+
+/* The largest request that could succeed: user address space on x86_64 is 128 TiB. */
+#define AP_MAX_ALLOC_SIZE (1ull << 47)
+
 /* Statistics, per CPU; every path that loses or skips an allocation has its own counter. */
 enum ap_stat {
 	AP_STAT_CALLS,	     /* probe hits that reached the program */
 	AP_STAT_NESTED,	     /* allocator calling its own entry point, not counted again */
-	AP_STAT_NOT_ALLOC,   /* realloc(p, 0) and overflowing calloc/reallocarray */
+	AP_STAT_NOT_ALLOC,   /* realloc(p, 0), overflowing sizes, requests beyond the address space */
 	AP_STAT_SAMPLED,     /* allocations recorded (all of them in exact mode) */
 	AP_STAT_NO_THREAD,   /* task storage could not be had: allocation lost */
 	AP_STAT_RA_FAULT,    /* return address unreadable: allocation lost */
@@ -171,8 +211,8 @@ enum ap_stat {
 	AP_STAT_STACKS_FULL, /* stacks map full: allocation lost */
 	AP_STAT_COUNTS_FULL, /* counts map full: allocation lost */
 	AP_STAT_PROCS_FULL,  /* procs map full: process named by pid only */
-	AP_STAT_RTLD_STOPS,  /* processes stopped once at the dynamic linker to attach */
 	AP_STAT_EVENTS_LOST, /* new-stack notices the ring buffer had no room for */
+	AP_STAT_VMAS_FULL,   /* mapping table full: frames resolved from /proc snapshots only */
 	AP_STAT_NR,
 };
 
@@ -188,6 +228,9 @@ _Static_assert(sizeof(struct ap_count_key) == 16, "ap_count_key layout");
 _Static_assert(sizeof(struct ap_count) == 32, "ap_count layout");
 _Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");
 _Static_assert(sizeof(struct ap_thread) == 48, "ap_thread layout");
+_Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
+_Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
+_Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");
 #endif
 
 #endif /* ALLOCPROF_H */

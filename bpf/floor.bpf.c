@@ -10,7 +10,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 SEC("uprobe")
-int on_alloc(void *ctx __attribute__((unused)))
+int on_alloc(void *ctx)
 {
 	return 0;
 }

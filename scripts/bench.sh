@@ -40,24 +40,27 @@ ap_exact() { attached_run "$1" ./allocprof record -v -q --exact -o "$tmp/p.pb.gz
 
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-measure() {
-	local fn=$1 threads=$2
-	for _ in $(seq "$reps"); do "$fn" "$threads"; done | median
-}
-
 echo "machine: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
 echo "command: scripts/bench.sh $iters $reps"
 echo
 echo "| threads | untraced | floor (no-op program) | allocprof sampled | allocprof --exact |"
 echo "|---|---|---|---|---|"
+modes="untraced floor ap_sampled ap_exact"
 for threads in 1 2; do
-	u=$(measure untraced "$threads")
-	f=$(measure floor "$threads")
-	s=$(measure ap_sampled "$threads")
-	e=$(measure ap_exact "$threads")
+	# Round-robin over the modes, so drift on a shared machine hits them all alike.
+	for rep in $(seq "$reps"); do
+		for m in $modes; do
+			"$m" "$threads" >>"$tmp/$m.$threads"
+		done
+	done
+	u=$(median <"$tmp/untraced.$threads")
+	f=$(median <"$tmp/floor.$threads")
+	s=$(median <"$tmp/ap_sampled.$threads")
+	e=$(median <"$tmp/ap_exact.$threads")
 	awk -v t="$threads" -v u="$u" -v f="$f" -v s="$s" -v e="$e" 'BEGIN {
 		printf "| %d | %.0f ns | %.0f ns | %.0f ns (%.2fx floor) | %.0f ns (%.2fx floor) |\n",
 			t, u, f, s, s / f, e, e / f }'
 done
 echo
-echo "ns per malloc+free pair per thread, median of $reps runs of $iters pairs per thread."
+echo "ns per malloc+free pair per thread, median of $reps runs of $iters pairs per thread;"
+echo "the modes alternate run by run."

@@ -59,14 +59,52 @@ class ExactCounts(Case):
         self.assertTrue(os.path.exists(out), "profile written even when the command fails")
 
 
+def preloaded(lib):
+    """allocprof's own environment with LD_PRELOAD=lib: the command inherits it, and its
+    dynamic linker resolves it before the command starts."""
+    return dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, lib))
+
+
+class Programs(Case):
+    def test_inlined_frames(self):
+        """Every inlined frame, innermost first, then the real function, then its caller;
+        the program is gone long before anything reads its mappings."""
+        out = self.path("p.pb.gz")
+        proc = record(["--exact", "-q", "-o", out, "--", target("inlined")])
+        self.assertRecorded(proc)
+        prof = pprofraw.read(out)
+        stacks = [prof.stack(s) for s in prof.samples if prof.stack(s)[0] == "l3"]
+        self.assertEqual(len(stacks), 1, [prof.stack(s) for s in prof.samples])
+        self.assertEqual(stacks[0][:5], ["l3", "l2", "l1", "outer_fn", "main"])
+        self.assertEqual(prof.flat("alloc_objects")["l3"], 100)
+        self.assertEqual(prof.flat("alloc_space")["l3"], 50 * 32 + 50 * 33)
+
+    def test_exec_into_static_program(self):
+        """env execs a static program: no dynamic linker reports it, the exec does; its
+        probes come late and the profile says so."""
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        # Long enough (about a second under --exact) to be still running when it is attached.
+        proc = record(["--exact", "-q", "-o", out, "--", "env", target("sites-static"),
+                       "--rounds", "4000", "--expect", exp])
+        self.assertRecorded(proc)
+        expect = read_expect(exp)
+        prof = pprofraw.read(out)
+        self.assertIn("allocator: " + target("sites-static"), prof.comments)
+        self.assertTrue(any("probes attached after it started running" in c
+                            for c in prof.comments), prof.comments)
+        objects = prof.flat("alloc_objects")
+        for site, (n, _) in expect.items():
+            self.assertLessEqual(objects.get(site, 0), n, site)
+
+
 class OtherAllocators(Case):
     """Preloaded allocators are traced through themselves, and counts stay exact: calls the
     allocator makes to its own entry points are not counted again."""
 
     def run_with(self, lib):
         out, exp = self.path("p.pb.gz"), self.path("expect")
-        proc = record(["--exact", "-q", "-o", out, "--", "env",
-                       "LD_PRELOAD=" + os.path.join(LIBDIR, lib), SITES, "--expect", exp])
+        proc = record(["--exact", "-q", "-o", out, "--", SITES, "--expect", exp],
+                      env=preloaded(lib))
         self.assertRecorded(proc)
         expect = read_expect(exp)
         prof = pprofraw.read(out)
@@ -74,12 +112,8 @@ class OtherAllocators(Case):
         for site, (n, nbytes) in expect.items():
             self.assertEqual((objects.get(site, 0), space.get(site, 0)), (n, nbytes), site)
         allocators = [c for c in prof.comments if c.startswith("allocator: ")]
-        self.assertTrue(any(lib.split(".so")[0] in a for a in allocators), allocators)
-        # env ran first in the same process: its samples are its own, named env.
-        for s in prof.samples:
-            leaf = prof.stack(s)[0]
-            if leaf in expect:
-                self.assertEqual(s.labels["comm"], ["sites"], leaf)
+        self.assertEqual(len(allocators), 1, allocators)
+        self.assertIn(lib.split(".so")[0], allocators[0])
         self.assertIn("lost allocations: 0", prof.comments)
 
     def test_jemalloc(self):
@@ -91,16 +125,37 @@ class OtherAllocators(Case):
     def test_mimalloc(self):
         self.run_with("libmimalloc.so.2")
 
+    def test_preload_through_exec(self):
+        """`-- env LD_PRELOAD=... CMD`: env runs first and execs CMD, whose preloaded allocator
+        is attached when its dynamic linker reports it, just after CMD starts. The profile
+        says so; what it has is never more than the truth, and each program is labelled
+        with its own name."""
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        proc = record(["--exact", "-q", "-o", out, "--", "env",
+                       "LD_PRELOAD=" + os.path.join(LIBDIR, "libjemalloc.so.2"), SITES,
+                       "--expect", exp])
+        self.assertRecorded(proc)
+        expect = read_expect(exp)
+        prof = pprofraw.read(out)
+        self.assertTrue(any("probes attached after it started running" in c
+                            for c in prof.comments), prof.comments)
+        self.assertIn("allocator: /usr/lib/x86_64-linux-gnu/libjemalloc.so.2", prof.comments)
+        objects = prof.flat("alloc_objects")
+        for site, (n, _) in expect.items():
+            self.assertLessEqual(objects.get(site, 0), n, site)
+        for s in prof.samples:
+            leaf = prof.stack(s)[0]
+            if leaf in expect:
+                self.assertEqual(s.labels["comm"], ["sites"], leaf)
+
 
 class CxxNew(Case):
     """operator new is probed only where the allocator itself provides it."""
 
     def run_cxx(self, preload):
         out, exp = self.path("p.pb.gz"), self.path("expect")
-        cmd = ["--exact", "-q", "-o", out, "--"]
-        if preload:
-            cmd += ["env", "LD_PRELOAD=" + os.path.join(LIBDIR, preload)]
-        proc = record(cmd + [target("cxxsites"), "--expect", exp])
+        proc = record(["--exact", "-q", "-o", out, "--", target("cxxsites"), "--expect", exp],
+                      env=preloaded(preload) if preload else None)
         self.assertRecorded(proc)
         expect = read_expect(exp)
         prof = pprofraw.read(out)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 struct space {
@@ -31,9 +32,7 @@ struct addrspaces {
 	struct hashmap *by_file; /* (dev, ino) -> index into files */
 	struct mapped_file **files;
 	size_t nfiles, fcap;
-	struct hashmap *names; /* interned mapping names */
-	char **strs;
-	size_t nstrs, scap;
+	struct strpool *names; /* mapping names */
 	uint64_t next_id;
 	size_t unreadable;
 };
@@ -44,7 +43,7 @@ struct addrspaces *addrspaces__new(void)
 
 	as->by_proc = hashmap__new();
 	as->by_file = hashmap__new();
-	as->names = hashmap__new();
+	as->names = strpool__new();
 	as->next_id = 1;
 	return as;
 }
@@ -61,27 +60,28 @@ void addrspaces__free(struct addrspaces *as)
 		free(as->files[i]->path);
 		free(as->files[i]);
 	}
-	for (size_t i = 0; i < as->nstrs; i++)
-		free(as->strs[i]);
-	free(as->strs);
 	free(as->files);
 	free(as->spaces);
 	hashmap__free(as->by_proc);
 	hashmap__free(as->by_file);
-	hashmap__free(as->names);
+	strpool__free(as->names);
 	free(as);
 }
 
-static const char *intern(struct addrspaces *as, const char *s)
+static struct mapped_file *known_file(struct addrspaces *as, uint64_t dev, uint64_t ino)
 {
-	uint64_t idx;
+	uint64_t key[2] = { dev, ino }, idx;
 
-	if (hashmap__get(as->names, s, strlen(s), &idx))
-		return as->strs[idx];
-	grow((void **)&as->strs, &as->scap, as->nstrs + 1, sizeof(*as->strs));
-	as->strs[as->nstrs] = xstrdup(s);
-	hashmap__put(as->names, s, strlen(s), as->nstrs);
-	return as->strs[as->nstrs++];
+	return hashmap__get(as->by_file, key, sizeof(key), &idx) ? as->files[idx] : NULL;
+}
+
+static void add_known_file(struct addrspaces *as, struct mapped_file *f)
+{
+	uint64_t key[2] = { f->dev, f->ino };
+
+	grow((void **)&as->files, &as->fcap, as->nfiles + 1, sizeof(*as->files));
+	as->files[as->nfiles] = f;
+	hashmap__put(as->by_file, key, sizeof(key), as->nfiles++);
 }
 
 /*
@@ -90,13 +90,12 @@ static const char *intern(struct addrspaces *as, const char *s)
  */
 static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const struct map_entry *e)
 {
-	uint64_t key[2] = { e->dev, e->ino }, idx;
-	struct mapped_file *f;
+	struct mapped_file *f = known_file(as, e->dev, e->ino);
 	char path[128];
 	char *rootpath;
 
-	if (hashmap__get(as->by_file, key, sizeof(key), &idx))
-		return as->files[idx];
+	if (f)
+		return f;
 	f = xcalloc(1, sizeof(*f));
 	f->dev = e->dev;
 	f->ino = e->ino;
@@ -114,10 +113,30 @@ static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const stru
 		ap_info("pid %d: cannot open mapped file %s: %s", (int)pid, e->path,
 			strerror(errno));
 	}
-	grow((void **)&as->files, &as->fcap, as->nfiles + 1, sizeof(*as->files));
-	as->files[as->nfiles] = f;
-	hashmap__put(as->by_file, key, sizeof(key), as->nfiles++);
+	add_known_file(as, f);
 	return f;
+}
+
+void addrspaces__add_file(struct addrspaces *as, const char *path)
+{
+	struct mapped_file *f;
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || known_file(as, DEV_ID(major(st.st_dev), minor(st.st_dev)),
+					 st.st_ino)) {
+		close(fd);
+		return;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->dev = DEV_ID(major(st.st_dev), minor(st.st_dev));
+	f->ino = st.st_ino;
+	f->path = xstrdup(path);
+	f->fd = fd;
+	add_known_file(as, f);
 }
 
 static struct space *get_space(struct addrspaces *as, pid_t pid, uint32_t image, bool create)
@@ -182,7 +201,7 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 
 		if (!e->exec)
 			continue;
-		sm.name = intern(as, e->path ? e->path : "");
+		sm.name = strpool__intern(as->names, e->path ? e->path : "");
 		/* Deleted files too: map_files still opens them. */
 		if (e->path && e->path[0] == '/' && e->ino)
 			sm.file = get_file(as, pid, e);
@@ -238,6 +257,28 @@ const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid,
 			return &sp->m[mid];
 	}
 	return NULL;
+}
+
+void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint64_t start,
+			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino, const char *name)
+{
+	struct space *sp = get_space(as, pid, image, true);
+	struct mapped_file *f = known_file(as, dev, ino);
+	struct space_map sm = { .start = start, .end = end, .pgoff = offset, .file = f };
+	size_t at = 0;
+
+	/* A snapshot's view of the same range wins: it has the full path and an open file. */
+	for (size_t i = 0; i < sp->n; i++)
+		if (sp->m[i].start < end && start < sp->m[i].end)
+			return;
+	while (at < sp->n && sp->m[at].start < start)
+		at++;
+	sm.name = strpool__intern(as->names, f ? f->path : name);
+	sm.id = as->next_id++;
+	grow((void **)&sp->m, &sp->cap, sp->n + 1, sizeof(*sp->m));
+	memmove(&sp->m[at + 1], &sp->m[at], (sp->n - at) * sizeof(*sp->m));
+	sp->m[at] = sm;
+	sp->n++;
 }
 
 size_t addrspaces__unreadable(const struct addrspaces *as)

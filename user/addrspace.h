@@ -43,6 +43,16 @@ int proc_image(pid_t pid, uint32_t *image);
 int addrspaces__snapshot(struct addrspaces *as, pid_t pid);
 const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,
 					 uint64_t addr);
+
+/* A file a process will map (known from its dynamic linker before it runs), opened now. */
+void addrspaces__add_file(struct addrspaces *as, const char *path);
+/*
+ * A mapping the kernel recorded for a process (struct ap_vma), added where no snapshot has one:
+ * for a process gone before its mappings could be read. Its file is one opened before (by a
+ * snapshot or addrspaces__add_file) with the same identity; otherwise only `name` is known.
+ */
+void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint64_t start,
+			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino, const char *name);
 /* Files that could not be opened (each counted once), for the capture's statistics. */
 size_t addrspaces__unreadable(const struct addrspaces *as);
 

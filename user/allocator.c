@@ -192,14 +192,6 @@ int alloc_plan__resolve(pid_t pid, const struct load_order *lo, struct alloc_pla
 	return err;
 }
 
-int alloc_plan__resolve_file(const char *path, struct alloc_plan *out)
-{
-	struct loaded_obj o = { .path = (char *)path };
-	struct load_order lo = { .o = &o, .n = 1 };
-
-	return alloc_plan__resolve(0, &lo, out);
-}
-
 void alloc_plan__free(struct alloc_plan *p)
 {
 	for (size_t i = 0; i < p->nlibs; i++) {

@@ -60,8 +60,6 @@ struct alloc_plan {
  * yet) from objects in load order. -ENOENT when no object provides malloc.
  */
 int alloc_plan__resolve(pid_t pid, const struct load_order *lo, struct alloc_plan *out);
-/* The plan for a statically linked executable at `path`. */
-int alloc_plan__resolve_file(const char *path, struct alloc_plan *out);
 void alloc_plan__free(struct alloc_plan *p);
 /* One line per probed function, for -v. */
 void alloc_plan__print(const struct alloc_plan *p, const char *what);

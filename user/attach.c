@@ -5,6 +5,7 @@
  */
 #include "attach.h"
 #include "elffile.h"
+#include "procmaps.h"
 #include "util.h"
 
 #include <bpf/bpf.h>
@@ -12,6 +13,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 /* Library indices the BPF libs map holds; beyond this the nested-call check is off. */
 #define LIBS_MAP_ENTRIES 256
@@ -72,6 +75,12 @@ static bool already(const struct attacher *a, pid_t pid, uint64_t dev, uint64_t 
 			return true;
 	}
 	return false;
+}
+
+static void remember(struct attacher *a, pid_t pid, uint64_t dev, uint64_t ino, uint64_t off)
+{
+	grow((void **)&a->sites, &a->sites_cap, a->nsites + 1, sizeof(*a->sites));
+	a->sites[a->nsites++] = (struct attached){ pid, dev, ino, off };
 }
 
 static int attach_one(struct attacher *a, struct bpf_program *prog, pid_t pid, const char *path,
@@ -167,8 +176,7 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 				       strerror(-err));
 			return err;
 		}
-		grow((void **)&a->sites, &a->sites_cap, a->nsites + 1, sizeof(*a->sites));
-		a->sites[a->nsites++] = (struct attached){ pid, l->dev, l->ino, s->offset };
+		remember(a, pid, l->dev, l->ino, s->offset);
 		(*added)++;
 	}
 	return 0;
@@ -179,9 +187,13 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 {
 	struct elf_sym hook, rdebug;
 	struct elf_file *ef;
-	uint64_t off;
+	struct stat st;
+	uint64_t off, dev;
 	int err;
 
+	if (stat(rtld_path, &st))
+		return -errno;
+	dev = DEV_ID(major(st.st_dev), minor(st.st_dev));
 	ef = elf_file__open(rtld_path);
 	if (!ef)
 		return -errno;
@@ -195,5 +207,10 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 		return err;
 	if (hook.vaddr > UINT32_MAX || rdebug.vaddr > UINT32_MAX)
 		return -ERANGE;
-	return attach_one(a, prog, pid, rtld_path, off, hook.vaddr | (rdebug.vaddr << 32));
+	if (already(a, pid, dev, st.st_ino, off))
+		return 0;
+	err = attach_one(a, prog, pid, rtld_path, off, hook.vaddr | (rdebug.vaddr << 32));
+	if (!err)
+		remember(a, pid, dev, st.st_ino, off);
+	return err;
 }

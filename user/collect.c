@@ -1,12 +1,13 @@
 /*
- * Turning the kernel's counters into a profile: drains the counts, stacks, procs and stats
- * maps in batches after the probes are detached, resolves each frame to a mapping and a
+ * Turning the kernel's counters into a profile: drains the counts, stacks, mappings (vmas),
+ * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping and a
  * symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
  * capture was run.
  */
 #include "collect.h"
 #include "addrspace.h"
 #include "hashmap.h"
+#include "procmaps.h"
 #include "profile.h"
 #include "symbolize.h"
 #include "util.h"
@@ -14,6 +15,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,53 +46,126 @@ int collect_read_stats(int stats_fd, struct ap_stats *out)
 	return 0;
 }
 
-struct counter {
-	struct ap_count_key key;
-	struct ap_count val;
-};
-
-/* Every entry of the counts map, with batched lookups. */
-static int read_counts(int fd, struct counter **out, size_t *n)
+/* Every entry of a hash map, read with batched lookups: keys and values, `n` of them. */
+static int read_all(int fd, size_t ksize, size_t vsize, void **keys_out, void **vals_out, size_t *n)
 {
-	size_t cap = BATCH, got = 0;
-	struct ap_count_key *keys = xcalloc(cap, sizeof(*keys));
-	struct ap_count *vals = xcalloc(cap, sizeof(*vals));
-	__u32 in = 0, outb = 0;
+	size_t cap = BATCH, got = 0, have = 0;
+	char *keys = NULL, *vals = NULL;
+	__u32 in = 0, out = 0;
 	bool first = true;
-	size_t ocap = 0;
 	int err = 0;
 
-	*out = NULL;
+	grow((void **)&keys, &have, cap, ksize);
+	have = 0;
+	grow((void **)&vals, &have, cap, vsize);
 	for (;;) {
-		__u32 count = (__u32)cap;
+		__u32 count = (__u32)(cap - got);
 
-		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &outb, keys, vals, &count, NULL);
+		if (count < BATCH) {
+			/* Room for a whole batch (and for a bucket bigger than one, see below). */
+			size_t need = got + BATCH;
+
+			have = cap;
+			grow((void **)&keys, &have, need, ksize);
+			have = cap;
+			grow((void **)&vals, &have, need, vsize);
+			cap = have;
+			count = (__u32)(cap - got);
+		}
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys + got * ksize,
+					   vals + got * vsize, &count, NULL);
 		if (err && errno == ENOSPC) {
-			/* One hash bucket holds more entries than fit: a bigger buffer. */
-			cap *= 2;
-			keys = xrealloc(keys, cap, sizeof(*keys));
-			vals = xrealloc(vals, cap, sizeof(*vals));
+			/* One hash bucket holds more entries than fit: make room and retry. */
+			size_t need = cap * 2;
+
+			have = cap;
+			grow((void **)&keys, &have, need, ksize);
+			have = cap;
+			grow((void **)&vals, &have, need, vsize);
+			cap = have;
 			continue;
 		}
 		if (err && errno != ENOENT) {
 			err = -errno;
 			break;
 		}
-		grow((void **)out, &ocap, got + count, sizeof(**out));
-		for (__u32 i = 0; i < count; i++)
-			(*out)[got + i] = (struct counter){ keys[i], vals[i] };
 		got += count;
 		if (err) { /* ENOENT: that was the last batch */
 			err = 0;
 			break;
 		}
-		in = outb;
+		in = out;
 		first = false;
+	}
+	if (err) {
+		free(keys);
+		free(vals);
+		return err;
+	}
+	*keys_out = keys;
+	*vals_out = vals;
+	*n = got;
+	return 0;
+}
+
+struct counter {
+	struct ap_count_key key;
+	struct ap_count val;
+};
+
+static int read_counts(int fd, struct counter **out, size_t *n)
+{
+	struct ap_count_key *keys;
+	struct ap_count *vals;
+	int err;
+
+	err = read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, n);
+	if (err)
+		return err;
+	*out = xcalloc(*n, sizeof(**out));
+	for (size_t i = 0; i < *n; i++)
+		(*out)[i] = (struct counter){ keys[i], vals[i] };
+	free(keys);
+	free(vals);
+	return 0;
+}
+
+/* The mappings the kernel recorded for new stacks, for the processes gone since. */
+static int add_kernel_vmas(int fd, struct addrspaces *as)
+{
+	struct ap_vma_key *keys;
+	struct ap_vma *vals;
+	size_t n;
+	int err;
+
+	err = read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		vals[i].name[sizeof(vals[i].name) - 1] = 0;
+		addrspaces__add_vma(as, (pid_t)keys[i].proc.pid, keys[i].proc.image, keys[i].start,
+				    vals[i].end, vals[i].offset, vals[i].dev, vals[i].ino,
+				    vals[i].name);
 	}
 	free(keys);
 	free(vals);
-	*n = got;
-	return err;
+	return 0;
+}
+
+/* Every stack, by its hash. */
+static int read_stacks(int fd, struct hashmap **out, __u64 **keys_out, struct ap_stack **vals_out)
+{
+	size_t n;
+	int err;
+
+	err = read_all(fd, sizeof(**keys_out), sizeof(**vals_out), (void **)keys_out,
+		       (void **)vals_out, &n);
+	if (err)
+		return err;
+	*out = hashmap__new();
+	for (size_t i = 0; i < n; i++)
+		hashmap__put(*out, &(*keys_out)[i], sizeof(__u64), i);
+	return 0;
 }
 
 static int cmp_counter(const void *a, const void *b)
@@ -107,9 +182,7 @@ static int cmp_counter(const void *a, const void *b)
 static void proc_comm(int procs_fd, const struct ap_proc_key *pk, char comm[16])
 {
 	struct ap_proc pr;
-	char path[64];
 	uint32_t image;
-	FILE *f;
 
 	memset(comm, 0, 16);
 	if (!bpf_map_lookup_elem(procs_fd, pk, &pr)) {
@@ -117,15 +190,13 @@ static void proc_comm(int procs_fd, const struct ap_proc_key *pk, char comm[16])
 		return;
 	}
 	/* Not in the table (it was full): /proc knows, if the process still runs that program. */
-	if (proc_image((pid_t)pk->pid, &image) || image != pk->image)
-		return;
-	snprintf(path, sizeof(path), "/proc/%u/comm", pk->pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(comm, 16, f))
-		comm[strcspn(comm, "\n")] = 0;
-	fclose(f);
+	if (!proc_image((pid_t)pk->pid, &image) && image == pk->image)
+		proc_read_comm((pid_t)pk->pid, comm);
+}
+
+static int64_t clamp_value(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
 static uint64_t frame_location(const struct ap_proc_key *pk, uint64_t ret_addr,
@@ -162,22 +233,30 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 		    struct symbolizer *sym, struct profile *p, struct collect_stats *st)
 {
 	struct counter *c = NULL;
-	size_t n = 0;
+	struct hashmap *stack_idx = NULL;
+	struct ap_stack *stacks = NULL;
+	__u64 *stack_keys = NULL;
 	uint64_t locs[AP_MAX_FRAMES];
-	struct ap_stack stack;
-	char comm[16] = "";
 	struct ap_proc_key cur = {};
+	char comm[16] = "";
+	size_t n = 0;
 	int err;
 
-	err = read_counts(cm->counts_fd, &c, &n);
+	err = add_kernel_vmas(cm->vmas_fd, as);
+	if (!err)
+		err = read_stacks(cm->stacks_fd, &stack_idx, &stack_keys, &stacks);
+	if (!err)
+		err = read_counts(cm->counts_fd, &c, &n);
 	if (err)
-		return err;
+		goto out;
 	/* By process, so each one's name is looked up once. */
 	qsort(c, n, sizeof(*c), cmp_counter);
 	for (size_t i = 0; i < n; i++) {
 		const struct counter *e = &c[i];
+		const struct ap_stack *stack = NULL;
 		int64_t values[2];
 		size_t nlocs = 0;
+		uint64_t si;
 
 		if (i == 0 || memcmp(&e->key.proc, &cur, sizeof(cur))) {
 			if (i == 0 || e->key.proc.pid != cur.pid)
@@ -185,34 +264,36 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 			cur = e->key.proc;
 			proc_comm(cm->procs_fd, &cur, comm);
 		}
-		if (bpf_map_lookup_elem(cm->stacks_fd, &e->key.stack, &stack)) {
+		if (hashmap__get(stack_idx, &e->key.stack, sizeof(__u64), &si))
+			stack = &stacks[si];
+		else
 			st->stacks_missing++;
-			stack.nr = 0;
-		}
-		if (stack.nr > AP_MAX_FRAMES)
-			stack.nr = AP_MAX_FRAMES;
-		for (__u32 f = 0; f < stack.nr; f++) {
+		for (__u32 f = 0; stack && f < stack->nr && f < AP_MAX_FRAMES; f++) {
 			/*
 			 * Kernels that find the caller themselves at a probe on `push %rbp` put
 			 * it in frame 1, where we put it in frame 0 too: keep one.
 			 */
-			if (f == 1 && stack.ip[1] == stack.ip[0])
+			if (f == 1 && stack->ip[1] == stack->ip[0])
 				continue;
-			locs[nlocs++] = frame_location(&cur, stack.ip[f], as, sym, p, st);
+			locs[nlocs++] = frame_location(&cur, stack->ip[f], as, sym, p, st);
 		}
 		st->frames += nlocs;
 		if (exact) {
-			values[0] = (int64_t)e->val.count;
-			values[1] = (int64_t)e->val.bytes;
+			values[0] = clamp_value(e->val.count);
+			values[1] = clamp_value(e->val.bytes);
 		} else {
-			values[0] = (int64_t)((e->val.w_objects + (1u << (AP_Q - 1))) >> AP_Q);
-			values[1] = (int64_t)e->val.w_bytes;
+			values[0] = clamp_value((e->val.w_objects + (1u << (AP_Q - 1))) >> AP_Q);
+			values[1] = clamp_value(e->val.w_bytes);
 		}
 		st->objects += (double)values[0];
 		st->bytes += (double)values[1];
 		profile__add_sample(p, locs, nlocs, values, cur.pid, comm);
 		st->samples++;
 	}
+out:
 	free(c);
-	return 0;
+	free(stacks);
+	free(stack_keys);
+	hashmap__free(stack_idx);
+	return err;
 }

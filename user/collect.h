@@ -1,6 +1,6 @@
 /*
- * Turning the kernel's counters into a profile: drains the counts, stacks, procs and stats
- * maps in batches after the probes are detached, resolves each frame to a mapping and a
+ * Turning the kernel's counters into a profile: drains the counts, stacks, mappings (vmas),
+ * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping and a
  * symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
  * capture was run.
  */
@@ -18,7 +18,7 @@ struct symbolizer;
 struct profile;
 
 struct collect_maps {
-	int counts_fd, stacks_fd, procs_fd, stats_fd;
+	int counts_fd, stacks_fd, procs_fd, stats_fd, vmas_fd;
 };
 
 struct collect_stats {

@@ -1,6 +1,7 @@
 /*
  * A small open-addressing hash table from byte-string keys to 64-bit values, for the
- * de-duplication tables of the profile builder and the caches. Keys are copied in.
+ * de-duplication tables of the profile builder and the caches (keys are copied in), and a
+ * string pool built on it.
  */
 #include "hashmap.h"
 #include "util.h"
@@ -110,4 +111,43 @@ void hashmap__put(struct hashmap *h, const void *key, size_t len, uint64_t val)
 size_t hashmap__size(const struct hashmap *h)
 {
 	return h->n;
+}
+
+struct strpool {
+	struct hashmap *idx; /* string -> index into strs */
+	char **strs;
+	size_t n, cap;
+};
+
+struct strpool *strpool__new(void)
+{
+	struct strpool *sp = xcalloc(1, sizeof(*sp));
+
+	sp->idx = hashmap__new();
+	return sp;
+}
+
+void strpool__free(struct strpool *sp)
+{
+	if (!sp)
+		return;
+	for (size_t i = 0; i < sp->n; i++)
+		free(sp->strs[i]);
+	free(sp->strs);
+	hashmap__free(sp->idx);
+	free(sp);
+}
+
+const char *strpool__intern(struct strpool *sp, const char *s)
+{
+	uint64_t i;
+
+	if (!s)
+		return NULL;
+	if (hashmap__get(sp->idx, s, strlen(s), &i))
+		return sp->strs[i];
+	grow((void **)&sp->strs, &sp->cap, sp->n + 1, sizeof(*sp->strs));
+	sp->strs[sp->n] = xstrdup(s);
+	hashmap__put(sp->idx, s, strlen(s), sp->n);
+	return sp->strs[sp->n++];
 }

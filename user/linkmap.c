@@ -1,8 +1,9 @@
 /*
- * The objects a live process has loaded, in the dynamic linker's search order: read from the
- * dynamic linker's r_debug/link_map list in the process's memory, which is that order (the
- * executable, preloaded libraries, then needed libraries breadth-first). Owns the reading of
- * another process's memory; knows nothing about allocators.
+ * The objects a process loads, in the dynamic linker's search order (the executable, preloaded
+ * libraries, then needed libraries breadth-first): for a live process from the dynamic
+ * linker's r_debug/link_map list in its memory; for a program not started yet from the dynamic
+ * linker itself (`ld.so --list`), so both are the dynamic linker's own answer. Owns the reading
+ * of another process's memory; knows nothing about allocators.
  */
 #include "linkmap.h"
 #include "elffile.h"
@@ -14,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Enough for any real program; the walk stops here rather than trust a corrupt list. */
@@ -161,10 +165,8 @@ int load_order__read(pid_t pid, const struct proc_maps *m, struct load_order *ou
 
 	rtld = out->rtld_base ? proc_maps__find(m, out->rtld_base) : NULL;
 	if (rtld && map_entry__is_file(rtld)) {
-		char *rtld_path = xstrdup(rtld->path);
-
-		err = walk_link_map(pid, m, rtld_path, out, &cap);
-		free(rtld_path);
+		out->rtld_path = xstrdup(rtld->path);
+		err = walk_link_map(pid, m, out->rtld_path, out, &cap);
 		if (!err) {
 			out->from_link_map = true;
 			return 0;
@@ -187,5 +189,105 @@ void load_order__free(struct load_order *lo)
 	for (size_t i = 0; i < lo->n; i++)
 		free(lo->o[i].path);
 	free(lo->o);
+	free(lo->rtld_path);
 	*lo = (struct load_order){};
+}
+
+/* Adds a file by its path (no process to ask for mappings: the file's own identity). */
+static void add_path(struct load_order *lo, size_t *cap, const char *name)
+{
+	/* As the mappings will name it: symbolic links resolved (libfoo.so.2 -> .so.2.0). */
+	char *path = realpath(name, NULL);
+	struct stat st;
+
+	if (!path || stat(path, &st)) {
+		free(path);
+		return;
+	}
+	for (size_t i = 0; i < lo->n; i++)
+		if (lo->o[i].dev == DEV_ID(major(st.st_dev), minor(st.st_dev)) &&
+		    lo->o[i].ino == st.st_ino) {
+			free(path);
+			return;
+		}
+	grow((void **)&lo->o, cap, lo->n + 1, sizeof(*lo->o));
+	lo->o[lo->n++] = (struct loaded_obj){
+		.path = path,
+		.dev = DEV_ID(major(st.st_dev), minor(st.st_dev)),
+		.ino = st.st_ino,
+	};
+}
+
+/*
+ * One line of `ld.so --list`: "\tlibc.so.6 => /lib/.../libc.so.6 (0x...)", "\t/lib64/ld.so
+ * (0x...)" or "\tlinux-vdso.so.1 (0x...)". The path, or NULL for lines without a file.
+ */
+static char *listed_path(char *line)
+{
+	char *arrow = strstr(line, " => "), *p, *end;
+
+	p = arrow ? arrow + 4 : line + strspn(line, " \t");
+	if (*p != '/')
+		return NULL;
+	end = strstr(p, " (0x");
+	if (end)
+		*end = 0;
+	p[strcspn(p, "\n")] = 0;
+	return p;
+}
+
+int load_order__file(const char *path, struct load_order *out)
+{
+	size_t cap = 0;
+
+	*out = (struct load_order){};
+	add_path(out, &cap, path);
+	return out->n ? 0 : -errno;
+}
+
+int load_order__list(const char *interp, const char *image, struct load_order *out)
+{
+	char *argv[] = { (char *)interp, "--list", (char *)image, NULL };
+	size_t cap = 0, len = 0;
+	char *line = NULL;
+	int pfd[2], status, err = 0;
+	pid_t pid;
+	FILE *f;
+
+	*out = (struct load_order){ .from_link_map = true, .rtld_path = xstrdup(interp) };
+	add_path(out, &cap, image);
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return err;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(pfd[1], STDOUT_FILENO);
+		if (null >= 0)
+			dup2(null, STDERR_FILENO);
+		execv(interp, argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	f = fdopen(pfd[0], "r");
+	while (f && getline(&line, &len, f) > 0) {
+		char *path = listed_path(line);
+
+		if (path)
+			add_path(out, &cap, path);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	else
+		close(pfd[0]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		err = -ENOEXEC; /* a missing library: the program would not start either */
+	return err;
 }

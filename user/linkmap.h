@@ -1,8 +1,9 @@
 /*
- * The objects a live process has loaded, in the dynamic linker's search order: read from the
- * dynamic linker's r_debug/link_map list in the process's memory, which is that order (the
- * executable, preloaded libraries, then needed libraries breadth-first). Owns the reading of
- * another process's memory; knows nothing about allocators.
+ * The objects a process loads, in the dynamic linker's search order (the executable, preloaded
+ * libraries, then needed libraries breadth-first): for a live process from the dynamic
+ * linker's r_debug/link_map list in its memory; for a program not started yet from the dynamic
+ * linker itself (`ld.so --list`), so both are the dynamic linker's own answer. Owns the reading
+ * of another process's memory; knows nothing about allocators.
  */
 #ifndef ALLOCPROF_LINKMAP_H
 #define ALLOCPROF_LINKMAP_H
@@ -26,10 +27,19 @@ struct load_order {
 	bool from_link_map; /* false: the executable then mappings by address (a guess) */
 	bool rtld_consistent;
 	uint64_t rtld_base; /* AT_BASE: where the dynamic linker is loaded, 0 if static */
+	char *rtld_path;    /* the dynamic linker, as the process sees it; NULL if static */
 };
 
 /* 0 or -errno; `maps` is a snapshot of the same process. */
 int load_order__read(pid_t pid, const struct proc_maps *maps, struct load_order *out);
+/*
+ * What the dynamic linker `interp` will load for the program `image`, in this process's
+ * environment and mount namespace (a command started from here inherits both). Asks it with
+ * `interp --list image`, which maps the objects and runs none of their code. 0 or -errno.
+ */
+int load_order__list(const char *interp, const char *image, struct load_order *out);
+/* Just one file, for a statically linked program: nothing else is loaded. 0 or -errno. */
+int load_order__file(const char *path, struct load_order *out);
 void load_order__free(struct load_order *lo);
 
 /* /proc/PID/root + path: how we open a file the way the process sees it. */

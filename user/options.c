@@ -109,8 +109,8 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 	};
 	optind = 1;
 	opterr = 0;
-	/* "+": stop at the first non-option, so CMD's own options are left to CMD. */
-	while ((c = getopt_long(argc, argv, "+p:ad:o:n:qvh", opts, NULL)) != -1) {
+	/* "+": stop at the first non-option; ":": report a missing value as ':'. */
+	while ((c = getopt_long(argc, argv, "+:p:ad:o:n:qvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if ((ret = parse_pids(optarg, o)))
@@ -167,6 +167,11 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		case ':':
 			return bad("option '%s' needs a value", argv[optind - 1]);
 		default:
+			if (optopt && optopt < 256) {
+				char opt[3] = { '-', (char)optopt, 0 };
+
+				return bad("unknown option '%s'", opt);
+			}
 			return bad("unknown option '%s'", argv[optind - 1]);
 		}
 	}

@@ -1,6 +1,6 @@
 /*
- * /proc/PID/maps: parsing one snapshot of a process's mappings. Knows nothing about ELF or
- * symbols; a snapshot is a plain array, valid after the process is gone.
+ * /proc/PID/maps: parsing one snapshot of a process's mappings (a plain array, valid after the
+ * process is gone), and the other small /proc/PID files. Knows nothing about ELF or symbols.
  */
 #include "procmaps.h"
 #include "util.h"
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int parse_line(char *line, struct map_entry *e)
 {
@@ -25,7 +26,7 @@ static int parse_line(char *line, struct map_entry *e)
 		.start = start,
 		.end = end,
 		.pgoff = pgoff,
-		.dev = ((uint64_t)maj << 20) | min,
+		.dev = DEV_ID(maj, min),
 		.ino = ino,
 		.exec = strlen(perms) > 2 && perms[2] == 'x',
 	};
@@ -118,4 +119,29 @@ bool map_entry__is_file(const struct map_entry *e)
 		return false;
 	len = strlen(e->path);
 	return len < 10 || strcmp(e->path + len - 10, " (deleted)");
+}
+
+void proc_read_comm(pid_t pid, char comm[16])
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	comm[0] = 0;
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(comm, 16, f))
+		comm[strcspn(comm, "\n")] = 0;
+	fclose(f);
+}
+
+void proc_read_exe(pid_t pid, char *exe, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, exe, len - 1);
+	exe[n > 0 ? n : 0] = 0;
 }

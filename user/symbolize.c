@@ -14,6 +14,7 @@
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,18 +39,9 @@ struct symbolizer {
 	struct hashmap *results; /* (mod, offset) -> index into results */
 	struct sym_result *res;
 	size_t nres, rescap;
-	struct hashmap *strings; /* interned strings -> index into strs */
-	char **strs;
-	size_t nstrs, strcap;
-};
-
-static char *debuginfo_path;
-
-static const Dwfl_Callbacks offline_callbacks = {
-	.find_elf = dwfl_build_id_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
-	.section_address = dwfl_offline_section_address,
-	.debuginfo_path = &debuginfo_path,
+	struct strpool *strings;
+	char *debuginfo_path; /* NULL: libdwfl's default search path for debug files */
+	Dwfl_Callbacks callbacks;
 };
 
 char *demangle(const char *name)
@@ -73,7 +65,13 @@ struct symbolizer *symbolizer__new(void)
 
 	s->files = hashmap__new();
 	s->results = hashmap__new();
-	s->strings = hashmap__new();
+	s->strings = strpool__new();
+	s->callbacks = (Dwfl_Callbacks){
+		.find_elf = dwfl_build_id_find_elf,
+		.find_debuginfo = dwfl_standard_find_debuginfo,
+		.section_address = dwfl_offline_section_address,
+		.debuginfo_path = &s->debuginfo_path,
+	};
 	return s;
 }
 
@@ -86,29 +84,12 @@ void symbolizer__free(struct symbolizer *s)
 			dwfl_end(s->mods[i].dwfl);
 		elf_file__free(s->mods[i].ef);
 	}
-	for (size_t i = 0; i < s->nstrs; i++)
-		free(s->strs[i]);
-	free(s->strs);
 	free(s->mods);
 	free(s->res);
 	hashmap__free(s->files);
 	hashmap__free(s->results);
-	hashmap__free(s->strings);
+	strpool__free(s->strings);
 	free(s);
-}
-
-static const char *intern(struct symbolizer *s, const char *str)
-{
-	uint64_t idx;
-
-	if (!str)
-		return NULL;
-	if (hashmap__get(s->strings, str, strlen(str), &idx))
-		return s->strs[idx];
-	grow((void **)&s->strs, &s->strcap, s->nstrs + 1, sizeof(*s->strs));
-	s->strs[s->nstrs] = xstrdup(str);
-	hashmap__put(s->strings, str, strlen(str), s->nstrs);
-	return s->strs[s->nstrs++];
 }
 
 static struct sym_mod *get_mod(struct symbolizer *s, const struct sym_file *f)
@@ -131,10 +112,14 @@ static struct sym_mod *get_mod(struct symbolizer *s, const struct sym_file *f)
 		return m;
 	}
 	snprintf(m->build_id, sizeof(m->build_id), "%s", elf_file__build_id(m->ef));
-	m->dwfl = dwfl_begin(&offline_callbacks);
-	fd = dup(f->fd);
-	if (!m->dwfl || fd < 0) {
+	m->dwfl = dwfl_begin(&s->callbacks);
+	if (!m->dwfl) {
 		m->err = -ENOMEM;
+		return m;
+	}
+	fd = dup(f->fd);
+	if (fd < 0) {
+		m->err = -errno;
 		return m;
 	}
 	/* libdwfl takes the descriptor; the name is what it reports and searches debug files by. */
@@ -153,8 +138,8 @@ static void set_frame(struct symbolizer *s, struct sym_frame *fr, const char *li
 {
 	char *d = demangle(linkage ? linkage : plain);
 
-	fr->system_name = intern(s, linkage ? linkage : plain);
-	fr->name = d ? intern(s, d) : fr->system_name;
+	fr->system_name = strpool__intern(s->strings, linkage ? linkage : plain);
+	fr->name = d ? strpool__intern(s->strings, d) : fr->system_name;
 	free(d);
 }
 
@@ -171,62 +156,91 @@ static const char *die_name(Dwarf_Die *die, const char **linkage)
 	return NULL;
 }
 
+#define MAX_CHAIN 64
+
 /*
- * Inlined frames at `addr` from the DWARF scopes: for each DW_TAG_inlined_subroutine, from the
- * innermost out, its name; the line of the frame outside it is its DW_AT_call_line.
+ * Inlined frames at `addr`, innermost first, then the real function. dwarf_getscopes gives the
+ * scopes at the address, but after an inlined instance it continues into that function's
+ * abstract definition; the concrete chain (inlined copy -> the function it was inlined into
+ * -> ... -> the real function) comes from dwarf_getscopes_die on the innermost instance, as
+ * eu-addr2line -i does. Each frame's line is where the frame inside it was inlined
+ * (DW_AT_call_line); the innermost keeps the line table's.
  */
 static void add_inline_frames(struct symbolizer *s, struct sym_mod *m, Dwarf_Addr addr,
 			      const char *elf_name, struct sym_result *r)
 {
-	Dwarf_Die *cu, *scopes = NULL;
-	Dwarf_Addr bias;
+	Dwarf_Die *cu, *scopes = NULL, inner, chain[MAX_CHAIN];
+	const char *files_of[MAX_CHAIN];
+	int lines[MAX_CHAIN], n, nchain = 0, first = -1;
 	Dwarf_Files *files = NULL;
-	int n, line = r->f[0].line;
-	const char *file = r->f[0].file;
+	Dwarf_Addr bias;
 
 	cu = dwfl_module_addrdie(m->mod, addr, &bias);
 	if (!cu)
 		return;
 	n = dwarf_getscopes(cu, addr - bias, &scopes);
-	if (n <= 0)
+	for (int i = 0; i < n && first < 0; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+
+		if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram)
+			first = i;
+	}
+	if (first < 0) {
+		free(scopes);
 		return;
+	}
+	inner = scopes[first];
+	free(scopes);
+	scopes = NULL;
+	n = dwarf_getscopes_die(&inner, &scopes);
 	dwarf_getsrcfiles(cu, &files, NULL);
-	r->n = 0;
-	for (int i = 0; i < n && r->n < SYM_MAX_INLINE; i++) {
-		Dwarf_Die *d = &scopes[i];
-		int tag = dwarf_tag(d);
-		const char *name, *linkage;
+	lines[0] = r->f[0].line;
+	files_of[0] = r->f[0].file;
+	for (int i = 0; i < n && nchain < MAX_CHAIN; i++) {
+		int tag = dwarf_tag(&scopes[i]);
 		Dwarf_Attribute a;
 		Dwarf_Word w;
 
 		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
 			continue;
-		name = die_name(d, &linkage);
+		chain[nchain++] = scopes[i];
+		if (tag == DW_TAG_subprogram || nchain == MAX_CHAIN)
+			break;
+		/* The next frame out is at the place this copy was inlined. */
+		lines[nchain] = 0;
+		files_of[nchain] = NULL;
+		if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &a), &w) == 0)
+			lines[nchain] = (int)w;
+		if (files && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &a), &w) == 0)
+			files_of[nchain] = dwarf_filesrc(files, w, NULL, NULL);
+	}
+	free(scopes);
+	if (!nchain)
+		return;
+	/* Too deep: the innermost frames, and always the real function last. */
+	r->n = 0;
+	for (int i = 0; i < nchain; i++) {
+		const char *name, *linkage;
+		bool last = i == nchain - 1;
+
+		if (!last && r->n == SYM_MAX_INLINE - 1)
+			continue;
+		name = die_name(&chain[i], &linkage);
 		/*
 		 * The symbol table names the real function fully (static functions and C++
 		 * members have an unqualified DW_AT_name and often no linkage name).
 		 */
-		if (tag == DW_TAG_subprogram && elf_name) {
+		if (last && dwarf_tag(&chain[i]) == DW_TAG_subprogram && elf_name) {
 			linkage = elf_name;
 			name = NULL;
 		}
 		if (!name && !linkage)
 			name = "??";
 		set_frame(s, &r->f[r->n], linkage, name);
-		r->f[r->n].file = intern(s, file);
-		r->f[r->n].line = line;
+		r->f[r->n].file = strpool__intern(s->strings, files_of[i]);
+		r->f[r->n].line = lines[i];
 		r->n++;
-		if (tag == DW_TAG_subprogram)
-			break;
-		/* The caller's position is where this inlined copy was called. */
-		line = 0;
-		file = NULL;
-		if (dwarf_formudata(dwarf_attr(d, DW_AT_call_line, &a), &w) == 0)
-			line = (int)w;
-		if (files && dwarf_formudata(dwarf_attr(d, DW_AT_call_file, &a), &w) == 0)
-			file = dwarf_filesrc(files, w, NULL, NULL);
 	}
-	free(scopes);
 }
 
 static void lookup(struct symbolizer *s, struct sym_mod *m, uint64_t vaddr, struct sym_result *r)
@@ -250,7 +264,7 @@ static void lookup(struct symbolizer *s, struct sym_mod *m, uint64_t vaddr, stru
 		int lineno = 0;
 		const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
 
-		r->f[0].file = intern(s, file);
+		r->f[0].file = strpool__intern(s->strings, file);
 		r->f[0].line = lineno;
 		if (!r->n)
 			r->n = 1;

@@ -109,7 +109,8 @@ char *exec_image(const char *path)
 	return xstrdup(interp);
 }
 
-int child_spawn(char *const argv[], const char *path, struct child *c)
+int child_spawn(char *const argv[], const char *path, const struct rlimit *nofile,
+		struct child *c)
 {
 	int go[2], errp[2];
 
@@ -142,7 +143,7 @@ int child_spawn(char *const argv[], const char *path, struct child *c)
 		/* The parent blocks signals it reads from a signalfd; CMD starts with none. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
+		setrlimit(RLIMIT_NOFILE, nofile);
 		if (read(go[0], &b, 1) != 1)
 			_exit(127); /* the parent gave up before releasing us */
 		execv(path, argv);

@@ -7,6 +7,7 @@
 #define ALLOCPROF_TARGET_H
 
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 struct child {
@@ -27,8 +28,12 @@ char *find_command(const char *cmd);
  */
 char *exec_image(const char *path);
 
-/* Forks a child that waits for child_release() and then execs argv[0] at `path`. */
-int child_spawn(char *const argv[], const char *path, struct child *c);
+/*
+ * Forks a child that waits for child_release() and then execs argv[0] at `path`, with the
+ * open-files limit `nofile` (allocprof raises its own).
+ */
+int child_spawn(char *const argv[], const char *path, const struct rlimit *nofile,
+		struct child *c);
 /* Lets the child exec; 0 once it did, -errno when exec failed (the child is reaped). */
 int child_release(struct child *c);
 /* Kills and reaps a child that was never released. */

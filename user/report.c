@@ -1,0 +1,113 @@
+/*
+ * What is said about a capture: the profile's comments (targets, allocators, sampling, every
+ * count of calls seen, skipped and lost) and the warnings on stderr. Nothing lost is silent.
+ */
+#include "addrspace.h"
+#include "allocprof.skel.h"
+#include "capture.h"
+#include "collect.h"
+#include "profile.h"
+#include "record.h"
+#include "util.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <string.h>
+
+/* Every counter of an allocation (or a notice) that did not make it, and what it means. */
+static const struct {
+	enum ap_stat stat;
+	bool lost; /* an allocation missing from the profile */
+	const char *what;
+} losses[] = {
+	{ AP_STAT_NO_THREAD, true, "lost: no per-thread state could be allocated" },
+	{ AP_STAT_RA_FAULT, true, "lost: return address unreadable" },
+	{ AP_STAT_STACKS_FULL, true, "lost: stack map full (raise --max-stacks)" },
+	{ AP_STAT_COUNTS_FULL, true, "lost: counter map full (raise --max-stacks)" },
+	{ AP_STAT_STACK_FAIL, false, "stack walk failed: recorded with the caller only" },
+	{ AP_STAT_STACK_TRUNC, false, "stacks truncated at 127 frames" },
+	{ AP_STAT_PROCS_FULL, false, "process table full: names read from /proc instead" },
+	{ AP_STAT_EVENTS_LOST, false, "notices dropped: mappings read at the next tick" },
+	{ AP_STAT_VMAS_FULL, false, "mapping table full: some frames resolved by address only" },
+};
+
+/* With kernel.bpf_stats_enabled=1 the kernel times every run of the program: say so (-v). */
+void report_prog_time(const struct capture *c)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (!verbose ||
+	    bpf_obj_get_info_by_fd(bpf_program__fd(c->skel->progs.on_alloc), &info, &len) ||
+	    !info.run_cnt)
+		return;
+	ap_info("probe program: %llu runs, %.1f ns per run (kernel.bpf_stats_enabled)",
+		(unsigned long long)info.run_cnt, (double)info.run_time_ns / (double)info.run_cnt);
+}
+
+void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,
+		     uint64_t duration)
+{
+	const struct ap_stats *b = &st->bpf;
+	uint64_t lost = 0;
+
+	profile__add_comment(p, "allocprof %s", ALLOCPROF_VERSION);
+	if (c->o.all)
+		profile__add_comment(p, "target: all processes");
+	else if (c->have_child)
+		profile__add_comment(p, "target: command '%s' (pid %d)", c->o.cmd[0],
+				     (int)c->child.pid);
+	for (size_t i = 0; i < c->nw && !c->have_child; i++)
+		profile__add_comment(p, "target: pid %d (%s)", (int)c->w[i].pid, c->w[i].comm);
+	for (size_t i = 0; i < c->nnotes; i++)
+		profile__add_comment(p, "%s", c->notes[i]);
+	profile__add_comment(p, "duration: %.3f s; %zu probes", (double)duration / 1e9, c->probes);
+	if (c->o.exact)
+		profile__add_comment(p, "sampling: none (--exact), every allocation recorded");
+	else
+		profile__add_comment(p,
+				     "sampling: one per %llu bytes on average (Poisson, per "
+				     "thread); values are unbiased estimates",
+				     (unsigned long long)c->o.sample_bytes);
+	profile__add_comment(p,
+			     "allocator calls seen: %llu; recorded: %llu; nested calls inside the "
+			     "allocator: %llu; not allocations (realloc to 0, impossible sizes): "
+			     "%llu",
+			     (unsigned long long)b->v[AP_STAT_CALLS],
+			     (unsigned long long)b->v[AP_STAT_SAMPLED],
+			     (unsigned long long)b->v[AP_STAT_NESTED],
+			     (unsigned long long)b->v[AP_STAT_NOT_ALLOC]);
+	for (size_t i = 0; i < ARRAY_SIZE(losses); i++) {
+		uint64_t v = b->v[losses[i].stat];
+
+		if (!v)
+			continue;
+		profile__add_comment(p, "%s: %llu", losses[i].what, (unsigned long long)v);
+		if (losses[i].lost)
+			lost += v;
+	}
+	if (!lost)
+		profile__add_comment(p, "lost allocations: 0");
+	profile__add_comment(p,
+			     "frames: %llu; outside any known mapping: %llu; without a symbol: "
+			     "%llu; unreadable mapped files: %zu",
+			     (unsigned long long)st->frames, (unsigned long long)st->frames_unmapped,
+			     (unsigned long long)st->frames_unsymbolized,
+			     addrspaces__unreadable(c->as));
+	if (st->stacks_missing)
+		profile__add_comment(p, "counters whose stack was missing: %llu",
+				     (unsigned long long)st->stacks_missing);
+}
+
+void report_losses(const struct collect_stats *st)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(losses); i++) {
+		uint64_t v = st->bpf.v[losses[i].stat];
+
+		if (v)
+			ap_warn("%s: %llu", losses[i].what, (unsigned long long)v);
+	}
+	if (st->stacks_missing)
+		ap_warn("counters whose stack was missing: %llu",
+			(unsigned long long)st->stacks_missing);
+}

@@ -1,0 +1,477 @@
+/*
+ * The processes a capture watches: resolving the allocator of each (-p, -a, or a command it
+ * starts), attaching the probes, and following them as they change: a new program (exec) or
+ * new libraries (dlopen) are resolved again when the programs' events say so, and mappings are
+ * read while the processes are alive. Never stops or signals a watched process.
+ */
+#include "addrspace.h"
+#include "allocator.h"
+#include "allocprof.skel.h"
+#include "attach.h"
+#include "capture.h"
+#include "elffile.h"
+#include "hashmap.h"
+#include "linkmap.h"
+#include "procmaps.h"
+#include "util.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void watch_note(struct capture *c, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < c->nnotes; i++)
+		if (!strcmp(c->notes[i], buf))
+			return;
+	grow((void **)&c->notes, &c->notes_cap, c->nnotes + 1, sizeof(*c->notes));
+	c->notes[c->nnotes++] = xstrdup(buf);
+}
+
+static struct watched *find_watched(struct capture *c, pid_t pid)
+{
+	for (size_t i = 0; i < c->nw; i++)
+		if (c->w[i].pid == pid)
+			return &c->w[i];
+	return NULL;
+}
+
+/* Its execs are reported from now on (the tracepoint is attached on first use). */
+static void add_watched(struct capture *c, pid_t pid, bool is_child)
+{
+	struct watched w = { .pid = pid, .pidfd = -1 };
+	__u32 key = (__u32)pid;
+	__u8 one = 1;
+
+	if (!is_child) {
+		w.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		/* Gone already: nothing will report its exit, so it has exited. */
+		w.exited = w.pidfd < 0 && errno == ESRCH;
+	}
+	proc_read_comm(pid, w.comm);
+	proc_read_exe(pid, w.exe, sizeof(w.exe));
+	grow((void **)&c->w, &c->wcap, c->nw + 1, sizeof(*c->w));
+	c->w[c->nw++] = w;
+	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.watched), &key, &one, BPF_ANY))
+		ap_warn("pid %d: its execs will not be followed: %s", (int)pid, strerror(errno));
+	if (!c->exec_link) {
+		c->exec_link = bpf_program__attach(c->skel->progs.on_exec);
+		if (!c->exec_link)
+			ap_warn("execs will not be followed: %s", strerror(errno));
+	}
+}
+
+/*
+ * The allocator of a live process. 0, or -errno; with `quiet` the reason is only a warning
+ * (for a process already being watched), otherwise an error.
+ */
+static int plan_for_pid(pid_t pid, struct alloc_plan *plan, char **rtld_path, bool quiet)
+{
+	void (*say)(const char *, ...) = quiet ? ap_warn : ap_err;
+	struct load_order lo;
+	struct proc_maps maps;
+	char comm[16];
+	int err;
+
+	proc_read_comm(pid, comm);
+	err = proc_maps__read(pid, &maps);
+	if (err) {
+		if (!quiet || err != -ENOENT)
+			say("cannot read the mappings of pid %d: %s", (int)pid,
+			    err == -ENOENT ? "the process exited" : strerror(-err));
+		return err;
+	}
+	err = load_order__read(pid, &maps, &lo);
+	proc_maps__free(&maps);
+	if (err) {
+		say("cannot tell which objects pid %d (%s) has loaded: %s", (int)pid, comm,
+		    strerror(-err));
+		return err;
+	}
+	err = alloc_plan__resolve(pid, &lo, plan);
+	if (!err && rtld_path && lo.rtld_path)
+		*rtld_path = proc_path(pid, lo.rtld_path);
+	load_order__free(&lo);
+	if (err == -ENOENT)
+		say("pid %d (%s) has no recognisable allocator: no malloc in its executable or "
+		    "loaded libraries",
+		    (int)pid, comm);
+	else if (err)
+		say("cannot resolve the allocator of pid %d (%s): %s", (int)pid, comm,
+		    strerror(-err));
+	return err;
+}
+
+static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *plan,
+		       const char *what, size_t *added_out)
+{
+	size_t added;
+	int err;
+
+	err = attacher__add_plan(c->att, pid, plan, &added);
+	if (added_out)
+		*added_out = added;
+	if (err)
+		return err;
+	c->probes += added;
+	watch_note(c, "allocator: %s", plan->libs[plan->malloc_lib].path);
+	/* With -a most processes share an allocator: say only what is new. */
+	if (added || pid != -1) {
+		alloc_plan__print(plan, what);
+		ap_info("%s: %zu probes attached", what, added);
+	}
+	return 0;
+}
+
+/* The dynamic linker's hook, so new programs and dlopens of `pid` are reported. */
+static void watch_linker(struct capture *c, pid_t pid, const char *rtld_path)
+{
+	int err = attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, pid, rtld_path);
+
+	if (err)
+		ap_warn("pid %d: libraries it loads later will not be followed (%s: %s)", (int)pid,
+			rtld_path, strerror(-err));
+}
+
+int watch_pids(struct capture *c)
+{
+	struct alloc_plan *plans = xcalloc(c->o.npids, sizeof(*plans));
+	char **rtld = xcalloc(c->o.npids, sizeof(*rtld));
+	int err = 0;
+
+	/* Check and resolve every pid before attaching to any. */
+	for (size_t i = 0; i < c->o.npids && !err; i++) {
+		pid_t pid = c->o.pids[i];
+
+		err = pid_check(pid);
+		if (err == -ESRCH)
+			ap_err("cannot attach to pid %d: no such process", (int)pid);
+		else if (err)
+			ap_err("cannot attach to pid %d: %s", (int)pid, strerror(-err));
+		if (!err)
+			err = plan_for_pid(pid, &plans[i], &rtld[i], false);
+	}
+	for (size_t i = 0; i < c->o.npids && !err; i++) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "pid %d", (int)c->o.pids[i]);
+		err = attach_plan(c, c->o.pids[i], &plans[i], what, NULL);
+		if (err)
+			break;
+		add_watched(c, c->o.pids[i], false);
+		addrspaces__snapshot(c->as, c->o.pids[i]);
+		if (rtld[i])
+			watch_linker(c, c->o.pids[i], rtld[i]);
+	}
+	for (size_t i = 0; i < c->o.npids; i++) {
+		alloc_plan__free(&plans[i]);
+		free(rtld[i]);
+	}
+	free(plans);
+	free(rtld);
+	return err;
+}
+
+int watch_all(struct capture *c)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	size_t procs = 0, failed = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		struct alloc_plan plan;
+		struct load_order lo;
+		struct proc_maps maps;
+		uint64_t v;
+		pid_t pid;
+
+		if (parse_u64(de->d_name, 1, INT32_MAX, &v) || (pid_t)v == getpid())
+			continue;
+		pid = (pid_t)v;
+		/* Kernel threads and processes that exit meanwhile have no mappings. */
+		if (proc_maps__read(pid, &maps))
+			continue;
+		if (load_order__read(pid, &maps, &lo)) {
+			proc_maps__free(&maps);
+			continue;
+		}
+		proc_maps__free(&maps);
+		if (alloc_plan__resolve(pid, &lo, &plan)) {
+			load_order__free(&lo);
+			continue;
+		}
+		load_order__free(&lo);
+		/* One process whose files cannot be probed does not stop the others'. */
+		if (attach_plan(c, -1, &plan, "all processes", NULL))
+			failed++;
+		else
+			procs++;
+		alloc_plan__free(&plan);
+	}
+	closedir(d);
+	if (!c->probes) {
+		ap_err("no process with a recognisable allocator found");
+		return -ENOENT;
+	}
+	if (failed)
+		watch_note(c, "processes whose allocator could not be probed: %zu", failed);
+	ap_info("all processes: allocators of %zu running processes probed", procs);
+	return 0;
+}
+
+/*
+ * The command's plan, before it runs: its dynamic linker says which objects it will load
+ * (`ld.so --list`), in this environment and mount namespace, which the command inherits.
+ */
+static int plan_for_command(struct capture *c, const char *image, const char *interp,
+			    struct alloc_plan *plan)
+{
+	struct load_order lo;
+	int err;
+
+	err = interp ? load_order__list(interp, image, &lo) : load_order__file(image, &lo);
+	/* Opened now, so they symbolize even if the command is gone before its maps are read. */
+	for (size_t i = 0; i < lo.n; i++)
+		addrspaces__add_file(c->as, lo.o[i].path);
+	if (err && interp)
+		ap_warn("%s could not list what '%s' loads (%s); its allocator is resolved when "
+			"it has loaded it",
+			interp, c->o.cmd[0], strerror(-err));
+	err = lo.n ? alloc_plan__resolve(0, &lo, plan) : -ENOENT;
+	load_order__free(&lo);
+	if (err == -ENOENT && !interp)
+		ap_err("'%s' has no recognisable allocator: a static executable without malloc",
+		       c->o.cmd[0]);
+	else if (err == -ENOENT)
+		ap_err("'%s' has no recognisable allocator: no malloc in it or the libraries it "
+		       "loads",
+		       c->o.cmd[0]);
+	else if (err)
+		ap_err("cannot resolve the allocator of '%s': %s", c->o.cmd[0], strerror(-err));
+	return err;
+}
+
+int watch_command(struct capture *c)
+{
+	struct alloc_plan plan = { .malloc_lib = -1 };
+	char *path, *image = NULL, what[64];
+	struct elf_file *ef = NULL;
+	const char *interp = NULL;
+	int err;
+
+	path = find_command(c->o.cmd[0]);
+	if (!path) {
+		err = -errno;
+		ap_err("cannot run '%s': %s", c->o.cmd[0],
+		       err == -ENOENT ? "command not found" : strerror(-err));
+		return err;
+	}
+	image = exec_image(path);
+	if (!image) {
+		err = -errno;
+		ap_err("cannot run '%s': %s", c->o.cmd[0],
+		       err == -ENOEXEC ? "not an ELF executable or a #! script" : strerror(-err));
+		goto out;
+	}
+	ef = elf_file__open(image);
+	if (!ef) {
+		err = -errno;
+		ap_err("cannot read %s: %s", image, strerror(-err));
+		goto out;
+	}
+	interp = elf_file__interp(ef);
+	err = plan_for_command(c, image, interp, &plan);
+	if (err)
+		goto out;
+	err = child_spawn(c->o.cmd, path, &c->nofile, &c->child);
+	if (err) {
+		ap_err("cannot start '%s': %s", c->o.cmd[0], strerror(-err));
+		goto out;
+	}
+	c->have_child = true;
+	/*
+	 * The probes are placed for the child's pid before it execs; uprobes follow a process
+	 * through exec, so they are in place before its first instruction. A pid-bound probe on
+	 * its dynamic linker reports later programs (exec) and dlopens.
+	 */
+	snprintf(what, sizeof(what), "'%s'", c->o.cmd[0]);
+	err = attach_plan(c, c->child.pid, &plan, what, NULL);
+	if (err) {
+		child_abort(&c->child);
+		c->have_child = false;
+		goto out;
+	}
+	if (interp)
+		watch_linker(c, c->child.pid, interp);
+	add_watched(c, c->child.pid, true);
+	c->start_mono = now_ns();
+	c->start_real = realtime_ns();
+	err = child_release(&c->child);
+	if (err) {
+		ap_err("cannot run '%s': %s", c->o.cmd[0], strerror(-err));
+		c->have_child = false;
+		goto out;
+	}
+	proc_read_exe(c->child.pid, c->w[c->nw - 1].exe, sizeof(c->w[0].exe));
+	/* A static program's mappings are all there now; a dynamic one's come with its event. */
+	if (!interp)
+		addrspaces__snapshot(c->as, c->child.pid);
+out:
+	alloc_plan__free(&plan);
+	elf_file__free(ef);
+	free(image);
+	free(path);
+	return err;
+}
+
+static void queue(struct ap_proc_key **list, size_t *n, size_t *cap, const struct ap_proc_key *k)
+{
+	for (size_t i = 0; i < *n; i++)
+		if ((*list)[i].pid == k->pid && (*list)[i].image == k->image)
+			return;
+	grow((void **)list, cap, *n + 1, sizeof(**list));
+	(*list)[(*n)++] = *k;
+}
+
+void watch_event(struct capture *c, const struct ap_event *ev)
+{
+	if (ev->kind == AP_EV_NEW_STACKS)
+		queue(&c->snap, &c->nsnap, &c->snap_cap, &ev->proc);
+	else if (ev->kind == AP_EV_LINKED || ev->kind == AP_EV_EXEC)
+		queue(&c->relink, &c->nrelink, &c->relink_cap, &ev->proc);
+}
+
+/*
+ * A watched process has a new program, or new libraries: resolve its allocator again and
+ * attach what is new. Late by nature (the process runs on meanwhile), so it is said in the
+ * profile when it added probes after the process started.
+ */
+static void relink(struct capture *c, const struct ap_proc_key *k)
+{
+	struct watched *w = find_watched(c, (pid_t)k->pid);
+	struct alloc_plan plan;
+	struct load_order lo;
+	struct proc_maps maps;
+	char what[64], *rtld = NULL;
+	uint32_t image;
+	size_t added = 0;
+	int err;
+
+	if (!w || proc_image(w->pid, &image) || image != k->image)
+		return; /* gone, or already another program: its own event follows */
+	proc_read_comm(w->pid, w->comm);
+	proc_read_exe(w->pid, w->exe, sizeof(w->exe));
+	snprintf(what, sizeof(what), "pid %d (%s)", (int)w->pid, w->comm);
+	if (proc_maps__read(w->pid, &maps))
+		return;
+	err = load_order__read(w->pid, &maps, &lo);
+	proc_maps__free(&maps);
+	/*
+	 * The dynamic linker reports its list half-built too (and its very first call sees a
+	 * zeroed r_debug that reads as consistent): a later event comes when it is done.
+	 */
+	if (err || (lo.rtld_path && (!lo.rtld_consistent || lo.n < 2))) {
+		load_order__free(&lo);
+		return;
+	}
+	err = alloc_plan__resolve(w->pid, &lo, &plan);
+	if (!err) {
+		attach_plan(c, w->pid, &plan, what, &added);
+		alloc_plan__free(&plan);
+	} else if (err == -ENOENT) {
+		watch_note(c, "pid %d (%s): no recognisable allocator in %s", (int)w->pid, w->comm,
+			   w->exe);
+	}
+	/* Its next program or dlopen is reported by its (possibly new) dynamic linker. */
+	if (lo.rtld_path) {
+		rtld = proc_path(w->pid, lo.rtld_path);
+		if (attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, w->pid, rtld))
+			ap_info("pid %d (%s): libraries it loads later will not be followed (it "
+				"may be exiting)",
+				(int)w->pid, w->comm);
+		free(rtld);
+	}
+	load_order__free(&lo);
+	addrspaces__snapshot(c->as, w->pid);
+	if (added)
+		watch_note(c, "pid %d (%s): %zu probes attached after it started running: its "
+			      "allocations through them before that are not in the profile",
+			   (int)w->pid, w->comm, added);
+}
+
+void watch_handle_events(struct capture *c)
+{
+	for (size_t i = 0; i < c->nrelink; i++)
+		relink(c, &c->relink[i]);
+	for (size_t i = 0; i < c->nsnap; i++)
+		addrspaces__snapshot(c->as, (pid_t)c->snap[i].pid);
+	c->nrelink = c->nsnap = 0;
+}
+
+/*
+ * Snapshots the mappings of processes that showed new stacks since the last look; catches
+ * what the ring buffer had no room to announce.
+ */
+void watch_refresh_maps(struct capture *c)
+{
+	int fd = bpf_map__fd(c->skel->maps.procs);
+	struct ap_proc_key key, next, *prev = NULL;
+	struct ap_proc pr;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		uint64_t seen = 0;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &pr))
+			continue;
+		if (hashmap__get(c->gens, &key, sizeof(key), &seen) && seen == pr.gen)
+			continue;
+		/* Gone, or running another program now: nothing to read for this one. */
+		addrspaces__snapshot(c->as, (pid_t)key.pid);
+		hashmap__put(c->gens, &key, sizeof(key), pr.gen);
+	}
+}
+
+void watch_reap_child(struct capture *c)
+{
+	struct watched *w;
+	int status;
+
+	if (!c->have_child || c->child.exited)
+		return;
+	if (waitpid(c->child.pid, &status, WNOHANG) != c->child.pid)
+		return;
+	c->child.status = status;
+	c->child.exited = true;
+	w = find_watched(c, c->child.pid);
+	if (w)
+		w->exited = true;
+}
+
+bool watch_all_exited(const struct capture *c)
+{
+	if (c->o.all || !c->nw)
+		return false;
+	for (size_t i = 0; i < c->nw; i++)
+		if (!c->w[i].exited)
+			return false;
+	return true;
+}
