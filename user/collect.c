@@ -46,61 +46,50 @@ int collect_read_stats(int stats_fd, struct ap_stats *out)
 	return 0;
 }
 
-/* Every entry of a hash map, read with batched lookups: keys and values, `n` of them. */
-static int read_all(int fd, size_t ksize, size_t vsize, void **keys_out, void **vals_out, size_t *n)
+/* Room for `need` keys and values. */
+static void reserve(char **keys, char **vals, size_t *cap, size_t need, size_t ksize,
+		    size_t vsize)
 {
-	size_t cap = BATCH, got = 0, have = 0;
+	size_t kcap = *cap, vcap = *cap;
+
+	grow((void **)keys, &kcap, need, ksize);
+	grow((void **)vals, &vcap, need, vsize);
+	*cap = kcap;
+}
+
+int map_read_all(int fd, size_t ksize, size_t vsize, void **keys_out, void **vals_out, size_t *n)
+{
+	size_t cap = 0, got = 0;
 	char *keys = NULL, *vals = NULL;
 	__u32 in = 0, out = 0;
 	bool first = true;
 	int err = 0;
 
-	grow((void **)&keys, &have, cap, ksize);
-	have = 0;
-	grow((void **)&vals, &have, cap, vsize);
+	reserve(&keys, &vals, &cap, BATCH, ksize, vsize);
 	for (;;) {
-		__u32 count = (__u32)(cap - got);
+		__u32 count;
 
-		if (count < BATCH) {
-			/* Room for a whole batch (and for a bucket bigger than one, see below). */
-			size_t need = got + BATCH;
-
-			have = cap;
-			grow((void **)&keys, &have, need, ksize);
-			have = cap;
-			grow((void **)&vals, &have, need, vsize);
-			cap = have;
-			count = (__u32)(cap - got);
-		}
+		if (cap - got < BATCH)
+			reserve(&keys, &vals, &cap, got + BATCH, ksize, vsize);
+		count = (__u32)(cap - got);
 		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys + got * ksize,
 					   vals + got * vsize, &count, NULL);
 		if (err && errno == ENOSPC) {
 			/* One hash bucket holds more entries than fit: make room and retry. */
-			size_t need = cap * 2;
-
-			have = cap;
-			grow((void **)&keys, &have, need, ksize);
-			have = cap;
-			grow((void **)&vals, &have, need, vsize);
-			cap = have;
+			reserve(&keys, &vals, &cap, cap * 2, ksize, vsize);
 			continue;
 		}
 		if (err && errno != ENOENT) {
 			err = -errno;
-			break;
+			free(keys);
+			free(vals);
+			return err;
 		}
 		got += count;
-		if (err) { /* ENOENT: that was the last batch */
-			err = 0;
+		if (err) /* ENOENT: that was the last batch */
 			break;
-		}
 		in = out;
 		first = false;
-	}
-	if (err) {
-		free(keys);
-		free(vals);
-		return err;
 	}
 	*keys_out = keys;
 	*vals_out = vals;
@@ -119,7 +108,7 @@ static int read_counts(int fd, struct counter **out, size_t *n)
 	struct ap_count *vals;
 	int err;
 
-	err = read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, n);
+	err = map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, n);
 	if (err)
 		return err;
 	*out = xcalloc(*n, sizeof(**out));
@@ -138,7 +127,7 @@ static int add_kernel_vmas(int fd, struct addrspaces *as)
 	size_t n;
 	int err;
 
-	err = read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
+	err = map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals, &n);
 	if (err)
 		return err;
 	for (size_t i = 0; i < n; i++) {
@@ -158,7 +147,7 @@ static int read_stacks(int fd, struct hashmap **out, __u64 **keys_out, struct ap
 	size_t n;
 	int err;
 
-	err = read_all(fd, sizeof(**keys_out), sizeof(**vals_out), (void **)keys_out,
+	err = map_read_all(fd, sizeof(**keys_out), sizeof(**vals_out), (void **)keys_out,
 		       (void **)vals_out, &n);
 	if (err)
 		return err;

@@ -8,6 +8,7 @@
 #define ALLOCPROF_COLLECT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "allocprof.h"
@@ -31,6 +32,12 @@ struct collect_stats {
 	uint64_t procs;		      /* distinct processes with samples */
 	double objects, bytes;	      /* totals written (estimates when sampled) */
 };
+
+/*
+ * Every entry of a hash map, read with batched lookups: `n` keys and values in malloc'd
+ * arrays. 0 or -errno.
+ */
+int map_read_all(int fd, size_t ksize, size_t vsize, void **keys, void **vals, size_t *n);
 
 /* Sums the per-CPU statistics. 0 or -errno. */
 int collect_read_stats(int stats_fd, struct ap_stats *out);

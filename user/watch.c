@@ -9,6 +9,7 @@
 #include "allocprof.skel.h"
 #include "attach.h"
 #include "capture.h"
+#include "collect.h"
 #include "elffile.h"
 #include "hashmap.h"
 #include "linkmap.h"
@@ -431,23 +432,24 @@ void watch_handle_events(struct capture *c)
  */
 void watch_refresh_maps(struct capture *c)
 {
-	int fd = bpf_map__fd(c->skel->maps.procs);
-	struct ap_proc_key key, next, *prev = NULL;
-	struct ap_proc pr;
+	struct ap_proc_key *keys;
+	struct ap_proc *vals;
+	size_t n;
 
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
+	if (map_read_all(bpf_map__fd(c->skel->maps.procs), sizeof(*keys), sizeof(*vals),
+			 (void **)&keys, (void **)&vals, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
 		uint64_t seen = 0;
 
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &pr))
-			continue;
-		if (hashmap__get(c->gens, &key, sizeof(key), &seen) && seen == pr.gen)
+		if (hashmap__get(c->gens, &keys[i], sizeof(keys[i]), &seen) && seen == vals[i].gen)
 			continue;
 		/* Gone, or running another program now: nothing to read for this one. */
-		addrspaces__snapshot(c->as, (pid_t)key.pid);
-		hashmap__put(c->gens, &key, sizeof(key), pr.gen);
+		addrspaces__snapshot(c->as, (pid_t)keys[i].pid);
+		hashmap__put(c->gens, &keys[i], sizeof(keys[i]), vals[i].gen);
 	}
+	free(keys);
+	free(vals);
 }
 
 void watch_reap_child(struct capture *c)

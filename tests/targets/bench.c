@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "wait_usr1.h"
+
 #define RING 1024
 
 static long iters = 1000000;
@@ -66,14 +68,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static volatile sig_atomic_t go;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	go = 1;
-}
-
 int main(int argc, char **argv)
 {
 	int threads = 1, wait = 0;
@@ -92,18 +86,8 @@ int main(int argc, char **argv)
 	}
 	if (threads < 1 || threads > 64 || iters < 1)
 		return 2;
-	if (wait) {
-		sigset_t set, old;
-
-		signal(SIGUSR1, on_usr1);
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &set, &old);
-		fputs("bench: waiting for SIGUSR1\n", stderr);
-		while (!go)
-			sigsuspend(&old);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-	}
+	if (wait)
+		wait_usr1("bench");
 	pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
 	for (int t = 0; t < threads; t++)
 		pthread_create(&tid[t], NULL, worker, (void *)(uintptr_t)(t + 1));

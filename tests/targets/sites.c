@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "wait_usr1.h"
+
 #define NOINLINE __attribute__((noinline))
 #define MAX_SITES 16
 
@@ -206,14 +208,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static volatile sig_atomic_t go;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	go = 1;
-}
-
 int main(int argc, char **argv)
 {
 	const char *expect = NULL;
@@ -250,17 +244,8 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			site(names[i]);
 	}
-	if (wait) {
-		sigset_t set, old;
-
-		signal(SIGUSR1, on_usr1);
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &set, &old);
-		while (!go)
-			sigsuspend(&old);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-	}
+	if (wait)
+		wait_usr1("sites");
 	for (int t = 0; t < threads; t++)
 		if (pthread_create(&tid[t], NULL, worker, NULL))
 			return 1;
