@@ -7,7 +7,7 @@ set -eu
 
 build_pkgs="make gcc clang llvm bpftool libbpf-dev libelf-dev libdw-dev zlib1g-dev
 	libprotobuf-c-dev protobuf-c-compiler pkg-config binutils"
-test_pkgs="python3 g++ libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 golang-go
+test_pkgs="python3 g++ libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 redis-server redis-tools golang-go
 	golang-github-google-pprof-dev golang-github-ianlancetaylor-demangle-dev
 	golang-github-chzyer-readline-dev"
 

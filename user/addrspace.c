@@ -237,6 +237,13 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 	return 0;
 }
 
+bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image)
+{
+	struct space *sp = get_space((struct addrspaces *)as, pid, image, false);
+
+	return sp && sp->n;
+}
+
 const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,
 					 uint64_t addr)
 {

@@ -44,6 +44,9 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid);
 const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,
 					 uint64_t addr);
 
+/* Whether anything is known of the mappings of this process and program. */
+bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image);
+
 /* A file a process will map (known from its dynamic linker before it runs), opened now. */
 void addrspaces__add_file(struct addrspaces *as, const char *path);
 /*

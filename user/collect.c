@@ -188,7 +188,12 @@ static int64_t clamp_value(uint64_t v)
 	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
-static uint64_t frame_location(const struct ap_proc_key *pk, uint64_t ret_addr,
+/*
+ * The Location of one frame, or 0 where the stack should end: past the first frame, an address
+ * in no executable mapping of a process whose mappings are known is not a return address but
+ * what a frame-pointer walk found going through code built without frame pointers.
+ */
+static uint64_t frame_location(const struct ap_proc_key *pk, uint64_t ret_addr, bool first,
 			       struct addrspaces *as, struct symbolizer *sym, struct profile *p,
 			       struct collect_stats *st)
 {
@@ -201,6 +206,8 @@ static uint64_t frame_location(const struct ap_proc_key *pk, uint64_t ret_addr,
 	bool symbolized = false;
 
 	if (!m) {
+		if (!first && addrspaces__known(as, (pid_t)pk->pid, pk->image))
+			return 0;
 		st->frames_unmapped++;
 		return profile__location(p, 0, addr, NULL);
 	}
@@ -264,7 +271,12 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 			 */
 			if (f == 1 && stack->ip[1] == stack->ip[0])
 				continue;
-			locs[nlocs++] = frame_location(&cur, stack->ip[f], as, sym, p, st);
+			locs[nlocs] = frame_location(&cur, stack->ip[f], f == 0, as, sym, p, st);
+			if (!locs[nlocs]) {
+				st->frames_dropped += stack->nr - f;
+				break;
+			}
+			nlocs++;
 		}
 		st->frames += nlocs;
 		if (exact) {

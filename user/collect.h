@@ -27,6 +27,7 @@ struct collect_stats {
 	uint64_t samples;	      /* (process, stack) pairs written */
 	uint64_t frames;	      /* frames written */
 	uint64_t frames_unmapped;     /* in no mapping we saw: address only */
+	uint64_t frames_dropped;      /* after a frame in no executable mapping: not frames */
 	uint64_t frames_unsymbolized; /* in a mapping but no symbol found */
 	uint64_t stacks_missing;      /* counter without its stack: sample written frameless */
 	uint64_t procs;		      /* distinct processes with samples */

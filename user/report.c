@@ -94,6 +94,12 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 			     (unsigned long long)st->frames, (unsigned long long)st->frames_unmapped,
 			     (unsigned long long)st->frames_unsymbolized,
 			     addrspaces__unreadable(c->as));
+	if (st->frames_dropped)
+		profile__add_comment(p,
+				     "frames dropped at the first address in no executable mapping "
+				     "(a frame-pointer walk through code built without frame "
+				     "pointers): %llu",
+				     (unsigned long long)st->frames_dropped);
 	if (st->stacks_missing)
 		profile__add_comment(p, "counters whose stack was missing: %llu",
 				     (unsigned long long)st->stacks_missing);

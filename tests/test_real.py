@@ -1,0 +1,63 @@
+"""Real programs from Debian: redis-server, which allocates through jemalloc, under load."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import pprofraw  # noqa: E402
+from harness import Case, record  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Redis(Case):
+    def setUp(self):
+        super().setUp()
+        for tool in ("redis-server", "redis-benchmark"):
+            if not shutil.which(tool):
+                self.fail(tool + " is not installed (scripts/install-deps.sh --test does)")
+        self.port = free_port()
+        self.server = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.tmp], stdout=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.fail("redis-server did not start")
+
+    def tearDown(self):
+        self.server.kill()
+        self.server.wait()
+        super().tearDown()
+
+    def test_live_redis_through_jemalloc(self):
+        out = self.path("redis.pb.gz")
+        load = subprocess.Popen(["sh", "-c", "sleep 0.5; exec redis-benchmark -p %d -q -n "
+                                 "20000 -t set,lpush -d 300" % self.port],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = record(["-p", str(self.server.pid), "-d", "3s", "-q", "-o", out])
+        load.wait()
+        self.assertRecorded(proc)
+        self.assertIsNone(self.server.poll(), "redis-server must survive the capture")
+        prof = pprofraw.read(out)
+        self.assertIn("allocator: /usr/lib/x86_64-linux-gnu/libjemalloc.so.2", prof.comments)
+        self.assertIn("lost allocations: 0", prof.comments)
+        # 20000 SETs of 300-byte values and as many LPUSHes: far more than 512 KiB
+        # allocated, so sampled sites are there, and they are redis's allocation wrappers.
+        leaves = prof.flat("alloc_space")
+        self.assertTrue(any(f.startswith("z") and "alloc" in f for f in leaves), leaves)
+        self.assertGreater(prof.total("alloc_space"), 6_000_000)
+        for s in prof.samples:
+            self.assertEqual(s.labels["comm"], ["redis-server"])
