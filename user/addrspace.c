@@ -117,13 +117,13 @@ static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const stru
 	return f;
 }
 
-void addrspaces__add_file(struct addrspaces *as, const char *path)
+void addrspaces__add_file(struct addrspaces *as, const char *open_path, const char *path)
 {
 	struct mapped_file *f;
 	struct stat st;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(open_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) || known_file(as, DEV_ID(major(st.st_dev), minor(st.st_dev)),

@@ -47,8 +47,11 @@ const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid,
 /* Whether anything is known of the mappings of this process and program. */
 bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image);
 
-/* A file a process will map (known from its dynamic linker before it runs), opened now. */
-void addrspaces__add_file(struct addrspaces *as, const char *path);
+/*
+ * A file processes map or will map (a command's libraries known before it runs, the libraries
+ * probed), opened now at `open_path`; `path` is its name as the processes see it.
+ */
+void addrspaces__add_file(struct addrspaces *as, const char *open_path, const char *path);
 /*
  * A mapping the kernel recorded for a process (struct ap_vma), added where no snapshot has one:
  * for a process gone before its mappings could be read. Its file is one opened before (by a

@@ -131,6 +131,9 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 		return err;
 	c->probes += added;
 	watch_note(c, "allocator: %s", plan->libs[plan->malloc_lib].path);
+	/* Frames in these files resolve even in processes gone before their maps are read. */
+	for (size_t i = 0; added && i < plan->nlibs; i++)
+		addrspaces__add_file(c->as, plan->libs[i].open_path, plan->libs[i].path);
 	/* With -a most processes share an allocator: say only what is new. */
 	if (added || pid != -1) {
 		alloc_plan__print(plan, what);
@@ -250,7 +253,7 @@ static int plan_for_command(struct capture *c, const char *image, const char *in
 	err = interp ? load_order__list(interp, image, &lo) : load_order__file(image, &lo);
 	/* Opened now, so they symbolize even if the command is gone before its maps are read. */
 	for (size_t i = 0; i < lo.n; i++)
-		addrspaces__add_file(c->as, lo.o[i].path);
+		addrspaces__add_file(c->as, lo.o[i].path, lo.o[i].path);
 	if (err && interp)
 		ap_warn("%s could not list what '%s' loads (%s); its allocator is resolved when "
 			"it has loaded it",
