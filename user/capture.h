@@ -46,8 +46,13 @@ struct capture {
 	struct watched *w;
 	size_t nw, wcap;
 	struct hashmap *gens; /* ap_proc_key -> procs map generation last snapshotted */
-	struct ap_proc_key *snap, *relink; /* from events: processes to snapshot, re-resolve */
-	size_t nsnap, snap_cap, nrelink, relink_cap;
+	struct ap_proc_key *snap; /* from events: processes to snapshot */
+	size_t nsnap, snap_cap;
+	struct relink {
+		struct ap_proc_key proc; /* from events: processes to resolve again */
+		uint64_t since;		 /* when first asked: a dynamic linker gets 2 s */
+	} * relink;
+	size_t nrelink, relink_cap;
 	char **notes; /* lines for the profile's comments: allocators, late attaches */
 	size_t nnotes, notes_cap;
 	size_t probes;
@@ -61,6 +66,8 @@ int watch_all(struct capture *c);
 int watch_command(struct capture *c);
 void watch_event(struct capture *c, const struct ap_event *ev);
 void watch_handle_events(struct capture *c);
+/* Events wait for a dynamic linker to finish: handle them again within milliseconds. */
+bool watch_pending(const struct capture *c);
 void watch_refresh_maps(struct capture *c);
 void watch_reap_child(struct capture *c);
 bool watch_all_exited(const struct capture *c);

@@ -188,6 +188,8 @@ static void run_loop(struct run *r)
 		if (c->end_mono && c->end_mono < wake)
 			wake = c->end_mono;
 		timeout = wake > now ? (int)((wake - now + 999999) / 1000000) : 0;
+		if (watch_pending(c) && timeout > 2)
+			timeout = 2;
 		pfd[n++] = (struct pollfd){ .fd = r->sigfd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = ring_buffer__epoll_fd(r->events), .events = POLLIN };
 		for (size_t i = 0; i < c->nw && n < MAX_POLL; i++)
@@ -198,7 +200,7 @@ static void run_loop(struct run *r)
 			break;
 		if (ret > 0 && (pfd[0].revents & POLLIN) && read_signals(r))
 			c->stop = true;
-		if (ret > 0 && (pfd[1].revents & POLLIN))
+		if ((ret > 0 && (pfd[1].revents & POLLIN)) || watch_pending(c))
 			drain_events(r);
 		for (size_t k = 2; ret > 0 && k < n; k++) {
 			if (!pfd[k].revents)

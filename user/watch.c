@@ -356,10 +356,17 @@ static void queue(struct ap_proc_key **list, size_t *n, size_t *cap, const struc
 
 void watch_event(struct capture *c, const struct ap_event *ev)
 {
-	if (ev->kind == AP_EV_NEW_STACKS)
+	if (ev->kind == AP_EV_NEW_STACKS) {
 		queue(&c->snap, &c->nsnap, &c->snap_cap, &ev->proc);
-	else if (ev->kind == AP_EV_LINKED || ev->kind == AP_EV_EXEC)
-		queue(&c->relink, &c->nrelink, &c->relink_cap, &ev->proc);
+		return;
+	}
+	if (ev->kind != AP_EV_LINKED && ev->kind != AP_EV_EXEC)
+		return;
+	for (size_t i = 0; i < c->nrelink; i++)
+		if (!memcmp(&c->relink[i].proc, &ev->proc, sizeof(ev->proc)))
+			return;
+	grow((void **)&c->relink, &c->relink_cap, c->nrelink + 1, sizeof(*c->relink));
+	c->relink[c->nrelink++] = (struct relink){ ev->proc, now_ns() };
 }
 
 /*
@@ -367,7 +374,8 @@ void watch_event(struct capture *c, const struct ap_event *ev)
  * attach what is new. Late by nature (the process runs on meanwhile), so it is said in the
  * profile when it added probes after the process started.
  */
-static void relink(struct capture *c, const struct ap_proc_key *k)
+/* Returns true when it should be tried again shortly: the dynamic linker is not done. */
+static bool relink(struct capture *c, const struct ap_proc_key *k)
 {
 	struct watched *w = find_watched(c, (pid_t)k->pid);
 	struct alloc_plan plan;
@@ -379,21 +387,23 @@ static void relink(struct capture *c, const struct ap_proc_key *k)
 	int err;
 
 	if (!w || proc_image(w->pid, &image) || image != k->image)
-		return; /* gone, or already another program: its own event follows */
+		return false; /* gone, or already another program: its own event follows */
 	proc_read_comm(w->pid, w->comm);
 	proc_read_exe(w->pid, w->exe, sizeof(w->exe));
 	snprintf(what, sizeof(what), "pid %d (%s)", (int)w->pid, w->comm);
 	if (proc_maps__read(w->pid, &maps))
-		return;
+		return false;
 	err = load_order__read(w->pid, &maps, &lo);
 	proc_maps__free(&maps);
 	/*
-	 * The dynamic linker reports its list half-built too (and its very first call sees a
-	 * zeroed r_debug that reads as consistent): a later event comes when it is done.
+	 * Handled after the fact, so the dynamic linker may still be at work (its first call
+	 * even sees a zeroed r_debug that reads as consistent, and an exec is reported before
+	 * it starts): look again shortly. The events of one batch are merged, so the one that
+	 * would have said "done" may be this one.
 	 */
 	if (err || (lo.rtld_path && (!lo.rtld_consistent || lo.n < 2))) {
 		load_order__free(&lo);
-		return;
+		return true;
 	}
 	err = alloc_plan__resolve(w->pid, &lo, &plan);
 	if (!err) {
@@ -418,15 +428,29 @@ static void relink(struct capture *c, const struct ap_proc_key *k)
 		watch_note(c, "pid %d (%s): %zu probes attached after it started running: its "
 			      "allocations through them before that are not in the profile",
 			   (int)w->pid, w->comm, added);
+	return false;
 }
 
 void watch_handle_events(struct capture *c)
 {
-	for (size_t i = 0; i < c->nrelink; i++)
-		relink(c, &c->relink[i]);
+	size_t keep = 0;
+
+	/* What cannot be done yet stays queued (watch_pending), until done, gone, or late. */
+	for (size_t i = 0; i < c->nrelink; i++) {
+		if (!relink(c, &c->relink[i].proc))
+			continue;
+		if (now_ns() - c->relink[i].since < 2000000000ull) {
+			c->relink[keep++] = c->relink[i];
+			continue;
+		}
+		watch_note(c, "pid %u: its dynamic linker did not finish within 2 s; what it "
+			      "loaded is not probed",
+			   c->relink[i].proc.pid);
+	}
+	c->nrelink = keep;
 	for (size_t i = 0; i < c->nsnap; i++)
 		addrspaces__snapshot(c->as, (pid_t)c->snap[i].pid);
-	c->nrelink = c->nsnap = 0;
+	c->nsnap = 0;
 }
 
 /*
@@ -469,6 +493,11 @@ void watch_reap_child(struct capture *c)
 	w = find_watched(c, c->child.pid);
 	if (w)
 		w->exited = true;
+}
+
+bool watch_pending(const struct capture *c)
+{
+	return c->nrelink > 0;
 }
 
 bool watch_all_exited(const struct capture *c)
