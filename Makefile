@@ -135,7 +135,8 @@ bench: deps check-root
 	$(Q)scripts/bench.sh
 
 format:
-	$(Q)clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/targets/*.c tests/targets/*.h
+	$(Q)clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/targets/*.c tests/targets/*.h \
+		tests/targets/*.cc tests/unit/*.c tests/bench/*.c
 
 clean:
 	$(call msg,CLEAN,)

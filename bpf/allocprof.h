@@ -62,8 +62,8 @@ enum ap_size_kind {
 #define AP_MAX_SLOTS	  31
 #define AP_MAX_SITE_VADDR ((1ull << 36) - 1)
 #define AP_COOKIE(kind, fn, slots, wrapper, lib, vaddr)                                            \
-	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) | ((__u64)(!!(wrapper)) << 15) | \
-	 ((__u64)(lib) << 16) | ((__u64)(vaddr) << 28))
+	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) |                             \
+	 ((__u64)(!!(wrapper)) << 15) | ((__u64)(lib) << 16) | ((__u64)(vaddr) << 28))
 #define AP_COOKIE_KIND(c)    ((__u32)((c)&0xf))
 #define AP_COOKIE_FN(c)	     ((__u32)(((c) >> 4) & 0x3f))
 #define AP_COOKIE_SLOTS(c)   ((__u32)(((c) >> 10) & 0x1f))
@@ -200,12 +200,12 @@ struct ap_event {
 
 /* Statistics, per CPU; every path that loses or skips an allocation has its own counter. */
 enum ap_stat {
-	AP_STAT_CALLS,	     /* probe hits that reached the program */
-	AP_STAT_NESTED,	     /* allocator calling its own entry point, not counted again */
-	AP_STAT_NOT_ALLOC,   /* realloc(p, 0), overflowing sizes, requests beyond the address space */
-	AP_STAT_SAMPLED,     /* allocations recorded (all of them in exact mode) */
-	AP_STAT_NO_THREAD,   /* task storage could not be had: allocation lost */
-	AP_STAT_RA_FAULT,    /* return address unreadable: allocation lost */
+	AP_STAT_CALLS,	   /* probe hits that reached the program */
+	AP_STAT_NESTED,	   /* allocator calling its own entry point, not counted again */
+	AP_STAT_NOT_ALLOC, /* realloc(p, 0), overflowing sizes, requests beyond the address space */
+	AP_STAT_SAMPLED,   /* allocations recorded (all of them in exact mode) */
+	AP_STAT_NO_THREAD, /* task storage could not be had: allocation lost */
+	AP_STAT_RA_FAULT,  /* return address unreadable: allocation lost */
 	AP_STAT_STACK_FAIL,  /* stack walk failed: recorded with the caller frame only */
 	AP_STAT_STACK_TRUNC, /* stack deeper than AP_MAX_FRAMES: recorded truncated */
 	AP_STAT_STACKS_FULL, /* stacks map full: allocation lost */

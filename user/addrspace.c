@@ -126,8 +126,8 @@ void addrspaces__add_file(struct addrspaces *as, const char *open_path, const ch
 	fd = open(open_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (fstat(fd, &st) || known_file(as, DEV_ID(major(st.st_dev), minor(st.st_dev)),
-					 st.st_ino)) {
+	if (fstat(fd, &st) ||
+	    known_file(as, DEV_ID(major(st.st_dev), minor(st.st_dev)), st.st_ino)) {
 		close(fd);
 		return;
 	}
@@ -267,7 +267,8 @@ const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid,
 }
 
 void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint64_t start,
-			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino, const char *name)
+			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino,
+			 const char *name)
 {
 	struct space *sp = get_space(as, pid, image, true);
 	struct mapped_file *f = known_file(as, dev, ino);

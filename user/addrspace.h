@@ -58,7 +58,8 @@ void addrspaces__add_file(struct addrspaces *as, const char *open_path, const ch
  * snapshot or addrspaces__add_file) with the same identity; otherwise only `name` is known.
  */
 void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint64_t start,
-			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino, const char *name);
+			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino,
+			 const char *name);
 /* Files that could not be opened (each counted once), for the capture's statistics. */
 size_t addrspaces__unreadable(const struct addrspaces *as);
 

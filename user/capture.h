@@ -45,7 +45,7 @@ struct capture {
 	struct rlimit nofile; /* as allocprof was started: what the command gets */
 	struct watched *w;
 	size_t nw, wcap;
-	struct hashmap *gens; /* ap_proc_key -> procs map generation last snapshotted */
+	struct hashmap *gens;	  /* ap_proc_key -> procs map generation last snapshotted */
 	struct ap_proc_key *snap; /* from events: processes to snapshot */
 	size_t nsnap, snap_cap;
 	struct relink {

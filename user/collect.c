@@ -1,7 +1,7 @@
 /*
  * Turning the kernel's counters into a profile: drains the counts, stacks, mappings (vmas),
- * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping and a
- * symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
+ * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping
+ * and a symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
  * capture was run.
  */
 #include "collect.h"
@@ -47,8 +47,7 @@ int collect_read_stats(int stats_fd, struct ap_stats *out)
 }
 
 /* Room for `need` keys and values. */
-static void reserve(char **keys, char **vals, size_t *cap, size_t need, size_t ksize,
-		    size_t vsize)
+static void reserve(char **keys, char **vals, size_t *cap, size_t need, size_t ksize, size_t vsize)
 {
 	size_t kcap = *cap, vcap = *cap;
 
@@ -148,7 +147,7 @@ static int read_stacks(int fd, struct hashmap **out, __u64 **keys_out, struct ap
 	int err;
 
 	err = map_read_all(fd, sizeof(**keys_out), sizeof(**vals_out), (void **)keys_out,
-		       (void **)vals_out, &n);
+			   (void **)vals_out, &n);
 	if (err)
 		return err;
 	*out = hashmap__new();

@@ -1,7 +1,7 @@
 /*
  * Turning the kernel's counters into a profile: drains the counts, stacks, mappings (vmas),
- * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping and a
- * symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
+ * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping
+ * and a symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
  * capture was run.
  */
 #ifndef ALLOCPROF_COLLECT_H

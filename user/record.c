@@ -191,7 +191,8 @@ static void run_loop(struct run *r)
 		if (watch_pending(c) && timeout > 2)
 			timeout = 2;
 		pfd[n++] = (struct pollfd){ .fd = r->sigfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = ring_buffer__epoll_fd(r->events), .events = POLLIN };
+		pfd[n++] =
+			(struct pollfd){ .fd = ring_buffer__epoll_fd(r->events), .events = POLLIN };
 		for (size_t i = 0; i < c->nw && n < MAX_POLL; i++)
 			if (c->w[i].pidfd >= 0 && !c->w[i].exited)
 				pfd[n++] = (struct pollfd){ .fd = c->w[i].pidfd, .events = POLLIN };
@@ -432,7 +433,9 @@ int cmd_record(int argc, char **argv)
 	r.progress = !c->o.quiet && !c->have_child && isatty(STDERR_FILENO);
 	if (r.progress)
 		fprintf(stderr, "allocprof: recording %s; Ctrl-C to stop\n",
-			c->o.all ? "all processes" : c->nw == 1 ? "1 process" : "processes");
+			c->o.all     ? "all processes"
+			: c->nw == 1 ? "1 process"
+				     : "processes");
 	run_loop(&r);
 	watch_reap_child(c);
 	ret = finish(&r) ? 1 : 0;

@@ -88,12 +88,12 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 	}
 	if (!lost)
 		profile__add_comment(p, "lost allocations: 0");
-	profile__add_comment(p,
-			     "frames: %llu; outside any known mapping: %llu; without a symbol: "
-			     "%llu; unreadable mapped files: %zu",
-			     (unsigned long long)st->frames, (unsigned long long)st->frames_unmapped,
-			     (unsigned long long)st->frames_unsymbolized,
-			     addrspaces__unreadable(c->as));
+	profile__add_comment(
+		p,
+		"frames: %llu; outside any known mapping: %llu; without a symbol: "
+		"%llu; unreadable mapped files: %zu",
+		(unsigned long long)st->frames, (unsigned long long)st->frames_unmapped,
+		(unsigned long long)st->frames_unsymbolized, addrspaces__unreadable(c->as));
 	if (st->frames_dropped)
 		profile__add_comment(p,
 				     "frames dropped at the first address in no executable mapping "

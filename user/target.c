@@ -109,8 +109,7 @@ char *exec_image(const char *path)
 	return xstrdup(interp);
 }
 
-int child_spawn(char *const argv[], const char *path, const struct rlimit *nofile,
-		struct child *c)
+int child_spawn(char *const argv[], const char *path, const struct rlimit *nofile, struct child *c)
 {
 	int go[2], errp[2];
 

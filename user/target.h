@@ -32,8 +32,7 @@ char *exec_image(const char *path);
  * Forks a child that waits for child_release() and then execs argv[0] at `path`, with the
  * open-files limit `nofile` (allocprof raises its own).
  */
-int child_spawn(char *const argv[], const char *path, const struct rlimit *nofile,
-		struct child *c);
+int child_spawn(char *const argv[], const char *path, const struct rlimit *nofile, struct child *c);
 /* Lets the child exec; 0 once it did, -errno when exec failed (the child is reaped). */
 int child_release(struct child *c);
 /* Kills and reaps a child that was never released. */

@@ -425,8 +425,9 @@ static bool relink(struct capture *c, const struct ap_proc_key *k)
 	load_order__free(&lo);
 	addrspaces__snapshot(c->as, w->pid);
 	if (added)
-		watch_note(c, "pid %d (%s): %zu probes attached after it started running: its "
-			      "allocations through them before that are not in the profile",
+		watch_note(c,
+			   "pid %d (%s): %zu probes attached after it started running: its "
+			   "allocations through them before that are not in the profile",
 			   (int)w->pid, w->comm, added);
 	return false;
 }
@@ -443,8 +444,9 @@ void watch_handle_events(struct capture *c)
 			c->relink[keep++] = c->relink[i];
 			continue;
 		}
-		watch_note(c, "pid %u: its dynamic linker did not finish within 2 s; what it "
-			      "loaded is not probed",
+		watch_note(c,
+			   "pid %u: its dynamic linker did not finish within 2 s; what it "
+			   "loaded is not probed",
 			   c->relink[i].proc.pid);
 	}
 	c->nrelink = keep;

@@ -14,11 +14,12 @@
 
 struct Site {
 	const char *name;
-	std::atomic<unsigned long long> objects{0}, bytes{0};
+	std::atomic<unsigned long long> objects{ 0 }, bytes{ 0 };
 };
 
-static Site sites[] = { { "site_new" }, { "site_new_array" }, { "site_new_nothrow" },
-			{ "site_new_aligned" } };
+static Site sites[] = {
+	{ "site_new" }, { "site_new_array" }, { "site_new_nothrow" }, { "site_new_aligned" }
+};
 
 static void count(int i, size_t n)
 {
@@ -34,7 +35,7 @@ static void *volatile sink;
 
 NOINLINE static void site_new(int i)
 {
-	auto *p = new std::array<char, 40>;  // 40 bytes
+	auto *p = new std::array<char, 40>; // 40 bytes
 	sink = p;
 	count(0, 40);
 	delete p;
@@ -61,7 +62,7 @@ NOINLINE static void site_new_nothrow(int i)
 
 NOINLINE static void site_new_aligned(int i)
 {
-	Aligned *p = new Aligned;  // sizeof 192, align 64: operator new(size_t, align_val_t)
+	Aligned *p = new Aligned; // sizeof 192, align 64: operator new(size_t, align_val_t)
 	sink = p;
 	count(3, sizeof(Aligned));
 	delete p;

@@ -20,7 +20,7 @@
 
 #include "wait_usr1.h"
 
-#define NOINLINE __attribute__((noinline))
+#define NOINLINE  __attribute__((noinline))
 #define MAX_SITES 16
 
 struct site {
@@ -237,8 +237,9 @@ int main(int argc, char **argv)
 	if (sampled_mix) {
 		site("site_malloc"), site("site_medium"), site("site_mixed"), site("site_large");
 	} else {
-		const char *names[] = { "site_malloc",	      "site_calloc",	    "site_realloc",
-					"site_posix_memalign", "site_aligned_alloc", "site_reallocarray",
+		const char *names[] = { "site_malloc",	      "site_calloc",
+					"site_realloc",	      "site_posix_memalign",
+					"site_aligned_alloc", "site_reallocarray",
 					"site_deep",	      "site_large" };
 
 		for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
