@@ -19,6 +19,7 @@
 #include "allocprof.h"
 
 #define EEXIST 17
+#define EBUSY  16
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -258,7 +259,9 @@ static __always_inline void record_vmas(struct task_struct *task, struct ap_stac
 		if (ip >= lo && ip < hi)
 			continue;
 		vc.start = vc.end = 0;
-		bpf_find_vma(task, ip, record_vma, &vc, 0);
+		/* -ENOENT: no mapping there (the walk went astray); anything else is a failure. */
+		if (bpf_find_vma(task, ip, record_vma, &vc, 0) == -EBUSY)
+			STAT_INC(st, AP_STAT_VMA_FAIL);
 		lo = vc.start;
 		hi = vc.end;
 	}

@@ -213,6 +213,7 @@ enum ap_stat {
 	AP_STAT_PROCS_FULL,  /* procs map full: process named by pid only */
 	AP_STAT_EVENTS_LOST, /* new-stack notices the ring buffer had no room for */
 	AP_STAT_VMAS_FULL,   /* mapping table full: frames resolved from /proc snapshots only */
+	AP_STAT_VMA_FAIL,    /* a frame's mapping could not be looked up (mmap lock busy) */
 	AP_STAT_NR,
 };
 

@@ -58,6 +58,31 @@ class BadInput(Case):
         self.expect_error(["-p", "1,,2"], 2, ["pid"])
         self.expect_error(["-p", "0"], 2, ["'0'"])
 
+    def test_thread_id(self):
+        tgt = subprocess.Popen([sys.executable, "-c", "import threading, time; "
+                                "threading.Thread(target=time.sleep, args=(30,)).start()"])
+        try:
+            deadline = time.time() + 10
+            tids = []
+            while time.time() < deadline and not tids:
+                tids = [int(t) for t in os.listdir("/proc/%d/task" % tgt.pid)
+                        if int(t) != tgt.pid]
+                time.sleep(0.05)
+            self.assertTrue(tids)
+            self.expect_error(["-p", str(tids[0])], 1,
+                              ["pid %d" % tids[0], "thread of process %d" % tgt.pid])
+        finally:
+            tgt.kill()
+            tgt.wait()
+
+    def test_nested_pid_namespace(self):
+        proc = subprocess.run(["unshare", "-pf", "--mount-proc", ALLOCPROF, "record", "-o",
+                               self.out, "--", "true"], capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("nested pid namespace", proc.stderr)
+        with open(self.out) as f:
+            self.assertEqual(f.read(), "previous profile")
+
     def test_process_without_allocator(self):
         tgt = subprocess.Popen([target("nomalloc"), "5"])
         try:

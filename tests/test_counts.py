@@ -3,6 +3,7 @@
 import math
 import os
 import re
+import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
@@ -43,6 +44,39 @@ class ExactCounts(Case):
         self.assertRecorded(proc)
         prof = self.check_exact(out, exp)
         self.assertTrue(any(c.startswith("target: pid ") for c in prof.comments))
+
+    def test_same_pid_twice_counts_once(self):
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        proc = self.attach_then_run([SITES, "--wait", "--expect", exp], ["--exact"], out,
+                                    pids="{pid},{pid}")
+        self.assertRecorded(proc)
+        self.check_exact(out, exp)
+
+    def test_library_deleted_since_it_was_loaded(self):
+        """A package upgraded under a running process: its allocator's file is gone from
+        the directory, but still mapped, and still the one to probe."""
+        out, exp = self.path("p.pb.gz"), self.path("expect")
+        lib = self.path("libjemalloc.so.2")
+        shutil.copy(os.path.join(LIBDIR, "libjemalloc.so.2"), lib)
+        proc = self.attach_then_run([SITES, "--wait", "--expect", exp], ["--exact"], out,
+                                    env=dict(os.environ, LD_PRELOAD=lib),
+                                    before_attach=lambda: os.remove(lib))
+        self.assertRecorded(proc)
+        prof = self.check_exact(out, exp)
+        self.assertIn("allocator: " + lib, prof.comments)
+
+    def test_secure_execution_ignores_preload(self):
+        """A setgid program ignores LD_PRELOAD; so must its plan, made before it runs."""
+        out, exp, prog = self.path("p.pb.gz"), self.path("expect"), self.path("sgid-sites")
+        shutil.copy(SITES, prog)
+        os.chown(prog, 0, 60)  # group games
+        os.chmod(prog, 0o2755)
+        proc = record(["--exact", "-q", "-o", out, "--", prog, "--expect", exp],
+                      env=preloaded("libjemalloc.so.2"))
+        self.assertRecorded(proc)
+        prof = self.check_exact(out, exp)
+        self.assertIn("allocator: /usr/lib/x86_64-linux-gnu/libc.so.6", prof.comments)
+        self.assertFalse(any("after it started" in c for c in prof.comments), prof.comments)
 
     def test_static_executable(self):
         out, exp = self.path("p.pb.gz"), self.path("expect")

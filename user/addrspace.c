@@ -21,6 +21,7 @@
 struct space {
 	pid_t pid;
 	uint32_t image;
+	bool snapshotted;    /* /proc/PID/maps was read, not only the kernel's records */
 	struct space_map *m; /* sorted by start, non-overlapping */
 	size_t n, cap;
 };
@@ -233,6 +234,7 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 	sp->m = merged;
 	sp->n = n;
 	sp->cap = cap;
+	sp->snapshotted = true;
 	proc_maps__free(&maps);
 	return 0;
 }
@@ -241,7 +243,7 @@ bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image)
 {
 	struct space *sp = get_space((struct addrspaces *)as, pid, image, false);
 
-	return sp && sp->n;
+	return sp && sp->snapshotted;
 }
 
 const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,

@@ -44,7 +44,11 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid);
 const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,
 					 uint64_t addr);
 
-/* Whether anything is known of the mappings of this process and program. */
+/*
+ * Whether /proc/PID/maps of this process and program was read: then an address in none of its
+ * executable mappings is not code (the kernel's records alone cover only some frames, and no
+ * anonymous code).
+ */
 bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image);
 
 /*

@@ -149,6 +149,10 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_
 	}
 	if (malloc_def < 0)
 		return -ENOENT;
+	/* An object the linker searched first but we cannot read may define a function too. */
+	for (int i = 0; i < malloc_def && !p->unsure; i++)
+		if (!c[i].ef)
+			p->unsure = p->libs[c[i].lib].path;
 	/*
 	 * Wrappers, which may call another entry point: all but malloc and the allocator's own
 	 * operator new(size_t), the hot paths. (libstdc++'s operator new calls malloc;
@@ -164,7 +168,7 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_
 	return 0;
 }
 
-int alloc_plan__resolve(pid_t pid, const struct load_order *lo, struct alloc_plan *out)
+int alloc_plan__resolve(const struct load_order *lo, struct alloc_plan *out)
 {
 	struct candidate *c = xcalloc(lo->n, sizeof(*c));
 	size_t libcap = 0;
@@ -173,14 +177,13 @@ int alloc_plan__resolve(pid_t pid, const struct load_order *lo, struct alloc_pla
 
 	*out = (struct alloc_plan){ .malloc_lib = -1 };
 	for (size_t i = 0; i < lo->n; i++) {
-		char *open_path = pid ? proc_path(pid, lo->o[i].path) : xstrdup(lo->o[i].path);
+		const char *open_path = lo->o[i].open_path ? lo->o[i].open_path : lo->o[i].path;
 
 		c[i].ef = elf_file__open(open_path);
 		if (!c[i].ef)
 			ap_info("cannot read %s: %s", open_path, strerror(errno));
 		c[i].lib = add_lib(out, &libcap, &lo->o[i], open_path);
 		c[i].is_exe = i == 0;
-		free(open_path);
 	}
 	static_exe = lo->n && c[0].ef && !elf_file__interp(c[0].ef) && !lo->from_link_map;
 	err = resolve(c, lo->n, static_exe, out);

@@ -52,14 +52,15 @@ struct alloc_plan {
 	size_t nlibs;
 	struct probe_site *sites;
 	size_t nsites;
-	int malloc_lib; /* index of the object providing malloc */
+	int malloc_lib;	    /* index of the object providing malloc */
+	const char *unsure; /* an unreadable object searched before it: it may define malloc */
 };
 
 /*
- * Resolves the plan for `pid` (0: none, read files as they are, for a command not started
- * yet) from objects in load order. -ENOENT when no object provides malloc.
+ * Resolves the plan for `pid` from objects in load order (opened through their open_path,
+ * else their path). -ENOENT when no object provides malloc.
  */
-int alloc_plan__resolve(pid_t pid, const struct load_order *lo, struct alloc_plan *out);
+int alloc_plan__resolve(const struct load_order *lo, struct alloc_plan *out);
 void alloc_plan__free(struct alloc_plan *p);
 /* One line per probed function, for -v. */
 void alloc_plan__print(const struct alloc_plan *p, const char *what);

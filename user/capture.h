@@ -51,6 +51,8 @@ struct capture {
 	struct relink {
 		struct ap_proc_key proc; /* from events: processes to resolve again */
 		uint64_t since;		 /* when first asked: a dynamic linker gets 2 s */
+		bool linked;		 /* its dynamic linker said it is done */
+		bool waiting;		 /* an exec'd dynamic program: wait for that */
 	} * relink;
 	size_t nrelink, relink_cap;
 	char **notes; /* lines for the profile's comments: allocators, late attaches */
@@ -70,6 +72,10 @@ void watch_handle_events(struct capture *c);
 bool watch_pending(const struct capture *c);
 void watch_refresh_maps(struct capture *c);
 void watch_reap_child(struct capture *c);
+/* A watched process is gone: its pid may be reused, nothing about it is followed any more. */
+void watch_exited(struct capture *c, struct watched *w);
+/* At the end: what was still waiting is said in the comments. */
+void watch_give_up(struct capture *c);
 bool watch_all_exited(const struct capture *c);
 void watch_note(struct capture *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

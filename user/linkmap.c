@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* Enough for any real program; the walk stops here rather than trust a corrupt list. */
@@ -68,28 +69,41 @@ static int read_auxv(pid_t pid, uint64_t *at_base, uint64_t *at_phdr)
 	return 0;
 }
 
-/* Adds the object mapped by `e` once; its first (lowest) mapping gives the base. */
-static void add_obj(struct load_order *lo, size_t *cap, const struct map_entry *e,
+/*
+ * Adds the object mapped by `e` once; its first (lowest) mapping gives the base. A file deleted
+ * since it was mapped (a package upgraded under a running process) is opened through
+ * /proc/PID/map_files, which still reaches it; others through /proc/PID/root.
+ */
+static void add_obj(struct load_order *lo, size_t *cap, pid_t pid, const struct map_entry *e,
 		    const struct proc_maps *m)
 {
-	struct loaded_obj o = { .path = xstrdup(e->path), .dev = e->dev, .ino = e->ino };
+	struct loaded_obj o = { .dev = e->dev, .ino = e->ino };
 
 	for (size_t i = 0; i < lo->n; i++)
-		if (lo->o[i].dev == e->dev && lo->o[i].ino == e->ino) {
-			free(o.path);
+		if (lo->o[i].dev == e->dev && lo->o[i].ino == e->ino)
 			return;
-		}
+	o.path = map_entry__file_path(e);
 	for (size_t i = 0; i < m->n; i++) {
 		if (m->e[i].dev == e->dev && m->e[i].ino == e->ino) {
 			o.base = m->e[i].start;
+			o.open_path = map_entry__is_file(&m->e[i])
+					      ? proc_path(pid, o.path)
+					      : xasprintf("/proc/%d/map_files/%llx-%llx", (int)pid,
+							  (unsigned long long)m->e[i].start,
+							  (unsigned long long)m->e[i].end);
 			break;
 		}
 	}
+	if (!o.open_path)
+		o.open_path = proc_path(pid, o.path);
 	grow((void **)&lo->o, cap, lo->n + 1, sizeof(*lo->o));
 	lo->o[lo->n++] = o;
 }
 
-/* struct r_debug and struct link_map, as glibc and musl lay them out on 64-bit targets. */
+/*
+ * struct r_debug and struct link_map as glibc lays them out on 64-bit targets (found through its
+ * exported _r_debug; musl exports no such symbol, so its processes get the guessed order).
+ */
 struct r_debug64 {
 	int32_t r_version;
 	int32_t pad;
@@ -139,8 +153,8 @@ static int walk_link_map(pid_t pid, const struct proc_maps *m, const char *rtld_
 		 * (empty name) is found the same way; the vDSO has no file and is skipped.
 		 */
 		e = proc_maps__find(m, lm.l_ld);
-		if (e && map_entry__is_file(e))
-			add_obj(lo, cap, e, m);
+		if (e && map_entry__has_file(e))
+			add_obj(lo, cap, pid, e, m);
 		lm_addr = lm.l_next;
 	}
 	return 0;
@@ -159,13 +173,13 @@ int load_order__read(pid_t pid, const struct proc_maps *m, struct load_order *ou
 		return err;
 	/* The executable is the mapping holding its own program headers. */
 	exe = proc_maps__find(m, at_phdr);
-	if (!exe || !map_entry__is_file(exe))
+	if (!exe || !map_entry__has_file(exe))
 		return -ENOEXEC;
-	add_obj(out, &cap, exe, m);
+	add_obj(out, &cap, pid, exe, m);
 
 	rtld = out->rtld_base ? proc_maps__find(m, out->rtld_base) : NULL;
-	if (rtld && map_entry__is_file(rtld)) {
-		out->rtld_path = xstrdup(rtld->path);
+	if (rtld && map_entry__has_file(rtld)) {
+		out->rtld_path = map_entry__file_path(rtld);
 		err = walk_link_map(pid, m, out->rtld_path, out, &cap);
 		if (!err) {
 			out->from_link_map = true;
@@ -179,15 +193,17 @@ int load_order__read(pid_t pid, const struct proc_maps *m, struct load_order *ou
 	}
 	/* No link map: every executable file mapping, by address (right for static binaries). */
 	for (size_t i = 0; i < m->n; i++)
-		if (m->e[i].exec && map_entry__is_file(&m->e[i]))
-			add_obj(out, &cap, &m->e[i], m);
+		if (m->e[i].exec && map_entry__has_file(&m->e[i]))
+			add_obj(out, &cap, pid, &m->e[i], m);
 	return 0;
 }
 
 void load_order__free(struct load_order *lo)
 {
-	for (size_t i = 0; i < lo->n; i++)
+	for (size_t i = 0; i < lo->n; i++) {
 		free(lo->o[i].path);
+		free(lo->o[i].open_path);
+	}
 	free(lo->o);
 	free(lo->rtld_path);
 	*lo = (struct load_order){};
@@ -213,6 +229,7 @@ static void add_path(struct load_order *lo, size_t *cap, const char *name)
 	grow((void **)&lo->o, cap, lo->n + 1, sizeof(*lo->o));
 	lo->o[lo->n++] = (struct loaded_obj){
 		.path = path,
+		.open_path = xstrdup(path),
 		.dev = DEV_ID(major(st.st_dev), minor(st.st_dev)),
 		.ino = st.st_ino,
 	};
@@ -245,7 +262,19 @@ int load_order__file(const char *path, struct load_order *out)
 	return out->n ? 0 : -errno;
 }
 
-int load_order__list(const char *interp, const char *image, struct load_order *out)
+bool exec_is_secure(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return false;
+	if (((st.st_mode & S_ISUID) && st.st_uid != geteuid()) ||
+	    ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != getegid()))
+		return true;
+	return getxattr(path, "security.capability", NULL, 0) > 0;
+}
+
+int load_order__list(const char *interp, const char *image, bool secure, struct load_order *out)
 {
 	char *argv[] = { (char *)interp, "--list", (char *)image, NULL };
 	size_t cap = 0, len = 0;
@@ -271,6 +300,12 @@ int load_order__list(const char *interp, const char *image, struct load_order *o
 		dup2(pfd[1], STDOUT_FILENO);
 		if (null >= 0)
 			dup2(null, STDERR_FILENO);
+		if (secure) {
+			/* What glibc's linker ignores for a secure program (a close match). */
+			unsetenv("LD_PRELOAD");
+			unsetenv("LD_LIBRARY_PATH");
+			unsetenv("LD_AUDIT");
+		}
 		execv(interp, argv);
 		_exit(127);
 	}

@@ -17,6 +17,7 @@
 
 struct loaded_obj {
 	char *path;	   /* as the process sees it (its mount namespace) */
+	char *open_path;   /* how we open it: /proc/PID/root + path, or /proc/PID/map_files/... */
 	uint64_t base;	   /* lowest mapped address of its first segment (0 if unknown) */
 	uint64_t dev, ino; /* from the mapping, to match snapshots; 0 if not mapped */
 };
@@ -35,9 +36,13 @@ int load_order__read(pid_t pid, const struct proc_maps *maps, struct load_order 
 /*
  * What the dynamic linker `interp` will load for the program `image`, in this process's
  * environment and mount namespace (a command started from here inherits both). Asks it with
- * `interp --list image`, which maps the objects and runs none of their code. 0 or -errno.
+ * `interp --list image`, which maps the objects and runs none of their code. With `secure`
+ * (the program will run in secure-execution mode: setuid, setgid, file capabilities) the
+ * variables such a program's linker ignores are left out. 0 or -errno.
  */
-int load_order__list(const char *interp, const char *image, struct load_order *out);
+int load_order__list(const char *interp, const char *image, bool secure, struct load_order *out);
+/* Whether exec of `path` from here runs it in secure-execution mode (AT_SECURE). */
+bool exec_is_secure(const char *path);
 /* Just one file, for a statically linked program: nothing else is loaded. 0 or -errno. */
 int load_order__file(const char *path, struct load_order *out);
 void load_order__free(struct load_order *lo);

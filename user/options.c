@@ -75,6 +75,12 @@ static int parse_pids(const char *arg, struct record_opts *o)
 				  t);
 			break;
 		}
+		/* The same pid twice would be probed twice: once is what is meant. */
+		for (size_t i = 0; i < o->npids && v; i++)
+			if (o->pids[i] == (pid_t)v)
+				v = 0;
+		if (!v)
+			continue;
 		grow((void **)&o->pids, &cap, o->npids + 1, sizeof(*o->pids));
 		o->pids[o->npids++] = (pid_t)v;
 	}

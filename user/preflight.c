@@ -7,8 +7,10 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,6 +34,18 @@ static const char *sysfs(void)
 	return s && *s ? s : "/sys";
 }
 
+/*
+ * BPF reports pids as the host sees them; /proc here shows this namespace's. Inside a nested
+ * pid namespace the two disagree, so that is refused. The initial pid namespace's inode is a
+ * kernel constant (PROC_PID_INIT_INO).
+ */
+static bool in_initial_pid_ns(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) || st.st_ino == 0xEFFFFFFCu;
+}
+
 int preflight_check(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -44,6 +58,11 @@ int preflight_check(void)
 		ap_err("not permitted: allocprof needs root (or CAP_BPF, CAP_PERFMON and "
 		       "CAP_SYS_PTRACE); try sudo");
 		return -EPERM;
+	}
+	if (!in_initial_pid_ns()) {
+		ap_err("allocprof runs in a nested pid namespace (a container): run it in the "
+		       "host's (e.g. docker run --pid=host)");
+		return -ENOTSUP;
 	}
 	snprintf(path, sizeof(path), "%s/kernel/btf/vmlinux", sysfs());
 	if (access(path, R_OK)) {

@@ -121,6 +121,21 @@ bool map_entry__is_file(const struct map_entry *e)
 	return len < 10 || strcmp(e->path + len - 10, " (deleted)");
 }
 
+bool map_entry__has_file(const struct map_entry *e)
+{
+	return e->path && e->path[0] == '/' && e->ino;
+}
+
+char *map_entry__file_path(const struct map_entry *e)
+{
+	char *p = xstrdup(e->path);
+	size_t len = strlen(p);
+
+	if (len > 10 && !strcmp(p + len - 10, " (deleted)"))
+		p[len - 10] = 0;
+	return p;
+}
+
 void proc_read_comm(pid_t pid, char comm[16])
 {
 	char path[64];

@@ -38,5 +38,9 @@ void proc_read_exe(pid_t pid, char *exe, size_t len);
 
 /* A file-backed mapping whose path is a real file (not "[vdso]", not "(deleted)"). */
 bool map_entry__is_file(const struct map_entry *e);
+/* A file-backed mapping, deleted or not. */
+bool map_entry__has_file(const struct map_entry *e);
+/* Its path without the " (deleted)" the kernel appends; malloc'd. */
+char *map_entry__file_path(const struct map_entry *e);
 
 #endif

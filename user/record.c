@@ -208,7 +208,7 @@ static void run_loop(struct run *r)
 				continue;
 			for (size_t i = 0; i < c->nw; i++)
 				if (c->w[i].pidfd == pfd[k].fd)
-					c->w[i].exited = true;
+					watch_exited(c, &c->w[i]);
 		}
 		if (now_ns() >= next_tick) {
 			watch_refresh_maps(c);
@@ -276,7 +276,7 @@ static int finish(struct run *r)
 	bpf_link__destroy(c->exec_link);
 	c->exec_link = NULL;
 	ring_buffer__consume(r->events);
-	c->nrelink = 0; /* nothing is attached any more */
+	watch_give_up(c); /* nothing is attached any more */
 	watch_handle_events(c);
 	for (size_t i = 0; i < c->nw; i++)
 		if (!c->w[i].exited)

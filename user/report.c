@@ -27,8 +27,11 @@ static const struct {
 	{ AP_STAT_STACK_FAIL, false, "stack walk failed: recorded with the caller only" },
 	{ AP_STAT_STACK_TRUNC, false, "stacks truncated at 127 frames" },
 	{ AP_STAT_PROCS_FULL, false, "process table full: names read from /proc instead" },
-	{ AP_STAT_EVENTS_LOST, false, "notices dropped: mappings read at the next tick" },
+	{ AP_STAT_EVENTS_LOST, false,
+	  "notices dropped (new stacks: mappings read at the next tick; new programs or "
+	  "libraries: not followed)" },
 	{ AP_STAT_VMAS_FULL, false, "mapping table full: some frames resolved by address only" },
+	{ AP_STAT_VMA_FAIL, false, "frame mappings the kernel could not look up (lock busy)" },
 };
 
 /* With kernel.bpf_stats_enabled=1 the kernel times every run of the program: say so (-v). */

@@ -16,17 +16,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int pid_check(pid_t pid)
+int pid_check(pid_t pid, pid_t *tgid)
 {
-	char path[64];
-	struct stat st;
+	char path[64], line[256];
+	FILE *f;
 
 	if (kill(pid, 0) && errno == ESRCH)
 		return -ESRCH;
-	/* A thread id passes kill() but is not a process; /proc lists processes only. */
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	if (stat(path, &st))
+	/* /proc/TID/status exists for threads too: Tgid says which process it belongs to. */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
 		return -ESRCH;
+	*tgid = pid;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", tgid) == 1)
+			break;
+	fclose(f);
 	return 0;
 }
 

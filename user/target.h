@@ -18,8 +18,11 @@ struct child {
 	bool exited;
 };
 
-/* 0, -ESRCH when there is no such process, -errno otherwise. */
-int pid_check(pid_t pid);
+/*
+ * 0 and the process `pid` belongs to (itself, unless it is a thread's id), -ESRCH when there
+ * is no such process.
+ */
+int pid_check(pid_t pid, pid_t *tgid);
 /* The executable CMD names, searched in $PATH when it has no '/'. NULL with errno set. */
 char *find_command(const char *cmd);
 /*

@@ -19,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -104,7 +105,7 @@ static int plan_for_pid(pid_t pid, struct alloc_plan *plan, char **rtld_path, bo
 		    strerror(-err));
 		return err;
 	}
-	err = alloc_plan__resolve(pid, &lo, plan);
+	err = alloc_plan__resolve(&lo, plan);
 	if (!err && rtld_path && lo.rtld_path)
 		*rtld_path = proc_path(pid, lo.rtld_path);
 	load_order__free(&lo);
@@ -131,6 +132,13 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 		return err;
 	c->probes += added;
 	watch_note(c, "allocator: %s", plan->libs[plan->malloc_lib].path);
+	if (plan->unsure) {
+		ap_warn("%s: cannot read %s, which is searched before %s: if it defines malloc, "
+			"allocations through it are missed",
+			what, plan->unsure, plan->libs[plan->malloc_lib].path);
+		watch_note(c, "%s: %s could not be read; allocations through it may be missing",
+			   what, plan->unsure);
+	}
 	/* Frames in these files resolve even in processes gone before their maps are read. */
 	for (size_t i = 0; added && i < plan->nlibs; i++)
 		addrspaces__add_file(c->as, plan->libs[i].open_path, plan->libs[i].path);
@@ -160,13 +168,18 @@ int watch_pids(struct capture *c)
 
 	/* Check and resolve every pid before attaching to any. */
 	for (size_t i = 0; i < c->o.npids && !err; i++) {
-		pid_t pid = c->o.pids[i];
+		pid_t pid = c->o.pids[i], tgid;
 
-		err = pid_check(pid);
+		err = pid_check(pid, &tgid);
 		if (err == -ESRCH)
 			ap_err("cannot attach to pid %d: no such process", (int)pid);
 		else if (err)
 			ap_err("cannot attach to pid %d: %s", (int)pid, strerror(-err));
+		else if (tgid != pid) {
+			ap_err("cannot attach to pid %d: it is a thread of process %d (give -p %d)",
+			       (int)pid, (int)tgid, (int)tgid);
+			err = -EINVAL;
+		}
 		if (!err)
 			err = plan_for_pid(pid, &plans[i], &rtld[i], false);
 	}
@@ -217,7 +230,7 @@ int watch_all(struct capture *c)
 			continue;
 		}
 		proc_maps__free(&maps);
-		if (alloc_plan__resolve(pid, &lo, &plan)) {
+		if (alloc_plan__resolve(&lo, &plan)) {
 			load_order__free(&lo);
 			continue;
 		}
@@ -250,7 +263,8 @@ static int plan_for_command(struct capture *c, const char *image, const char *in
 	struct load_order lo;
 	int err;
 
-	err = interp ? load_order__list(interp, image, &lo) : load_order__file(image, &lo);
+	err = interp ? load_order__list(interp, image, exec_is_secure(image), &lo)
+		     : load_order__file(image, &lo);
 	/* Opened now, so they symbolize even if the command is gone before its maps are read. */
 	for (size_t i = 0; i < lo.n; i++)
 		addrspaces__add_file(c->as, lo.o[i].path, lo.o[i].path);
@@ -258,7 +272,7 @@ static int plan_for_command(struct capture *c, const char *image, const char *in
 		ap_warn("%s could not list what '%s' loads (%s); its allocator is resolved when "
 			"it has loaded it",
 			interp, c->o.cmd[0], strerror(-err));
-	err = lo.n ? alloc_plan__resolve(0, &lo, plan) : -ENOENT;
+	err = lo.n ? alloc_plan__resolve(&lo, plan) : -ENOENT;
 	load_order__free(&lo);
 	if (err == -ENOENT && !interp)
 		ap_err("'%s' has no recognisable allocator: a static executable without malloc",
@@ -362,11 +376,28 @@ void watch_event(struct capture *c, const struct ap_event *ev)
 	}
 	if (ev->kind != AP_EV_LINKED && ev->kind != AP_EV_EXEC)
 		return;
-	for (size_t i = 0; i < c->nrelink; i++)
-		if (!memcmp(&c->relink[i].proc, &ev->proc, sizeof(ev->proc)))
-			return;
+	for (size_t i = 0; i < c->nrelink; i++) {
+		if (memcmp(&c->relink[i].proc, &ev->proc, sizeof(ev->proc)))
+			continue;
+		c->relink[i].linked |= ev->kind == AP_EV_LINKED;
+		return;
+	}
 	grow((void **)&c->relink, &c->relink_cap, c->nrelink + 1, sizeof(*c->relink));
-	c->relink[c->nrelink++] = (struct relink){ ev->proc, now_ns() };
+	c->relink[c->nrelink++] = (struct relink){
+		.proc = ev->proc,
+		.since = now_ns(),
+		.linked = ev->kind == AP_EV_LINKED,
+	};
+}
+
+/* Has the process behind `w` exited (so its pid may already be someone else's)? */
+static bool gone(struct capture *c, struct watched *w)
+{
+	struct pollfd pfd = { .fd = w->pidfd, .events = POLLIN };
+
+	if (!w->exited && w->pidfd >= 0 && poll(&pfd, 1, 0) == 1)
+		watch_exited(c, w);
+	return w->exited;
 }
 
 /*
@@ -374,10 +405,12 @@ void watch_event(struct capture *c, const struct ap_event *ev)
  * attach what is new. Late by nature (the process runs on meanwhile), so it is said in the
  * profile when it added probes after the process started.
  */
-/* Returns true when it should be tried again shortly: the dynamic linker is not done. */
-static bool relink(struct capture *c, const struct ap_proc_key *k)
+enum relink_result { RELINK_DONE, RELINK_RETRY };
+
+static enum relink_result relink(struct capture *c, struct relink *e)
 {
-	struct watched *w = find_watched(c, (pid_t)k->pid);
+	struct watched *w = find_watched(c, (pid_t)e->proc.pid);
+	bool late = now_ns() - e->since >= 2000000000ull;
 	struct alloc_plan plan;
 	struct load_order lo;
 	struct proc_maps maps;
@@ -386,73 +419,101 @@ static bool relink(struct capture *c, const struct ap_proc_key *k)
 	size_t added = 0;
 	int err;
 
-	if (!w || proc_image(w->pid, &image) || image != k->image)
-		return false; /* gone, or already another program: its own event follows */
+	/* Gone (its pid may be someone else's now), or already another program. */
+	if (!w || gone(c, w) || proc_image(w->pid, &image) || image != e->proc.image)
+		return RELINK_DONE;
+	/* An exec'd dynamic program, its linker already probed: wait for its "done". */
+	if (e->waiting && !e->linked && !late)
+		return RELINK_RETRY;
 	proc_read_comm(w->pid, w->comm);
 	proc_read_exe(w->pid, w->exe, sizeof(w->exe));
 	snprintf(what, sizeof(what), "pid %d (%s)", (int)w->pid, w->comm);
 	if (proc_maps__read(w->pid, &maps))
-		return false;
+		return RELINK_DONE;
 	err = load_order__read(w->pid, &maps, &lo);
 	proc_maps__free(&maps);
-	/*
-	 * Handled after the fact, so the dynamic linker may still be at work (its first call
-	 * even sees a zeroed r_debug that reads as consistent, and an exec is reported before
-	 * it starts): look again shortly. The events of one batch are merged, so the one that
-	 * would have said "done" may be this one.
-	 */
-	if (err || (lo.rtld_path && (!lo.rtld_consistent || lo.n < 2))) {
-		load_order__free(&lo);
-		return true;
+	if (err)
+		return late ? RELINK_DONE : RELINK_RETRY;
+	if (lo.rtld_path) {
+		/* Its next program or dlopen is reported by its (possibly new) linker. */
+		rtld = proc_path(w->pid, lo.rtld_path);
+		if (attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, w->pid, rtld))
+			ap_info("pid %d (%s): libraries it loads later will not be followed",
+				(int)w->pid, w->comm);
+		free(rtld);
+		/*
+		 * Handled after the fact: the linker may still be at work. Only its own report
+		 * that its list is consistent says the list read now is whole (an exec is
+		 * reported before the linker even starts, and r_debug reads as consistent
+		 * before it begins); past 2 s, whatever is there is taken.
+		 */
+		if (!e->linked && !late) {
+			e->waiting = true;
+			load_order__free(&lo);
+			return RELINK_RETRY;
+		}
+		if ((!lo.rtld_consistent || lo.n < 2) && !late) {
+			load_order__free(&lo);
+			return RELINK_RETRY;
+		}
 	}
-	err = alloc_plan__resolve(w->pid, &lo, &plan);
+	err = alloc_plan__resolve(&lo, &plan);
+	load_order__free(&lo);
 	if (!err) {
-		attach_plan(c, w->pid, &plan, what, &added);
+		if (attach_plan(c, w->pid, &plan, what, &added))
+			watch_note(c,
+				   "pid %d (%s): its allocator could not be probed: its "
+				   "allocations are not in the profile",
+				   (int)w->pid, w->comm);
 		alloc_plan__free(&plan);
 	} else if (err == -ENOENT) {
 		watch_note(c, "pid %d (%s): no recognisable allocator in %s", (int)w->pid, w->comm,
 			   w->exe);
 	}
-	/* Its next program or dlopen is reported by its (possibly new) dynamic linker. */
-	if (lo.rtld_path) {
-		rtld = proc_path(w->pid, lo.rtld_path);
-		if (attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, w->pid, rtld))
-			ap_info("pid %d (%s): libraries it loads later will not be followed (it "
-				"may be exiting)",
-				(int)w->pid, w->comm);
-		free(rtld);
-	}
-	load_order__free(&lo);
 	addrspaces__snapshot(c->as, w->pid);
 	if (added)
 		watch_note(c,
 			   "pid %d (%s): %zu probes attached after it started running: its "
 			   "allocations through them before that are not in the profile",
 			   (int)w->pid, w->comm, added);
-	return false;
+	return RELINK_DONE;
 }
 
 void watch_handle_events(struct capture *c)
 {
 	size_t keep = 0;
 
-	/* What cannot be done yet stays queued (watch_pending), until done, gone, or late. */
-	for (size_t i = 0; i < c->nrelink; i++) {
-		if (!relink(c, &c->relink[i].proc))
-			continue;
-		if (now_ns() - c->relink[i].since < 2000000000ull) {
+	/* What cannot be done yet stays queued (watch_pending), until done or gone. */
+	for (size_t i = 0; i < c->nrelink; i++)
+		if (relink(c, &c->relink[i]) == RELINK_RETRY)
 			c->relink[keep++] = c->relink[i];
-			continue;
-		}
-		watch_note(c,
-			   "pid %u: its dynamic linker did not finish within 2 s; what it "
-			   "loaded is not probed",
-			   c->relink[i].proc.pid);
-	}
 	c->nrelink = keep;
 	for (size_t i = 0; i < c->nsnap; i++)
 		addrspaces__snapshot(c->as, (pid_t)c->snap[i].pid);
 	c->nsnap = 0;
+}
+
+void watch_give_up(struct capture *c)
+{
+	for (size_t i = 0; i < c->nrelink; i++) {
+		struct watched *w = find_watched(c, (pid_t)c->relink[i].proc.pid);
+
+		if (w && !w->exited)
+			watch_note(
+				c,
+				"pid %d (%s): its new program was still loading when the capture "
+				"ended; its allocator was not resolved again",
+				(int)w->pid, w->comm);
+	}
+	c->nrelink = 0;
+}
+
+void watch_exited(struct capture *c, struct watched *w)
+{
+	__u32 key = (__u32)w->pid;
+
+	w->exited = true;
+	bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
 }
 
 /*
@@ -494,7 +555,7 @@ void watch_reap_child(struct capture *c)
 	c->child.exited = true;
 	w = find_watched(c, c->child.pid);
 	if (w)
-		w->exited = true;
+		watch_exited(c, w);
 }
 
 bool watch_pending(const struct capture *c)

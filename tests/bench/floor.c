@@ -40,8 +40,7 @@ int main(int argc, char **argv)
 	pfd.fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	pfd.events = POLLIN;
 	if (pfd.fd < 0 || proc_maps__read((pid_t)pid, &maps) ||
-	    load_order__read((pid_t)pid, &maps, &lo) ||
-	    alloc_plan__resolve((pid_t)pid, &lo, &plan)) {
+	    load_order__read((pid_t)pid, &maps, &lo) || alloc_plan__resolve(&lo, &plan)) {
 		fprintf(stderr, "apfloor: cannot resolve the allocator of pid %d\n", (int)pid);
 		return 1;
 	}

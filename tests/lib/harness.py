@@ -51,14 +51,20 @@ class Case(unittest.TestCase):
         self.assertEqual(proc.returncode, 0,
                          "%s\nexit %d\nstderr:\n%s" % (msg, proc.returncode, proc.stderr))
 
-    def attach_then_run(self, argv, record_args, profile, timeout=120):
+    def attach_then_run(self, argv, record_args, profile, timeout=120, env=None,
+                        before_attach=None, pids="{pid}"):
         """Starts argv (a target taking --wait), attaches with -p, then lets it allocate.
-        Returns allocprof's CompletedProcess-like (returncode, stderr)."""
-        tgt = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        before_attach() runs once the target waits; `pids` is the -p value, {pid} the
+        target's. Returns allocprof's CompletedProcess-like (returncode, stderr)."""
+        tgt = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.assertIn("waiting", tgt.stderr.readline().decode())
+        if before_attach:
+            before_attach()
         log = self.path("record.log")
         with open(log, "w") as errf:
-            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-p", str(tgt.pid), "-o", profile,
-                                   *record_args], stdout=subprocess.DEVNULL, stderr=errf)
+            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-p", pids.format(pid=tgt.pid),
+                                   "-o", profile, *record_args],
+                                  stdout=subprocess.DEVNULL, stderr=errf)
             deadline = time.time() + 30
             attached = False
             while time.time() < deadline and ap.poll() is None:
