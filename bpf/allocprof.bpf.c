@@ -501,3 +501,23 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	send_event(AP_EV_EXEC, tgid, image_of(p));
 	return 0;
 }
+
+/* The files a process's mappings really are (struct ap_real_file), for a task_vma iterator. */
+SEC("iter/task_vma")
+int real_files(struct bpf_iter__task_vma *ctx)
+{
+	struct vm_area_struct *vma = ctx->vma;
+	struct ap_real_file rf = {};
+	struct file *f;
+
+	if (!vma)
+		return 0;
+	f = vma->vm_file;
+	if (!f)
+		return 0;
+	rf.start = vma->vm_start;
+	rf.ino = f->f_inode->i_ino;
+	rf.dev = f->f_inode->i_sb->s_dev;
+	bpf_seq_write(ctx->meta->seq, &rf, sizeof(rf));
+	return 0;
+}

@@ -148,6 +148,18 @@ struct ap_vma {
 	char name[32]; /* the file's name, without its directory */
 };
 
+/*
+ * One mapping as the kernel holds it, from the task_vma iterator: on overlayfs /proc/PID/maps
+ * shows the overlay's inode, but the mapping (and a uprobe placed through either path) is the
+ * file underneath, so two containers sharing an image layer share it.
+ */
+struct ap_real_file {
+	__u64 start;
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+
 /* Per process (ap_proc_key): its name, and a generation bumped at each new stack it shows. */
 struct ap_proc {
 	char comm[16];
@@ -232,6 +244,7 @@ _Static_assert(sizeof(struct ap_thread) == 48, "ap_thread layout");
 _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
 _Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
 _Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");
+_Static_assert(sizeof(struct ap_real_file) == 24, "ap_real_file layout");
 #endif
 
 #endif /* ALLOCPROF_H */

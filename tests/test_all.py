@@ -1,6 +1,8 @@
 """-a: every process on the host, including ones started after the capture began."""
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -41,3 +43,48 @@ class AllProcesses(Case):
         # allocprof does not profile itself.
         me = [s for s in pprofraw.read(out).samples if s.labels.get("comm") == ["allocprof"]]
         self.assertEqual(me, [])
+
+    def test_overlay_containers_sharing_a_layer(self):
+        """Two overlay mounts over one lower directory, like two containers of one image:
+        /proc shows two files, the kernel has one. Each process's counts stay exact."""
+        lower = self.path("lower")
+        os.mkdir(lower)
+        shutil.copy(target("sites-static"), lower)
+        mounts = []
+        try:
+            for name in ("m1", "m2"):
+                for d in ("upper-" + name, "work-" + name, name):
+                    os.mkdir(self.path(d))
+                subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                                "lowerdir=%s,upperdir=%s,workdir=%s" % (
+                                    lower, self.path("upper-" + name), self.path("work-" + name)),
+                                self.path(name)], check=True)
+                mounts.append(self.path(name))
+            tgts = [subprocess.Popen([os.path.join(m, "sites-static"), "--wait", "--rounds",
+                                      "20", "--expect", m + ".exp"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    for m in mounts]
+            for t in tgts:
+                self.assertIn("waiting", t.stderr.readline().decode())
+            out, log = self.path("p.pb.gz"), self.path("log")
+            with open(log, "w") as errf:
+                ap = subprocess.Popen([ALLOCPROF, "record", "-a", "--exact", "-v", "-d", "60s",
+                                       "-o", out], stdout=subprocess.DEVNULL, stderr=errf)
+                deadline = time.time() + 30
+                while time.time() < deadline and "running processes probed" not in open(log).read():
+                    time.sleep(0.1)
+                for t in tgts:
+                    t.send_signal(signal.SIGUSR1)
+                for t in tgts:
+                    self.assertEqual(t.wait(timeout=60), 0)
+                ap.send_signal(signal.SIGINT)
+                self.assertEqual(ap.wait(timeout=60), 0)
+            for m, t in zip(mounts, tgts):
+                expect = read_expect(m + ".exp")
+                prof = pprofraw.read(out, "-tagfocus=pid=%d" % t.pid)
+                objects = prof.flat("alloc_objects")
+                for site, (n, _) in expect.items():
+                    self.assertEqual(objects.get(site, 0), n, "%s in %s" % (site, m))
+        finally:
+            for m in mounts:
+                subprocess.run(["umount", m])

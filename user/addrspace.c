@@ -118,6 +118,20 @@ static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const stru
 	return f;
 }
 
+void addrspaces__alias_file(struct addrspaces *as, uint64_t dev, uint64_t ino, uint64_t real_dev,
+			    uint64_t real_ino)
+{
+	struct mapped_file *f = known_file(as, dev, ino);
+	uint64_t key[2] = { real_dev, real_ino }, idx;
+
+	if (!f || known_file(as, real_dev, real_ino))
+		return;
+	/* The same file again under its other identity; freed once, through `files`. */
+	for (idx = 0; idx < as->nfiles && as->files[idx] != f; idx++)
+		;
+	hashmap__put(as->by_file, key, sizeof(key), idx);
+}
+
 void addrspaces__add_file(struct addrspaces *as, const char *open_path, const char *path)
 {
 	struct mapped_file *f;

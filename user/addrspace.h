@@ -56,6 +56,9 @@ bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image);
  * probed), opened now at `open_path`; `path` is its name as the processes see it.
  */
 void addrspaces__add_file(struct addrspaces *as, const char *open_path, const char *path);
+/* The file known as (dev, ino) is also (real_dev, real_ino): the one under an overlay. */
+void addrspaces__alias_file(struct addrspaces *as, uint64_t dev, uint64_t ino, uint64_t real_dev,
+			    uint64_t real_ino);
 /*
  * A mapping the kernel recorded for a process (struct ap_vma), added where no snapshot has one:
  * for a process gone before its mappings could be read. Its file is one opened before (by a

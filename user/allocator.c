@@ -61,6 +61,7 @@ static unsigned int add_lib(struct alloc_plan *p, size_t *cap, const struct load
 		.open_path = xstrdup(open_path),
 		.dev = o->dev,
 		.ino = o->ino,
+		.base = o->base,
 	};
 	return (unsigned int)p->nlibs++;
 }

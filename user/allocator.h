@@ -34,6 +34,8 @@ struct alloc_lib {
 	char *path;	 /* as the process sees it */
 	char *open_path; /* how we open it: /proc/PID/root + path */
 	uint64_t dev, ino;
+	uint64_t base;		     /* where it is mapped in the process (0: not yet) */
+	uint64_t real_dev, real_ino; /* the file under an overlay, when known (0: as dev/ino) */
 };
 
 struct probe_site {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 /* Library indices the BPF libs map holds; beyond this the nested-call check is off. */
 #define LIBS_MAP_ENTRIES 256
@@ -97,6 +98,17 @@ static int attach_one(struct attacher *a, struct bpf_program *prog, pid_t pid, c
 	return 0;
 }
 
+/* The identity a probe on `l` has: the file underneath when an overlay shows another. */
+static uint64_t lib_dev(const struct alloc_lib *l)
+{
+	return l->real_ino ? l->real_dev : l->dev;
+}
+
+static uint64_t lib_ino(const struct alloc_lib *l)
+{
+	return l->real_ino ? l->real_ino : l->ino;
+}
+
 /* Index of the library in the BPF libs map, with its ranges merged in; AP_NO_LIB if full. */
 static unsigned int lib_index(struct attacher *a, const struct alloc_plan *plan, unsigned int li)
 {
@@ -108,13 +120,13 @@ static unsigned int lib_index(struct attacher *a, const struct alloc_plan *plan,
 	if (a->libs_fd < 0)
 		return AP_NO_LIB;
 	for (idx = 0; idx < a->nlibs; idx++)
-		if (a->libs[idx].dev == pl->dev && a->libs[idx].ino == pl->ino)
+		if (a->libs[idx].dev == lib_dev(pl) && a->libs[idx].ino == lib_ino(pl))
 			break;
 	if (idx == a->nlibs) {
 		if (idx >= LIBS_MAP_ENTRIES)
 			return AP_NO_LIB;
 		grow((void **)&a->libs, &a->libs_cap, a->nlibs + 1, sizeof(*a->libs));
-		a->libs[a->nlibs++] = (struct lib_ranges){ .dev = pl->dev, .ino = pl->ino };
+		a->libs[a->nlibs++] = (struct lib_ranges){ .dev = lib_dev(pl), .ino = lib_ino(pl) };
 	}
 	lr = &a->libs[idx];
 	for (size_t i = 0; i < plan->nsites; i++) {
@@ -159,7 +171,7 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		uint64_t cookie;
 		int err;
 
-		if (f->role != FN_ALLOC || already(a, pid, l->dev, l->ino, s->offset))
+		if (f->role != FN_ALLOC || already(a, pid, lib_dev(l), lib_ino(l), s->offset))
 			continue;
 		lib = lib_index(a, plan, s->lib);
 		if (s->vaddr > AP_MAX_SITE_VADDR)
@@ -176,7 +188,7 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 				       strerror(-err));
 			return err;
 		}
-		remember(a, pid, l->dev, l->ino, s->offset);
+		remember(a, pid, lib_dev(l), lib_ino(l), s->offset);
 		(*added)++;
 	}
 	return 0;
@@ -213,4 +225,32 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 	if (!err)
 		remember(a, pid, dev, st.st_ino, off);
 	return err;
+}
+
+int attacher__real_files(struct bpf_program *iter, pid_t pid, struct alloc_plan *plan)
+{
+	union bpf_iter_link_info info = { .task.pid = (__u32)pid };
+	LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &info, .link_info_len = sizeof(info));
+	struct ap_real_file rf;
+	struct bpf_link *link;
+	int fd, err = 0;
+
+	link = bpf_program__attach_iter(iter, &opts);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		bpf_link__destroy(link);
+		return err;
+	}
+	while (read(fd, &rf, sizeof(rf)) == sizeof(rf))
+		for (size_t i = 0; i < plan->nlibs; i++)
+			if (plan->libs[i].base == rf.start) {
+				plan->libs[i].real_dev = rf.dev;
+				plan->libs[i].real_ino = rf.ino;
+			}
+	close(fd);
+	bpf_link__destroy(link);
+	return 0;
 }

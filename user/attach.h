@@ -33,4 +33,11 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 
 size_t attacher__links(const struct attacher *a);
 
+/*
+ * Fills in the files `plan`'s objects really are in process `pid`, from the task_vma iterator
+ * program `iter`: on overlayfs two paths (two containers' views of one image layer) can be one
+ * file, and a system-wide probe placed through both would run twice per call. 0 or -errno.
+ */
+int attacher__real_files(struct bpf_program *iter, pid_t pid, struct alloc_plan *plan);
+
 #endif

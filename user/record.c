@@ -105,8 +105,9 @@ static int open_bpf(struct run *r)
 	/* Memory is only taken as stacks appear, not reserved up front. */
 	bpf_map__set_map_flags(s->maps.stacks, BPF_F_NO_PREALLOC);
 	bpf_map__set_map_flags(s->maps.counts, BPF_F_NO_PREALLOC);
-	/* Attached by hand when something is watched. */
+	/* Attached by hand when something is watched, or run as an iterator. */
 	bpf_program__set_autoattach(s->progs.on_exec, false);
+	bpf_program__set_autoattach(s->progs.real_files, false);
 	err = allocprof_bpf__load(s);
 	if (err) {
 		ap_err("cannot load the BPF programs: %s%s", strerror(-err),

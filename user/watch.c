@@ -235,11 +235,19 @@ int watch_all(struct capture *c)
 			continue;
 		}
 		load_order__free(&lo);
+		/* Two containers' views of one image layer are one file: probe it once. */
+		attacher__real_files(c->skel->progs.real_files, pid, &plan);
 		/* One process whose files cannot be probed does not stop the others'. */
 		if (attach_plan(c, -1, &plan, "all processes", NULL))
 			failed++;
 		else
 			procs++;
+		/* The kernel's records of its frames name the real files: let them resolve. */
+		for (size_t i = 0; i < plan.nlibs; i++)
+			if (plan.libs[i].real_ino)
+				addrspaces__alias_file(c->as, plan.libs[i].dev, plan.libs[i].ino,
+						       plan.libs[i].real_dev,
+						       plan.libs[i].real_ino);
 		alloc_plan__free(&plan);
 	}
 	closedir(d);
