@@ -14,24 +14,30 @@
 #include <bpf/libbpf.h>
 #include <string.h>
 
-/* Every counter of an allocation (or a notice) that did not make it, and what it means. */
+/*
+ * Every counter of an allocation (or a notice) that did not make it, and what it means. All go
+ * into the comments; those that can change what the profile says are also warned about.
+ */
 static const struct {
 	enum ap_stat stat;
 	bool lost; /* an allocation missing from the profile */
+	bool warn; /* also on stderr */
 	const char *what;
 } losses[] = {
-	{ AP_STAT_NO_THREAD, true, "lost: no per-thread state could be allocated" },
-	{ AP_STAT_RA_FAULT, true, "lost: return address unreadable" },
-	{ AP_STAT_STACKS_FULL, true, "lost: stack map full (raise --max-stacks)" },
-	{ AP_STAT_COUNTS_FULL, true, "lost: counter map full (raise --max-stacks)" },
-	{ AP_STAT_STACK_FAIL, false, "stack walk failed: recorded with the caller only" },
-	{ AP_STAT_STACK_TRUNC, false, "stacks truncated at 127 frames" },
-	{ AP_STAT_PROCS_FULL, false, "process table full: names read from /proc instead" },
-	{ AP_STAT_EVENTS_LOST, false,
+	{ AP_STAT_NO_THREAD, true, true, "lost: no per-thread state could be allocated" },
+	{ AP_STAT_RA_FAULT, true, true, "lost: return address unreadable" },
+	{ AP_STAT_STACKS_FULL, true, true, "lost: stack map full (raise --max-stacks)" },
+	{ AP_STAT_COUNTS_FULL, true, true, "lost: counter map full (raise --max-stacks)" },
+	{ AP_STAT_STACK_FAIL, false, true, "stack walk failed: recorded with the caller only" },
+	{ AP_STAT_STACK_TRUNC, false, true, "stacks truncated at 127 frames" },
+	{ AP_STAT_PROCS_FULL, false, true, "process table full: names read from /proc instead" },
+	{ AP_STAT_EVENTS_LOST, false, true,
 	  "notices dropped (new stacks: mappings read at the next tick; new programs or "
 	  "libraries: not followed)" },
-	{ AP_STAT_VMAS_FULL, false, "mapping table full: some frames resolved by address only" },
-	{ AP_STAT_VMA_FAIL, false, "frame mappings the kernel could not look up (lock busy)" },
+	/* A frame these miss resolves through /proc instead, or counts as outside any mapping. */
+	{ AP_STAT_VMAS_FULL, false, false, "mapping table full: frames resolved via /proc only" },
+	{ AP_STAT_VMA_FAIL, false, false,
+	  "frame mappings the kernel could not look up (address space busy)" },
 };
 
 /* With kernel.bpf_stats_enabled=1 the kernel times every run of the program: say so (-v). */
@@ -113,7 +119,7 @@ void report_losses(const struct collect_stats *st)
 	for (size_t i = 0; i < ARRAY_SIZE(losses); i++) {
 		uint64_t v = st->bpf.v[losses[i].stat];
 
-		if (v)
+		if (v && losses[i].warn)
 			ap_warn("%s: %llu", losses[i].what, (unsigned long long)v);
 	}
 	if (st->stacks_missing)
