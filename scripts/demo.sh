@@ -10,5 +10,5 @@ cat >&2 <<MSG
 demo: the profile is $(pwd)/$out
   ./allocprof top $out                        top allocation sites by bytes
   ./allocprof top $out --sample-index alloc_objects   by number of allocations
-  pprof -top $out   or   pprof -http=: $out       (pprof: scripts/install-pprof.sh)
+  pprof -top $out   or   pprof -http=: $out   (scripts/install-deps.sh --test builds pprof)
 MSG
