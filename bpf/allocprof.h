@@ -16,7 +16,6 @@
 
 /* Allocator functions probed in one library, for the nested-call check. */
 #define AP_MAX_LIB_RANGES 24
-#define AP_MAX_LIBS	  AP_NO_LIB
 
 /* Entries of the exponential-draw table used by sampling; a power of two. */
 #define AP_EXP_TABLE_BITS 16
@@ -45,7 +44,6 @@ enum ap_size_kind {
 	AP_SIZE_ARG1_X_ARG2 = 3,  /* calloc */
 	AP_SIZE_REALLOC = 4,	  /* realloc: arg2, not an allocation when arg1 && !arg2 */
 	AP_SIZE_REALLOCARRAY = 5, /* reallocarray: arg2 * arg3, same rule as realloc */
-	AP_SIZE_KIND_NR,
 };
 
 /*
@@ -57,9 +55,10 @@ enum ap_size_kind {
  *   bits 16..27  library index into the libs map, AP_NO_LIB when there is none
  *   bits 28..63  the probe site's file virtual address, to find the library's load bias
  */
-#define AP_NO_LIB	  0xfff
+#define AP_NO_LIB 0xfff
+/* Libraries the nested-call check knows (the libs map's size); others get AP_NO_LIB. */
+#define AP_LIBS_ENTRIES	  256
 #define AP_MAX_FNS	  64
-#define AP_MAX_SLOTS	  31
 #define AP_MAX_SITE_VADDR ((1ull << 36) - 1)
 #define AP_COOKIE(kind, fn, slots, wrapper, lib, vaddr)                                            \
 	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) |                             \

@@ -17,9 +17,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* Library indices the BPF libs map holds; beyond this the nested-call check is off. */
-#define LIBS_MAP_ENTRIES 256
-
 struct attached {
 	pid_t pid;
 	uint64_t dev, ino, offset;
@@ -60,11 +57,6 @@ void attacher__free(struct attacher *a)
 	free(a->sites);
 	free(a->libs);
 	free(a);
-}
-
-size_t attacher__links(const struct attacher *a)
-{
-	return a->nlinks;
 }
 
 static bool already(const struct attacher *a, pid_t pid, uint64_t dev, uint64_t ino, uint64_t off)
@@ -123,7 +115,7 @@ static unsigned int lib_index(struct attacher *a, const struct alloc_plan *plan,
 		if (a->libs[idx].dev == lib_dev(pl) && a->libs[idx].ino == lib_ino(pl))
 			break;
 	if (idx == a->nlibs) {
-		if (idx >= LIBS_MAP_ENTRIES)
+		if (idx >= AP_LIBS_ENTRIES)
 			return AP_NO_LIB;
 		grow((void **)&a->libs, &a->libs_cap, a->nlibs + 1, sizeof(*a->libs));
 		a->libs[a->nlibs++] = (struct lib_ranges){ .dev = lib_dev(pl), .ino = lib_ino(pl) };

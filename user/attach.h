@@ -31,8 +31,6 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 		       const char *rtld_path);
 
-size_t attacher__links(const struct attacher *a);
-
 /*
  * Fills in the files `plan`'s objects really are in process `pid`, from the task_vma iterator
  * program `iter`: on overlayfs two paths (two containers' views of one image layer) can be one

@@ -29,23 +29,14 @@ char *proc_path(pid_t pid, const char *path)
 	return xasprintf("/proc/%d/root%s", (int)pid, path);
 }
 
-int proc_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+/* Reads len bytes at addr of a process's memory, through its open /proc/PID/mem. */
+static int mem_read(int fd, uint64_t addr, void *buf, size_t len)
 {
-	char path[64];
-	ssize_t n;
-	int fd, err = 0;
+	ssize_t n = pread(fd, buf, len, (off_t)addr);
 
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = pread(fd, buf, len, (off_t)addr);
 	if (n < 0)
-		err = -errno;
-	else if ((size_t)n != len)
-		err = -EIO;
-	close(fd);
-	return err;
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
 }
 
 static int read_auxv(pid_t pid, uint64_t *at_base, uint64_t *at_phdr)
@@ -122,8 +113,8 @@ static int walk_link_map(pid_t pid, const struct proc_maps *m, const char *rtld_
 	struct elf_file *ef;
 	struct r_debug64 rd;
 	uint64_t lm_addr, rd_addr;
-	char *open_path = proc_path(pid, rtld_path);
-	int err, n = 0;
+	char *open_path = proc_path(pid, rtld_path), mem[64];
+	int fd, err, n = 0;
 
 	ef = elf_file__open(open_path);
 	free(open_path);
@@ -134,19 +125,25 @@ static int walk_link_map(pid_t pid, const struct proc_maps *m, const char *rtld_
 	if (err)
 		return err;
 	rd_addr = lo->rtld_base + sym.vaddr;
-	err = proc_mem_read(pid, rd_addr, &rd, sizeof(rd));
-	if (err)
+	snprintf(mem, sizeof(mem), "/proc/%d/mem", (int)pid);
+	fd = open(mem, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = mem_read(fd, rd_addr, &rd, sizeof(rd));
+	if (!err && !rd.r_map)
+		err = -EAGAIN; /* the dynamic linker has not started its list yet */
+	if (err) {
+		close(fd);
 		return err;
-	if (!rd.r_map)
-		return -EAGAIN; /* the dynamic linker has not started its list yet */
+	}
 	lo->rtld_consistent = rd.r_state == 0;
 	for (lm_addr = rd.r_map; lm_addr && n < MAX_OBJECTS; n++) {
 		const struct map_entry *e;
 		struct link_map64 lm;
 
-		err = proc_mem_read(pid, lm_addr, &lm, sizeof(lm));
+		err = mem_read(fd, lm_addr, &lm, sizeof(lm));
 		if (err)
-			return err;
+			break;
 		/*
 		 * l_name may be a path the mappings spell differently (/lib vs /usr/lib): the
 		 * object is the file whose mapping holds its dynamic section. The executable
@@ -157,7 +154,8 @@ static int walk_link_map(pid_t pid, const struct proc_maps *m, const char *rtld_
 			add_obj(lo, cap, pid, e, m);
 		lm_addr = lm.l_next;
 	}
-	return 0;
+	close(fd);
+	return err;
 }
 
 int load_order__read(pid_t pid, const struct proc_maps *m, struct load_order *out)

@@ -50,7 +50,4 @@ void load_order__free(struct load_order *lo);
 /* /proc/PID/root + path: how we open a file the way the process sees it. */
 char *proc_path(pid_t pid, const char *path);
 
-/* Reads len bytes at addr of pid's memory. 0 or -errno. */
-int proc_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len);
-
 #endif

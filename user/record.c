@@ -101,7 +101,7 @@ static int open_bpf(struct run *r)
 	bpf_map__set_max_entries(s->maps.stacks, (__u32)c->o.max_stacks);
 	bpf_map__set_max_entries(s->maps.counts, (__u32)c->o.max_stacks * 2);
 	bpf_map__set_max_entries(s->maps.vmas, (__u32)c->o.max_stacks * 4);
-	bpf_map__set_max_entries(s->maps.libs, 256);
+	bpf_map__set_max_entries(s->maps.libs, AP_LIBS_ENTRIES);
 	/* Memory is only taken as stacks appear, not reserved up front. */
 	bpf_map__set_map_flags(s->maps.stacks, BPF_F_NO_PREALLOC);
 	bpf_map__set_map_flags(s->maps.counts, BPF_F_NO_PREALLOC);
