@@ -6,6 +6,11 @@
  * call walks the stack and adds into the per-(process, stack) counters. Every allocation that
  * is skipped or lost on the way bumps a counter in `stats`.
  *
+ * In-use tracking (unless --alloc-only): a sampled allocation's address, known at its return,
+ * goes into `live` with its stack and weights; free and delete take it out. The return is seen
+ * through a uprobe session where the kernel has them (the entry says whether this call needs
+ * its return: only sampled calls pay for one), else through a classic return probe.
+ *
  * Two more programs tell userspace when a watched process has a new program or library to
  * resolve: the dynamic linker's debugger hook, and exec. Nothing here ever stops a process.
  *
@@ -20,6 +25,10 @@
 
 #define EEXIST 17
 #define EBUSY  16
+#define ENOENT 2
+
+/* Uprobe session kfuncs (Linux 6.13+); only the session program calls them. */
+extern bool bpf_session_is_return(void) __ksym __weak;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -27,6 +36,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool exact = false;
 const volatile __u64 sample_bytes = 512 * 1024;
 const volatile __u32 self_tgid = 0; /* non-zero with -a: our own allocations are not traced */
+const volatile bool track_live = true; /* false with --alloc-only */
 
 /*
  * Tables filled by userspace after load and before attach (.bss: not stored in the object).
@@ -93,6 +103,15 @@ struct {
 	__type(key, struct ap_vma_key);
 	__type(value, struct ap_vma);
 } vmas SEC(".maps");
+
+/* Blocks allocated and not freed yet (struct ap_live). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 262144); /* set by userspace */
+	__type(key, struct ap_live_key);
+	__type(value, struct ap_live);
+} live SEC(".maps");
 
 /* struct ap_event, see allocprof.h. */
 struct {
@@ -267,13 +286,14 @@ static __always_inline void record_vmas(struct task_struct *task, struct ap_stac
 	}
 }
 
-static __always_inline void add_weights(struct ap_count *c, __u64 size)
+/* The unbiased weights of one sampled allocation of `size` bytes (Q16 objects, bytes). */
+static __always_inline void weights(__u64 size, __u64 *w_objects, __u64 *w_bytes)
 {
 	__u64 r = sample_bytes, xs, i, frac, f, fr;
 
-	if (size >= (__u64)AP_WEIGHT_XMAX * r) {
-		__sync_fetch_and_add(&c->w_objects, 1ull << AP_Q);
-		__sync_fetch_and_add(&c->w_bytes, size);
+	if (exact || size >= (__u64)AP_WEIGHT_XMAX * r) {
+		*w_objects = 1ull << AP_Q;
+		*w_bytes = size;
 		return;
 	}
 	/* x = size / r in steps of 1/2^AP_WEIGHT_STEPS_LOG2, linear interpolation between. */
@@ -289,11 +309,16 @@ static __always_inline void add_weights(struct ap_count *c, __u64 size)
 	 * allocations and s/p bytes; with x = s/r: s/p = f(x) * r and 1/p = f(x) * r / s.
 	 */
 	fr = f * r;
-	__sync_fetch_and_add(&c->w_bytes, fr >> AP_Q);
-	__sync_fetch_and_add(&c->w_objects, size ? fr / size : 0);
+	*w_bytes = fr >> AP_Q;
+	*w_objects = size ? fr / size : 0;
 }
 
-static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 size)
+/*
+ * Walks the stack and adds one allocation of `size` to its counters. The stack's hash, or 0
+ * when the allocation was lost (and counted as such).
+ */
+static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra,
+				    __u64 size, __u64 w_objects, __u64 w_bytes)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ap_count_key key = {
@@ -309,7 +334,7 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 	s = bpf_task_storage_get(&stack_buf, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s) {
 		STAT_INC(st, AP_STAT_NO_THREAD);
-		return;
+		return 0;
 	}
 	/*
 	 * Frame 0 of the kernel's walk is the probe site itself and the frame-pointer chain
@@ -337,6 +362,7 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 		h = (h ^ s->ip[i]) * 0xff51afd7ed558ccdull;
 		h ^= h >> 32;
 	}
+	h |= 1; /* never 0, which means "not recorded" */
 	key.stack = h;
 
 	c = bpf_map_lookup_elem(&counts, &key);
@@ -346,17 +372,17 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 		err = bpf_map_update_elem(&stacks, &h, s, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
 			STAT_INC(st, AP_STAT_STACKS_FULL);
-			return;
+			return 0;
 		}
 		err = bpf_map_update_elem(&counts, &key, &zc, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
 			STAT_INC(st, AP_STAT_COUNTS_FULL);
-			return;
+			return 0;
 		}
 		c = bpf_map_lookup_elem(&counts, &key);
 		if (!c) {
 			STAT_INC(st, AP_STAT_COUNTS_FULL);
-			return;
+			return 0;
 		}
 		touch_proc(&key.proc, st);
 		record_vmas(task, s, &key.proc, st);
@@ -364,9 +390,12 @@ static __always_inline void record(struct pt_regs *ctx, struct ap_stats *st, __u
 	}
 	__sync_fetch_and_add(&c->count, 1);
 	__sync_fetch_and_add(&c->bytes, size);
-	if (!exact)
-		add_weights(c, size);
+	if (!exact) {
+		__sync_fetch_and_add(&c->w_objects, w_objects);
+		__sync_fetch_and_add(&c->w_bytes, w_bytes);
+	}
 	STAT_INC(st, AP_STAT_SAMPLED);
+	return h;
 }
 
 /*
@@ -382,58 +411,90 @@ static __always_inline bool nested(struct ap_thread *t, __u64 sp, __u32 fn, __u3
 		return false;
 	if (tail && fn == t->last_fn)
 		return false; /* the same function from the same frame: a loop, not a tail call */
+	/*
+	 * The wrapper asked for its return, so the kernel has replaced its return address
+	 * with its trampoline's: its frame is live, this is a tail call from it.
+	 */
+	if (tail && track_live && t->pend.ra_slot == sp)
+		goto nested;
 	if (bpf_probe_read_user(ra, sizeof(*ra), (void *)sp)) {
 		STAT_INC(st, AP_STAT_RA_FAULT);
 		return true; /* counted as lost */
 	}
 	*have_ra = true;
-	if (tail)
-		return *ra == t->wrap_ra;
-	return in_allocator(t->wrap_lib, t->wrap_bias, *ra) || in_allocator(lib, bias, *ra);
+	if (tail ? *ra == t->wrap_ra
+		 : in_allocator(t->wrap_lib, t->wrap_bias, *ra) || in_allocator(lib, bias, *ra))
+		goto nested;
+	return false;
+nested:
+	STAT_INC(st, AP_STAT_NESTED);
+	return true;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(on_alloc)
+static __always_inline struct ap_live_key live_key(__u64 addr)
+{
+	struct ap_live_key k = {
+		.proc.pid = bpf_get_current_pid_tgid() >> 32,
+		.proc.image = image_of(bpf_get_current_task_btf()),
+		.addr = addr,
+	};
+	return k;
+}
+
+/* Takes a block out of the live set; false when it was not in it. */
+static __always_inline bool forget(struct ap_live_key *k)
+{
+	/* Sampled, most frees are of untracked blocks: a lookup misses without the bucket lock. */
+	if (!exact && !bpf_map_lookup_elem(&live, k))
+		return false;
+	return !bpf_map_delete_elem(&live, k);
+}
+
+/*
+ * The entry of every allocation function. Returns 1 when the call's return is not needed
+ * (a uprobe session then skips it), 0 when it is: the pending state is left in the thread.
+ */
+static __always_inline int alloc_entry(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 fn = AP_COOKIE_FN(cookie), lib = AP_COOKIE_LIB(cookie), zero = 0;
+	__u32 kind = AP_COOKIE_KIND(cookie);
 	/* %rip is the probe site: this is the library's load bias. */
 	__u64 bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie);
 	__u64 sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
-	bool have_ra = false;
+	__u64 old = PT_REGS_PARM1(ctx); /* realloc's block */
+	bool have_ra = false, is_realloc;
+	__u64 size, ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
+	struct ap_live_key k;
 	struct ap_thread *t;
 	struct ap_stats *st;
-	__u64 size, ra = 0;
 
 	if (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 0;
+		return 1;
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!st)
-		return 0;
+		return 1;
 	STAT_INC(st, AP_STAT_CALLS);
 
 	t = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t) {
 		STAT_INC(st, AP_STAT_NO_THREAD);
-		return 0;
+		return 1;
 	}
 	if (!t->init) {
 		t->bytes_left = next_distance();
 		t->init = 1;
 	}
-	if (nested(t, sp, fn, lib, bias, &ra, &have_ra, st)) {
-		if (have_ra)
-			STAT_INC(st, AP_STAT_NESTED);
-		return 0;
-	}
+	if (nested(t, sp, fn, lib, bias, &ra, &have_ra, st))
+		return 1;
 	/* A counted call: it is now the one later calls are compared with. */
 	t->last_fn = fn;
 	if (AP_COOKIE_WRAPPER(cookie)) {
 		if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
 			STAT_INC(st, AP_STAT_RA_FAULT);
 			t->wrap_sp = 0;
-			return 0;
+			return 1;
 		}
 		have_ra = true;
 		t->wrap_sp = sp;
@@ -444,26 +505,200 @@ int BPF_KPROBE(on_alloc)
 		t->wrap_sp = 0;
 	}
 
-	if (!alloc_size(ctx, AP_COOKIE_KIND(cookie), &size)) {
+	is_realloc = kind == AP_SIZE_REALLOC || kind == AP_SIZE_REALLOCARRAY;
+	if (!alloc_size(ctx, kind, &size)) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC);
-		return 0;
+		/* realloc(p, 0) frees p (the allocator's inner free then finds it gone). */
+		if (track_live && is_realloc && old && !PT_REGS_PARM2(ctx)) {
+			k = live_key(old);
+			if (forget(&k))
+				STAT_INC(st, AP_STAT_FREE_MATCHED);
+		}
+		return 1;
 	}
 	if (size > AP_MAX_ALLOC_SIZE) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC); /* fails: larger than the address space */
-		return 0;
+		return 1;
 	}
 	if (!exact) {
 		t->bytes_left -= (__s64)size;
-		if (t->bytes_left > 0)
-			return 0;
+		if (t->bytes_left > 0) {
+			/* Unsampled: only a realloc of a tracked block needs its return. */
+			if (!track_live || !is_realloc || !old)
+				return 1;
+			k = live_key(old);
+			if (!bpf_map_lookup_elem(&live, &k))
+				return 1;
+			goto pending;
+		}
 		t->bytes_left = next_distance();
 	}
 	/* The return address is the allocation site: the first frame of every stack. */
 	if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
 		STAT_INC(st, AP_STAT_RA_FAULT);
+		return 1;
+	}
+	weights(size, &w_objects, &w_bytes);
+	stack = record(ctx, st, ra, size, w_objects, w_bytes);
+	if (!track_live || (!stack && !is_realloc))
+		return 1;
+pending:
+	t->pend_kind = kind;
+	t->pend.ra_slot = sp;
+	t->pend.stack = stack;
+	t->pend.size = size;
+	t->pend.w_objects = w_objects;
+	t->pend.w_bytes = w_bytes;
+	t->pend.arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : is_realloc ? old : 0;
+	return 0;
+}
+
+/* A recorded allocation failed: it is taken back out of its counters. */
+static __always_inline void unrecord(struct ap_stats *st, struct ap_proc_key *proc,
+				     struct ap_pending *pd)
+{
+	struct ap_count_key key = { .proc = *proc, .stack = pd->stack };
+	struct ap_count *c = bpf_map_lookup_elem(&counts, &key);
+
+	STAT_INC(st, AP_STAT_FAILED);
+	if (!c)
+		return;
+	__sync_fetch_and_sub(&c->count, 1);
+	__sync_fetch_and_sub(&c->bytes, pd->size);
+	if (!exact) {
+		__sync_fetch_and_sub(&c->w_objects, pd->w_objects);
+		__sync_fetch_and_sub(&c->w_bytes, pd->w_bytes);
+	}
+}
+
+/* The return of an allocation function whose entry left a pending state. */
+static __always_inline void alloc_return(struct pt_regs *ctx, bool session)
+{
+	__u64 ret = PT_REGS_RC(ctx), addr = ret;
+	struct ap_live_key k;
+	struct ap_thread *t;
+	struct ap_stats *st;
+	__u32 zero = 0;
+	struct ap_live v;
+
+	t = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (!t || !st || !t->pend.ra_slot)
+		return;
+	/* The return popped the return address: %rsp is 8 above where it was. */
+	if (PT_REGS_SP(ctx) - 8 != t->pend.ra_slot) {
+		/* A classic return probe sees every call return, the nested ones first. */
+		if (session) {
+			STAT_INC(st, AP_STAT_RET_MISSED);
+			t->pend.ra_slot = 0;
+		}
+		return;
+	}
+	t->pend.ra_slot = 0;
+	switch (t->pend_kind) {
+	case AP_SIZE_ARG3: /* posix_memalign: 0 and the block in *memptr */
+		if (ret) {
+			addr = 0;
+			break;
+		}
+		if (bpf_probe_read_user(&addr, sizeof(addr), (void *)t->pend.arg)) {
+			if (t->pend.stack)
+				STAT_INC(st, AP_STAT_MEMPTR_FAULT);
+			return;
+		}
+		break;
+	case AP_SIZE_REALLOC:
+	case AP_SIZE_REALLOCARRAY:
+		/* A failed realloc leaves the old block as it was. */
+		if (!ret || !t->pend.arg)
+			break;
+		/* Not there: untracked, or the allocator's inner free took it already. */
+		k = live_key(t->pend.arg);
+		if (!bpf_map_delete_elem(&live, &k))
+			STAT_INC(st, AP_STAT_FREE_MATCHED);
+		break;
+	}
+	if (!t->pend.stack)
+		return;
+	k = live_key(addr);
+	if (!addr) {
+		unrecord(st, &k.proc, &t->pend);
+		return;
+	}
+	v.stack = t->pend.stack;
+	v.size = t->pend.size;
+	v.w_objects = t->pend.w_objects;
+	v.w_bytes = t->pend.w_bytes;
+	/* An entry already there is a block whose free we did not see: replaced. */
+	if (bpf_map_update_elem(&live, &k, &v, BPF_ANY))
+		STAT_INC(st, AP_STAT_LIVE_FULL);
+}
+
+/* --alloc-only, or in-use tracking with a classic return probe (on_alloc_ret) beside it. */
+SEC("uprobe")
+int BPF_KPROBE(on_alloc)
+{
+	alloc_entry(ctx);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(on_alloc_ret)
+{
+	alloc_return(ctx, false);
+	return 0;
+}
+
+/*
+ * In-use tracking with a uprobe session (loaded as BPF_TRACE_UPROBE_SESSION, attached with a
+ * uprobe_multi link): the entry's 1 tells the kernel to skip this call's return.
+ */
+SEC("uprobe")
+int BPF_KPROBE(on_alloc_session)
+{
+	if (bpf_session_is_return()) {
+		alloc_return(ctx, true);
 		return 0;
 	}
-	record(ctx, st, ra, size);
+	return alloc_entry(ctx);
+}
+
+/*
+ * free, cfree and the allocator's operator delete family: the block is no longer in use.
+ * A block not found was never tracked: unsampled, allocated before the capture, or (exact
+ * mode tells) already forgotten by the allocator entry point this free is called from.
+ */
+SEC("uprobe")
+int BPF_KPROBE(on_free)
+{
+	__u64 addr = PT_REGS_PARM1(ctx), cookie, ra;
+	struct ap_live_key k;
+	struct ap_stats *st;
+	__u32 zero = 0;
+
+	if (!addr || (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid))
+		return 0;
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (!st)
+		return 0;
+	STAT_INC(st, AP_STAT_FREES);
+	k = live_key(addr);
+	if (forget(&k)) {
+		STAT_INC(st, AP_STAT_FREE_MATCHED);
+		return 0;
+	}
+	if (exact) {
+		/* Called from inside a probed allocator function: realloc(p, 0), delete. */
+		cookie = bpf_get_attach_cookie(ctx);
+		if (!bpf_probe_read_user(&ra, sizeof(ra),
+					 (void *)(PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8)) &&
+		    in_allocator(AP_COOKIE_LIB(cookie),
+				 PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie), ra)) {
+			STAT_INC(st, AP_STAT_FREE_NESTED);
+			return 0;
+		}
+	}
+	STAT_INC(st, AP_STAT_FREE_UNMATCHED);
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 #define AP_MAX_FRAMES 127
 
 /* Allocator functions probed in one library, for the nested-call check. */
-#define AP_MAX_LIB_RANGES 24
+#define AP_MAX_LIB_RANGES 48
 
 /* Entries of the exponential-draw table used by sampling; a power of two. */
 #define AP_EXP_TABLE_BITS 16
@@ -166,6 +166,22 @@ struct ap_proc {
 };
 
 /*
+ * In-use tracking: an allocation's address is known only when it returns. The entry of a call
+ * that needs its return (a sampled allocation, or a realloc of a block being tracked) leaves
+ * this in the thread's state; the return finds it by the stack address of the return address,
+ * which is the same at entry and (less 8, popped) at return, so a call nested inside (a signal
+ * handler's, the allocator's own) cannot take it.
+ */
+struct ap_pending {
+	__u64 ra_slot; /* where the pending call's return address is; 0: nothing pending */
+	__u64 stack;   /* its stack hash when it was recorded; 0: not recorded (realloc only) */
+	__u64 size;
+	__u64 w_objects; /* Q16, as in ap_count */
+	__u64 w_bytes;
+	__u64 arg; /* realloc: the old block, forgotten on success; posix_memalign: memptr */
+};
+
+/*
  * Per thread, in task storage. Some entry points call others: glibc's realloc calls malloc,
  * memalign tail-calls it, libstdc++'s operator new calls malloc in libc. Such an inner call is
  * the same allocation and is not counted again. The functions that may do this ("wrappers":
@@ -185,7 +201,8 @@ struct ap_thread {
 	__u32 wrap_lib;	  /* its library index, AP_NO_LIB if none */
 	__u32 last_fn;	  /* function id of the last counted call */
 	__u32 init;
-	__u32 pad;
+	__u32 pend_kind; /* enum ap_size_kind of the pending call */
+	struct ap_pending pend;
 };
 
 /*
@@ -204,6 +221,23 @@ struct ap_event {
 	__u32 kind;
 	struct ap_proc_key proc;
 	__u32 pad;
+};
+
+/*
+ * A block allocated during the capture and not freed yet, by process and address. Its weights
+ * are those its allocation added to its stack's counters, so in-use estimates are unbiased the
+ * same way. Read at the end: what a process still running holds, what an exited one leaked.
+ */
+struct ap_live_key {
+	struct ap_proc_key proc;
+	__u64 addr;
+};
+
+struct ap_live {
+	__u64 stack;
+	__u64 size;
+	__u64 w_objects; /* Q16 */
+	__u64 w_bytes;
 };
 
 /* The largest request that could succeed: user address space on x86_64 is 128 TiB. */
@@ -225,6 +259,14 @@ enum ap_stat {
 	AP_STAT_EVENTS_LOST, /* new-stack notices the ring buffer had no room for */
 	AP_STAT_VMAS_FULL,   /* mapping table full: frames resolved from /proc snapshots only */
 	AP_STAT_VMA_FAIL,    /* a frame's mapping could not be looked up (mmap lock busy) */
+	AP_STAT_FREES,	     /* free/delete calls of a non-NULL block */
+	AP_STAT_FREE_MATCHED,	/* blocks forgotten: freed, or the old block of a realloc */
+	AP_STAT_FREE_UNMATCHED, /* not a tracked block: unsampled, or allocated before the capture */
+	AP_STAT_FREE_NESTED,	/* the allocator's own inner free of a block already forgotten */
+	AP_STAT_LIVE_FULL,	/* live-block map full: allocation not tracked for in-use */
+	AP_STAT_RET_MISSED,	/* a pending call's return was not seen: not tracked for in-use */
+	AP_STAT_MEMPTR_FAULT,	/* posix_memalign's result unreadable: not tracked for in-use */
+	AP_STAT_FAILED,		/* recorded allocations that failed: taken back out */
 	AP_STAT_NR,
 };
 
@@ -239,7 +281,10 @@ _Static_assert(sizeof(struct ap_proc_key) == 8, "ap_proc_key layout");
 _Static_assert(sizeof(struct ap_count_key) == 16, "ap_count_key layout");
 _Static_assert(sizeof(struct ap_count) == 32, "ap_count layout");
 _Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");
-_Static_assert(sizeof(struct ap_thread) == 48, "ap_thread layout");
+_Static_assert(sizeof(struct ap_pending) == 48, "ap_pending layout");
+_Static_assert(sizeof(struct ap_thread) == 96, "ap_thread layout");
+_Static_assert(sizeof(struct ap_live_key) == 16, "ap_live_key layout");
+_Static_assert(sizeof(struct ap_live) == 32, "ap_live layout");
 _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
 _Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
 _Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");

@@ -37,6 +37,26 @@ const struct alloc_fn alloc_fns[] = {
 	  AP_SIZE_ARG1, FN_ALLOC },
 	{ "free", "free", AP_SIZE_ARG1, FN_FREE },
 	{ "cfree", "cfree", AP_SIZE_ARG1, FN_FREE },
+	{ "free_sized", "free_sized", AP_SIZE_ARG1, FN_FREE },
+	{ "free_aligned_sized", "free_aligned_sized", AP_SIZE_ARG1, FN_FREE },
+	/* The delete family is probed only in the allocator itself (see resolve()). */
+	{ "_ZdlPv", "operator delete(void*)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdaPv", "operator delete[](void*)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdlPvm", "operator delete(void*, size_t)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdaPvm", "operator delete[](void*, size_t)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdlPvRKSt9nothrow_t", "operator delete(void*, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdaPvRKSt9nothrow_t", "operator delete[](void*, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdlPvSt11align_val_t", "operator delete(void*, align_val_t)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdaPvSt11align_val_t", "operator delete[](void*, align_val_t)", AP_SIZE_ARG1,
+	  FN_FREE },
+	{ "_ZdlPvmSt11align_val_t", "operator delete(void*, size_t, align_val_t)", AP_SIZE_ARG1,
+	  FN_FREE },
+	{ "_ZdaPvmSt11align_val_t", "operator delete[](void*, size_t, align_val_t)",
+	  AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+	  "operator delete(void*, align_val_t, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+	  "operator delete[](void*, align_val_t, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
 };
 const size_t alloc_fns_nr = ARRAY_SIZE(alloc_fns);
 
@@ -141,6 +161,14 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_
 		 * it the allocation site would be lost: libstdc++ keeps no frame pointer,
 		 * so the frame-pointer walk from malloc skips operator new's caller.
 		 */
+		/*
+		 * libstdc++'s operator delete calls free, which is probed: a second probe
+		 * would be a second trap per delete for nothing. An allocator's own delete
+		 * (jemalloc, tcmalloc) does not, so it is probed.
+		 */
+		if (alloc_fns[fn].role == FN_FREE && !strncmp(alloc_fns[fn].name, "_Zd", 3) &&
+		    c[def].lib != c[malloc_def].lib)
+			continue;
 		if (sym.ifunc) {
 			ap_warn("%s in %s is resolved at run time (IFUNC); not probed",
 				alloc_fns[fn].name, p->libs[c[def].lib].path);
@@ -215,9 +243,8 @@ void alloc_plan__print(const struct alloc_plan *p, const char *what)
 	for (size_t i = 0; i < p->nsites; i++) {
 		const struct probe_site *s = &p->sites[i];
 
-		ap_info("  %-22s %s+0x%llx (offset 0x%llx)%s%s%s", alloc_fns[s->fn].pretty,
+		ap_info("  %-22s %s+0x%llx (offset 0x%llx)%s%s", alloc_fns[s->fn].pretty,
 			p->libs[s->lib].path, (unsigned long long)s->vaddr,
-			(unsigned long long)s->offset, s->aliases[0] ? " also " : "", s->aliases,
-			alloc_fns[s->fn].role == FN_FREE ? " [not probed]" : "");
+			(unsigned long long)s->offset, s->aliases[0] ? " also " : "", s->aliases);
 	}
 }

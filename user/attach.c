@@ -11,11 +11,120 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <linux/bpf.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+/*
+ * Uprobe sessions postdate the kernel headers and libbpf Debian 12 ships (Linux 6.1, libbpf
+ * 1.1): the attach type's number and the link_create layout of a uprobe_multi link, from the
+ * kernel's UAPI, are written out here and the link is created with the bpf syscall.
+ */
+#define AP_BPF_TRACE_UPROBE_SESSION 57
+
+union ap_link_create_attr {
+	struct {
+		__u32 prog_fd;
+		__u32 target_fd;
+		__u32 attach_type;
+		__u32 flags;
+		struct {
+			__u64 path;
+			__u64 offsets;
+			__u64 ref_ctr_offsets;
+			__u64 cookies;
+			__u32 cnt;
+			__u32 flags;
+			__u32 pid;
+		} uprobe_multi;
+	};
+	__u8 pad[64];
+};
+
+int attach_session_type(void)
+{
+	return AP_BPF_TRACE_UPROBE_SESSION;
+}
+
+/* A uprobe session link of `prog_fd` at one offset of `path`; pid 0: every process. */
+static int session_link(int prog_fd, pid_t pid, const char *path, uint64_t offset,
+			uint64_t cookie)
+{
+	union ap_link_create_attr attr;
+	__u64 off = offset, ck = cookie;
+	long fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_fd = (__u32)prog_fd;
+	attr.attach_type = AP_BPF_TRACE_UPROBE_SESSION;
+	attr.uprobe_multi.path = (__u64)(uintptr_t)path;
+	attr.uprobe_multi.offsets = (__u64)(uintptr_t)&off;
+	attr.uprobe_multi.cookies = (__u64)(uintptr_t)&ck;
+	attr.uprobe_multi.cnt = 1;
+	attr.uprobe_multi.pid = pid > 0 ? (__u32)pid : 0;
+	fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* Never runs: the session probe of attach_sessions_supported() is placed here. */
+__attribute__((noinline, used)) void allocprof_session_probe_site(void);
+__attribute__((noinline, used)) void allocprof_session_probe_site(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+bool attach_sessions_supported(const char **why)
+{
+	/* r0 = 1; exit: an entry that never asks for the return. */
+	static const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	static int cached = -1;
+	static const char *reason;
+	LIBBPF_OPTS(bpf_prog_load_opts, opts,
+		    .expected_attach_type = (enum bpf_attach_type)AP_BPF_TRACE_UPROBE_SESSION);
+	struct elf_sym sym;
+	struct elf_file *ef;
+	uint64_t off;
+	int prog, link;
+
+	if (cached >= 0)
+		goto out;
+	cached = 0;
+	if (getenv("ALLOCPROF_NO_SESSIONS")) {
+		reason = "disabled by ALLOCPROF_NO_SESSIONS";
+		goto out;
+	}
+	prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "ap_session", "GPL", insns, 2, &opts);
+	if (prog < 0) {
+		reason = "the kernel rejects a session program (Linux 6.13+ has them)";
+		goto out;
+	}
+	ef = elf_file__open("/proc/self/exe");
+	if (!ef || elf_file__lookup(ef, "allocprof_session_probe_site", &sym) ||
+	    elf_file__vaddr_to_offset(ef, sym.vaddr, &off)) {
+		reason = "cannot find our own test site";
+	} else {
+		link = session_link(prog, getpid(), "/proc/self/exe", off, 0);
+		if (link >= 0) {
+			close(link);
+			cached = 1;
+		} else {
+			reason = "the kernel cannot attach a uprobe session (Linux 6.13+ can)";
+		}
+	}
+	elf_file__free(ef);
+	close(prog);
+out:
+	if (why)
+		*why = reason;
+	return cached == 1;
+}
 
 struct attached {
 	pid_t pid;
@@ -24,25 +133,28 @@ struct attached {
 
 struct lib_ranges {
 	uint64_t dev, ino;
+	bool warned; /* about having too many functions */
 	struct ap_lib lib;
 };
 
 struct attacher {
-	struct bpf_program *prog;
+	struct attach_progs progs;
 	int libs_fd;
 	struct bpf_link **links;
 	size_t nlinks, links_cap;
+	int *link_fds; /* session links, made without libbpf */
+	size_t nfds, fds_cap;
 	struct attached *sites;
 	size_t nsites, sites_cap;
 	struct lib_ranges *libs;
 	size_t nlibs, libs_cap;
 };
 
-struct attacher *attacher__new(struct bpf_program *prog, int libs_fd)
+struct attacher *attacher__new(const struct attach_progs *progs, int libs_fd)
 {
 	struct attacher *a = xcalloc(1, sizeof(*a));
 
-	a->prog = prog;
+	a->progs = *progs;
 	a->libs_fd = libs_fd;
 	return a;
 }
@@ -54,6 +166,9 @@ void attacher__free(struct attacher *a)
 	for (size_t i = 0; i < a->nlinks; i++)
 		bpf_link__destroy(a->links[i]);
 	free(a->links);
+	for (size_t i = 0; i < a->nfds; i++)
+		close(a->link_fds[i]);
+	free(a->link_fds);
 	free(a->sites);
 	free(a->libs);
 	free(a);
@@ -77,9 +192,9 @@ static void remember(struct attacher *a, pid_t pid, uint64_t dev, uint64_t ino, 
 }
 
 static int attach_one(struct attacher *a, struct bpf_program *prog, pid_t pid, const char *path,
-		      uint64_t offset, uint64_t cookie)
+		      uint64_t offset, uint64_t cookie, bool retprobe)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie);
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
 	struct bpf_link *link;
 
 	link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
@@ -133,8 +248,11 @@ static unsigned int lib_index(struct attacher *a, const struct alloc_plan *plan,
 		if (have)
 			continue;
 		if (l->nr == AP_MAX_LIB_RANGES) {
-			ap_warn("%s: more than %d allocator functions; nested calls from %s are "
-				"counted again",
+			if (lr->warned)
+				continue;
+			lr->warned = true;
+			ap_warn("%s: more than %d allocator functions; nested calls from %s "
+				"(and later ones) are counted again",
 				pl->path, AP_MAX_LIB_RANGES, alloc_fns[s->fn].name);
 			continue;
 		}
@@ -152,6 +270,34 @@ static unsigned int lib_index(struct attacher *a, const struct alloc_plan *plan,
 	return idx;
 }
 
+static int attach_session(struct attacher *a, pid_t pid, const char *path, uint64_t offset,
+			  uint64_t cookie)
+{
+	int fd = session_link(bpf_program__fd(a->progs.session), pid, path, offset, cookie);
+
+	if (fd < 0)
+		return fd;
+	grow((void **)&a->link_fds, &a->fds_cap, a->nfds + 1, sizeof(*a->link_fds));
+	a->link_fds[a->nfds++] = fd;
+	return 0;
+}
+
+/* The probes of one site: entry, and the return where the programs want it. */
+static int attach_site(struct attacher *a, pid_t pid, const char *path, const struct probe_site *s,
+		       uint64_t cookie)
+{
+	int err;
+
+	if (alloc_fns[s->fn].role == FN_FREE)
+		return attach_one(a, a->progs.free, pid, path, s->offset, cookie, false);
+	if (a->progs.session)
+		return attach_session(a, pid, path, s->offset, cookie);
+	err = attach_one(a, a->progs.alloc, pid, path, s->offset, cookie, false);
+	if (!err && a->progs.alloc_ret)
+		err = attach_one(a, a->progs.alloc_ret, pid, path, s->offset, cookie, true);
+	return err;
+}
+
 int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *plan, size_t *added)
 {
 	*added = 0;
@@ -163,14 +309,15 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		uint64_t cookie;
 		int err;
 
-		if (f->role != FN_ALLOC || already(a, pid, lib_dev(l), lib_ino(l), s->offset))
+		if ((f->role == FN_FREE && !a->progs.free) ||
+		    already(a, pid, lib_dev(l), lib_ino(l), s->offset))
 			continue;
 		lib = lib_index(a, plan, s->lib);
 		if (s->vaddr > AP_MAX_SITE_VADDR)
 			lib = AP_NO_LIB;
 		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, lib,
 				   lib == AP_NO_LIB ? 0 : s->vaddr);
-		err = attach_one(a, a->prog, pid, l->open_path, s->offset, cookie);
+		err = attach_site(a, pid, l->open_path, s, cookie);
 		if (err) {
 			if (pid > 0)
 				ap_err("cannot attach to %s in %s for pid %d: %s", f->name, l->path,
@@ -213,7 +360,7 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 		return -ERANGE;
 	if (already(a, pid, dev, st.st_ino, off))
 		return 0;
-	err = attach_one(a, prog, pid, rtld_path, off, hook.vaddr | (rdebug.vaddr << 32));
+	err = attach_one(a, prog, pid, rtld_path, off, hook.vaddr | (rdebug.vaddr << 32), false);
 	if (!err)
 		remember(a, pid, dev, st.st_ino, off);
 	return err;

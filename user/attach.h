@@ -14,8 +14,30 @@
 struct bpf_program;
 struct attacher;
 
+/*
+ * The programs placed on a plan's sites. Allocation functions get `alloc` at their entry and,
+ * when set, `alloc_ret` as a classic return probe; or, when `session` is set instead, one
+ * uprobe session program for both (the entry decides whether the return runs). Free functions
+ * get `free`, or nothing when it is NULL.
+ */
+struct attach_progs {
+	struct bpf_program *alloc;
+	struct bpf_program *alloc_ret;
+	struct bpf_program *session;
+	struct bpf_program *free;
+};
+
 /* `libs_fd`: the libs map, or -1 when the program does no nested-call check (the floor). */
-struct attacher *attacher__new(struct bpf_program *prog, int libs_fd);
+struct attacher *attacher__new(const struct attach_progs *progs, int libs_fd);
+
+/*
+ * Can this kernel attach uprobe sessions (BPF_TRACE_UPROBE_SESSION, Linux 6.13+)? Tried for
+ * real, once: a program is loaded and attached to a function of our own. Its reason when not.
+ */
+bool attach_sessions_supported(const char **why);
+
+/* The expected attach type a session program must be loaded with. */
+int attach_session_type(void);
 void attacher__free(struct attacher *a);
 
 /*

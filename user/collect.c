@@ -99,6 +99,8 @@ int map_read_all(int fd, size_t ksize, size_t vsize, void **keys_out, void **val
 struct counter {
 	struct ap_count_key key;
 	struct ap_count val;
+	uint64_t inuse_count, inuse_bytes; /* exact */
+	uint64_t inuse_w_objects, inuse_w_bytes;
 };
 
 static int read_counts(int fd, struct counter **out, size_t *n)
@@ -153,6 +155,46 @@ static int read_stacks(int fd, struct hashmap **out, __u64 **keys_out, struct ap
 	*out = hashmap__new();
 	for (size_t i = 0; i < n; i++)
 		hashmap__put(*out, &(*keys_out)[i], sizeof(__u64), i);
+	return 0;
+}
+
+/*
+ * What each counter's stack still holds: the live blocks, summed per (process, stack). Blocks
+ * of an exited process are what it never freed.
+ */
+static int add_live(int fd, struct counter *c, size_t n, struct collect_stats *st)
+{
+	struct hashmap *idx = hashmap__new();
+	struct ap_live_key *keys;
+	struct ap_live *vals;
+	size_t nlive;
+	int err;
+
+	err = map_read_all(fd, sizeof(*keys), sizeof(*vals), (void **)&keys, (void **)&vals,
+			   &nlive);
+	if (err) {
+		hashmap__free(idx);
+		return err;
+	}
+	for (size_t i = 0; i < n; i++)
+		hashmap__put(idx, &c[i].key, sizeof(c[i].key), i);
+	for (size_t i = 0; i < nlive; i++) {
+		struct ap_count_key k = { .proc = keys[i].proc, .stack = vals[i].stack };
+		uint64_t ci;
+
+		st->live_blocks++;
+		if (!hashmap__get(idx, &k, sizeof(k), &ci)) {
+			st->live_orphans++;
+			continue;
+		}
+		c[ci].inuse_count++;
+		c[ci].inuse_bytes += vals[i].size;
+		c[ci].inuse_w_objects += vals[i].w_objects;
+		c[ci].inuse_w_bytes += vals[i].w_bytes;
+	}
+	free(keys);
+	free(vals);
+	hashmap__free(idx);
 	return 0;
 }
 
@@ -242,6 +284,8 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 		err = read_stacks(cm->stacks_fd, &stack_idx, &stack_keys, &stacks);
 	if (!err)
 		err = read_counts(cm->counts_fd, &c, &n);
+	if (!err && cm->live_fd >= 0)
+		err = add_live(cm->live_fd, c, n, st);
 	if (err)
 		goto out;
 	/* By process, so each one's name is looked up once. */
@@ -249,7 +293,7 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 	for (size_t i = 0; i < n; i++) {
 		const struct counter *e = &c[i];
 		const struct ap_stack *stack = NULL;
-		int64_t values[2];
+		int64_t values[4];
 		size_t nlocs = 0;
 		uint64_t si;
 
@@ -281,12 +325,20 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 		if (exact) {
 			values[0] = clamp_value(e->val.count);
 			values[1] = clamp_value(e->val.bytes);
+			values[2] = clamp_value(e->inuse_count);
+			values[3] = clamp_value(e->inuse_bytes);
 		} else {
 			values[0] = clamp_value((e->val.w_objects + (1u << (AP_Q - 1))) >> AP_Q);
 			values[1] = clamp_value(e->val.w_bytes);
+			values[2] = clamp_value((e->inuse_w_objects + (1u << (AP_Q - 1))) >> AP_Q);
+			values[3] = clamp_value(e->inuse_w_bytes);
 		}
 		st->objects += (double)values[0];
 		st->bytes += (double)values[1];
+		if (cm->live_fd >= 0) {
+			st->inuse_objects += (double)values[2];
+			st->inuse_bytes += (double)values[3];
+		}
 		profile__add_sample(p, locs, nlocs, values, cur.pid, comm);
 		st->samples++;
 	}

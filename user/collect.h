@@ -20,6 +20,7 @@ struct profile;
 
 struct collect_maps {
 	int counts_fd, stacks_fd, procs_fd, stats_fd, vmas_fd;
+	int live_fd; /* -1: no in-use tracking, two values per sample */
 };
 
 struct collect_stats {
@@ -32,6 +33,9 @@ struct collect_stats {
 	uint64_t stacks_missing;      /* counter without its stack: sample written frameless */
 	uint64_t procs;		      /* distinct processes with samples */
 	double objects, bytes;	      /* totals written (estimates when sampled) */
+	uint64_t live_blocks;	      /* blocks still tracked as in use at the end */
+	uint64_t live_orphans;	      /* of those, without a counter: not in the profile */
+	double inuse_objects, inuse_bytes; /* totals written */
 };
 
 /*
@@ -44,8 +48,8 @@ int map_read_all(int fd, size_t ksize, size_t vsize, void **keys, void **vals, s
 int collect_read_stats(int stats_fd, struct ap_stats *out);
 
 /*
- * Adds every counter as a sample to `p`: values alloc_objects, alloc_space (unbiased estimates
- * unless `exact`). 0 or -errno.
+ * Adds every counter as a sample to `p`: values alloc_objects, alloc_space, and with a live map
+ * inuse_objects, inuse_space (unbiased estimates unless `exact`). 0 or -errno.
  */
 int collect_samples(const struct collect_maps *m, bool exact, struct addrspaces *as,
 		    struct symbolizer *sym, struct profile *p, struct collect_stats *st);

@@ -35,10 +35,17 @@ void record_usage(FILE *f)
 	      "thread\n"
 	      "                           (default 512KiB; accepts k, M, G suffixes)\n"
 	      "      --exact              record every allocation (higher overhead)\n"
+	      "      --alloc-only         allocations only: no in-use (inuse_objects/space)\n"
+	      "                           tracking, no probes on free or on returns; lowest\n"
+	      "                           overhead\n"
+	      "      --max-live N         allocated blocks tracked for in-use at once (default\n"
+	      "                           262144); beyond it allocations are counted untracked\n"
 	      "  -n, --top N              functions to summarize on stderr at the end (default\n"
 	      "                           10, 0: none)\n"
 	      "  -q, --quiet              print nothing but errors and warnings\n"
 	      "      --max-stacks N       distinct stacks kept in the kernel (default 16384)\n"
+	      "      --probe-at-entry     probe every function at its first instruction instead\n"
+	      "                           of the first one the kernel emulates (slower)\n"
 	      "  -v, --verbose            more detail (-vv: also libbpf's debug output)\n"
 	      "  -h, --help               this text\n"
 	      "\n"
@@ -90,7 +97,14 @@ static int parse_pids(const char *arg, struct record_opts *o)
 
 int record_opts__parse(int argc, char **argv, struct record_opts *o)
 {
-	enum { OPT_SAMPLE_BYTES = 256, OPT_EXACT, OPT_MAX_STACKS };
+	enum {
+		OPT_SAMPLE_BYTES = 256,
+		OPT_EXACT,
+		OPT_MAX_STACKS,
+		OPT_ALLOC_ONLY,
+		OPT_MAX_LIVE,
+		OPT_PROBE_AT_ENTRY,
+	};
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
@@ -101,17 +115,21 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		{ "top", required_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
+		{ "alloc-only", no_argument, NULL, OPT_ALLOC_ONLY },
+		{ "max-live", required_argument, NULL, OPT_MAX_LIVE },
+		{ "probe-at-entry", no_argument, NULL, OPT_PROBE_AT_ENTRY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	bool sample_given = false;
+	bool sample_given = false, max_live_given = false;
 	int c, ret, targets;
 
 	*o = (struct record_opts){
 		.sample_bytes = DEFAULT_SAMPLE_BYTES,
 		.top = 10,
 		.max_stacks = DEFAULT_MAX_STACKS,
+		.max_live = DEFAULT_MAX_LIVE,
 	};
 	optind = 1;
 	opterr = 0;
@@ -164,6 +182,19 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 					   "4194304",
 					   optarg);
 			break;
+		case OPT_ALLOC_ONLY:
+			o->alloc_only = true;
+			break;
+		case OPT_MAX_LIVE:
+			if (parse_u64(optarg, 16, 1u << 26, &o->max_live))
+				return bad("bad --max-live '%s': expected a number from 16 to "
+					   "67108864",
+					   optarg);
+			max_live_given = true;
+			break;
+		case OPT_PROBE_AT_ENTRY:
+			o->probe_at_entry = true;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -190,6 +221,8 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 	}
 	if (o->exact && sample_given)
 		return bad("--exact and --sample-bytes contradict each other%s", "");
+	if (o->alloc_only && max_live_given)
+		return bad("--max-live has no effect with --alloc-only%s", "");
 	targets = (o->npids > 0) + o->all + (o->cmd != NULL);
 	if (targets == 0)
 		return bad("no target: give -p PID, -a, or -- CMD%s", "");

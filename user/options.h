@@ -13,6 +13,7 @@
 
 #define DEFAULT_SAMPLE_BYTES (512 * 1024)
 #define DEFAULT_MAX_STACKS   16384
+#define DEFAULT_MAX_LIVE     262144
 
 struct record_opts {
 	pid_t *pids;
@@ -26,6 +27,9 @@ struct record_opts {
 	uint64_t top; /* functions printed at the end; 0: none */
 	bool quiet;
 	uint64_t max_stacks;
+	bool alloc_only;   /* no in-use tracking: no free or return probes */
+	uint64_t max_live; /* blocks tracked for in-use at once */
+	bool probe_at_entry;
 };
 
 /* 0 when the options are good, -1 after --help, else 2 with the reason printed. */

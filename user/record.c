@@ -85,6 +85,7 @@ static void drain_events(struct run *r)
 static int open_bpf(struct run *r)
 {
 	struct capture *c = &r->c;
+	struct attach_progs progs = {};
 	struct allocprof_bpf *s;
 	int err;
 
@@ -96,8 +97,23 @@ static int open_bpf(struct run *r)
 	}
 	s->rodata->exact = c->o.exact;
 	s->rodata->sample_bytes = c->o.exact ? 1 : c->o.sample_bytes;
+	s->rodata->track_live = !c->o.alloc_only;
 	if (c->o.all)
 		s->rodata->self_tgid = (__u32)getpid();
+	/*
+	 * In-use tracking needs an allocation's return: through a uprobe session where the
+	 * kernel has them (unsampled calls skip it), else a classic return probe on every call.
+	 */
+	if (!c->o.alloc_only)
+		c->sessions = attach_sessions_supported(&c->no_sessions);
+	if (c->sessions)
+		bpf_program__set_expected_attach_type(
+			s->progs.on_alloc_session, (enum bpf_attach_type)attach_session_type());
+	bpf_program__set_autoload(s->progs.on_alloc_session, c->sessions);
+	bpf_program__set_autoload(s->progs.on_alloc, !c->sessions);
+	bpf_program__set_autoload(s->progs.on_alloc_ret, !c->sessions && !c->o.alloc_only);
+	bpf_program__set_autoload(s->progs.on_free, !c->o.alloc_only);
+	bpf_map__set_max_entries(s->maps.live, (__u32)c->o.max_live);
 	bpf_map__set_max_entries(s->maps.stacks, (__u32)c->o.max_stacks);
 	bpf_map__set_max_entries(s->maps.counts, (__u32)c->o.max_stacks * 2);
 	bpf_map__set_max_entries(s->maps.vmas, (__u32)c->o.max_stacks * 4);
@@ -125,7 +141,20 @@ static int open_bpf(struct run *r)
 		return err;
 	}
 	c->skel = s;
-	c->att = attacher__new(s->progs.on_alloc, bpf_map__fd(s->maps.libs));
+	if (c->o.alloc_only)
+		progs.alloc = s->progs.on_alloc;
+	else if (c->sessions)
+		progs = (struct attach_progs){ .session = s->progs.on_alloc_session,
+					       .free = s->progs.on_free };
+	else
+		progs = (struct attach_progs){ .alloc = s->progs.on_alloc,
+					       .alloc_ret = s->progs.on_alloc_ret,
+					       .free = s->progs.on_free };
+	if (!c->o.alloc_only)
+		ap_info("in-use tracking: returns through %s%s%s",
+			c->sessions ? "uprobe sessions" : "return probes on every call (slower)",
+			c->sessions ? "" : ": ", c->sessions ? "" : c->no_sessions);
+	c->att = attacher__new(&progs, bpf_map__fd(s->maps.libs));
 	return 0;
 }
 
@@ -237,14 +266,21 @@ static void summarize(struct run *r, struct profile *p, const struct collect_sta
 		fmt_bytes(st->bytes, b1, sizeof(b1)), (unsigned long long)st->samples,
 		(unsigned long long)st->procs, st->procs == 1 ? "" : "es", (double)duration / 1e9,
 		r->c.o.exact ? "exact" : "sampled, estimates");
+	if (!r->c.o.alloc_only)
+		fprintf(stderr, "allocprof: in use at the end (or at exit): %llu allocations, %s\n",
+			(unsigned long long)(st->inuse_objects + 0.5),
+			fmt_bytes(st->inuse_bytes, b1, sizeof(b1)));
 	if (r->c.o.top && st->samples)
 		top_print(stderr, m, top_sample_index(m, "alloc_space"), r->c.o.top);
 }
 
 static int finish(struct run *r)
 {
+	/* Go's heap profile types, in its order; --alloc-only has the first two. */
 	static const struct value_type types[] = { { "alloc_objects", "count" },
-						   { "alloc_space", "bytes" } };
+						   { "alloc_space", "bytes" },
+						   { "inuse_objects", "count" },
+						   { "inuse_space", "bytes" } };
 	struct capture *c = &r->c;
 	struct collect_maps maps = {
 		.counts_fd = bpf_map__fd(c->skel->maps.counts),
@@ -252,11 +288,12 @@ static int finish(struct run *r)
 		.procs_fd = bpf_map__fd(c->skel->maps.procs),
 		.stats_fd = bpf_map__fd(c->skel->maps.stats),
 		.vmas_fd = bpf_map__fd(c->skel->maps.vmas),
+		.live_fd = c->o.alloc_only ? -1 : bpf_map__fd(c->skel->maps.live),
 	};
 	uint64_t duration = now_ns() - c->start_mono;
 	struct profile_meta meta = {
 		.sample_types = types,
-		.nsample_types = ARRAY_SIZE(types),
+		.nsample_types = c->o.alloc_only ? 2 : ARRAY_SIZE(types),
 		.period_type = { "space", "bytes" },
 		.period = c->o.exact ? 1 : (int64_t)c->o.sample_bytes,
 		.time_nanos = (int64_t)c->start_real,

@@ -38,20 +38,65 @@ static const struct {
 	{ AP_STAT_VMAS_FULL, false, false, "mapping table full: frames resolved via /proc only" },
 	{ AP_STAT_VMA_FAIL, false, false,
 	  "frame mappings the kernel could not look up (address space busy)" },
+	/* In-use tracking: the allocation is in alloc_*, missing from inuse_*. */
+	{ AP_STAT_LIVE_FULL, false, true,
+	  "allocations not tracked for in-use: live-block map full (raise --max-live)" },
+	{ AP_STAT_RET_MISSED, false, true,
+	  "allocations not tracked for in-use: their return was not seen" },
+	{ AP_STAT_MEMPTR_FAULT, false, true,
+	  "allocations not tracked for in-use: posix_memalign's result unreadable" },
 };
 
-/* With kernel.bpf_stats_enabled=1 the kernel times every run of the program: say so (-v). */
-void report_prog_time(const struct capture *c)
+static void prog_time(const char *what, const struct bpf_program *prog)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
+	int fd = bpf_program__fd(prog);
 
-	if (!verbose ||
-	    bpf_obj_get_info_by_fd(bpf_program__fd(c->skel->progs.on_alloc), &info, &len) ||
-	    !info.run_cnt)
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || !info.run_cnt)
 		return;
-	ap_info("probe program: %llu runs, %.1f ns per run (kernel.bpf_stats_enabled)",
+	ap_info("%s program: %llu runs, %.1f ns per run (kernel.bpf_stats_enabled)", what,
 		(unsigned long long)info.run_cnt, (double)info.run_time_ns / (double)info.run_cnt);
+}
+
+/* With kernel.bpf_stats_enabled=1 the kernel times every run of the programs: say so (-v). */
+void report_prog_time(const struct capture *c)
+{
+	if (!verbose)
+		return;
+	prog_time("allocation", c->skel->progs.on_alloc);
+	prog_time("allocation session (entry and return)", c->skel->progs.on_alloc_session);
+	prog_time("allocation return", c->skel->progs.on_alloc_ret);
+	prog_time("free", c->skel->progs.on_free);
+}
+
+static void in_use_comments(const struct capture *c, struct profile *p,
+			    const struct collect_stats *st)
+{
+	const struct ap_stats *b = &st->bpf;
+
+	profile__add_comment(
+		p,
+		"in-use tracking: returns seen through %s; inuse_* is what was live at the end "
+		"of the capture, or when the process exited",
+		c->sessions ? "uprobe sessions" : "return probes (no uprobe sessions)");
+	profile__add_comment(p,
+			     "frees seen: %llu; blocks forgotten (freed, or moved by realloc): "
+			     "%llu; frees of untracked blocks (%s): %llu; inner frees of the "
+			     "allocator: %llu",
+			     (unsigned long long)b->v[AP_STAT_FREES],
+			     (unsigned long long)b->v[AP_STAT_FREE_MATCHED],
+			     c->o.exact ? "allocated before the capture, or released by the "
+					  "allocator itself, as glibc's thread caches at thread exit"
+					: "not sampled, or allocated before the capture",
+			     (unsigned long long)b->v[AP_STAT_FREE_UNMATCHED],
+			     (unsigned long long)b->v[AP_STAT_FREE_NESTED]);
+	profile__add_comment(p,
+			     "blocks live at the end: %llu; without their counter: %llu; "
+			     "recorded allocations that failed (taken back out of alloc_*): %llu",
+			     (unsigned long long)st->live_blocks,
+			     (unsigned long long)st->live_orphans,
+			     (unsigned long long)b->v[AP_STAT_FAILED]);
 }
 
 void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,
@@ -86,6 +131,10 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 			     (unsigned long long)b->v[AP_STAT_SAMPLED],
 			     (unsigned long long)b->v[AP_STAT_NESTED],
 			     (unsigned long long)b->v[AP_STAT_NOT_ALLOC]);
+	if (c->o.alloc_only)
+		profile__add_comment(p, "in-use tracking: off (--alloc-only)");
+	else
+		in_use_comments(c, p, st);
 	for (size_t i = 0; i < ARRAY_SIZE(losses); i++) {
 		uint64_t v = b->v[losses[i].stat];
 

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "apfloor: cannot load the floor program: %s\n", strerror(errno));
 		return 1;
 	}
-	att = attacher__new(skel->progs.on_alloc, -1);
+	att = attacher__new(&(struct attach_progs){ .alloc = skel->progs.on_alloc }, -1);
 	err = attacher__add_plan(att, (pid_t)pid, &plan, &added);
 	if (err)
 		return 1;
