@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
-from harness import LIBDIR, Case, read_expect, record, target  # noqa: E402
+from harness import LIBDIR, Case, read_expect, read_expect_all, record, target  # noqa: E402
 
 SITES = target("sites")
 
@@ -184,20 +184,24 @@ class OtherAllocators(Case):
 
 
 class CxxNew(Case):
-    """operator new is probed only where the allocator itself provides it."""
+    """operator new is probed only where the allocator itself provides it; delete where the
+    allocator provides it, else through free. What was never deleted is in use at exit."""
 
     def run_cxx(self, preload):
         out, exp = self.path("p.pb.gz"), self.path("expect")
         proc = record(["--exact", "-q", "-o", out, "--", target("cxxsites"), "--expect", exp],
                       env=preloaded(preload) if preload else None)
         self.assertRecorded(proc)
-        expect = read_expect(exp)
+        expect = read_expect_all(exp)
         prof = pprofraw.read(out)
-        objects, space = prof.flat("alloc_objects"), prof.flat("alloc_space")
-        for site, (n, nbytes) in expect.items():
+        types = ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
+        flats = [prof.flat(t) for t in types]
+        for site, values in expect.items():
             # C++ names are demangled: "site_new(int)".
-            got = [(objects[f], space[f]) for f in objects if f.startswith(site + "(")]
-            self.assertEqual(got, [(n, nbytes)], site)
+            got = [tuple(fl[f] for fl in flats) for f in flats[0] if f.startswith(site + "(")]
+            self.assertEqual(got, [values], site)
+            self.assertGreater(values[2], 0, "the target keeps some of " + site)
+        self.assertEqual(lost(prof), [])
         return prof
 
     def test_glibc_counts_new_at_malloc(self):

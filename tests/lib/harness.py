@@ -19,12 +19,18 @@ def target(name):
 
 
 def read_expect(path):
-    """A target's "site objects bytes" lines as {site: (objects, bytes)}."""
+    """A target's "site objects bytes [inuse_objects inuse_bytes]" lines as
+    {site: (objects, bytes)}."""
+    return {site: v[:2] for site, v in read_expect_all(path).items()}
+
+
+def read_expect_all(path):
+    """Every number of a target's "site N N ..." lines: {site: (N, N, ...)}."""
     out = {}
     with open(path) as f:
         for line in f:
-            name, objects, nbytes = line.split()
-            out[name] = (int(objects), int(nbytes))
+            name, *values = line.split()
+            out[name] = tuple(int(v) for v in values)
     return out
 
 

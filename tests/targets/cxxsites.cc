@@ -1,5 +1,7 @@
 // A C++ target that knows its own allocations through operator new and new[], plain,
-// nothrow and aligned. Four threads run the sites; "site objects bytes" lines at the end.
+// nothrow and aligned, and frees them with the matching delete (sized where the compiler
+// picks it), keeping every tenth until exit. Four threads run the sites;
+// "site objects bytes inuse_objects inuse_bytes" lines at the end.
 //   cxxsites [--expect FILE]
 #include <array>
 #include <atomic>
@@ -14,7 +16,7 @@
 
 struct Site {
 	const char *name;
-	std::atomic<unsigned long long> objects{ 0 }, bytes{ 0 };
+	std::atomic<unsigned long long> objects{ 0 }, bytes{ 0 }, inuse_objects{ 0 }, inuse_bytes{ 0 };
 };
 
 static Site sites[] = {
@@ -25,6 +27,16 @@ static void count(int i, size_t n)
 {
 	sites[i].objects += 1;
 	sites[i].bytes += n;
+}
+
+// Every tenth block is kept until exit.
+static bool keep(int site, int i, size_t n)
+{
+	if (i % 10)
+		return false;
+	sites[site].inuse_objects += 1;
+	sites[site].inuse_bytes += n;
+	return true;
 }
 
 struct alignas(64) Aligned {
@@ -38,8 +50,8 @@ NOINLINE static void site_new(int i)
 	auto *p = new std::array<char, 40>; // 40 bytes
 	sink = p;
 	count(0, 40);
-	delete p;
-	(void)i;
+	if (!keep(0, i, 40))
+		delete p; // sized: operator delete(void*, size_t)
 }
 
 NOINLINE static void site_new_array(int i)
@@ -48,7 +60,8 @@ NOINLINE static void site_new_array(int i)
 	char *p = new char[n];
 	sink = p;
 	count(1, n);
-	delete[] p;
+	if (!keep(1, i, n))
+		delete[] p;
 }
 
 NOINLINE static void site_new_nothrow(int i)
@@ -56,8 +69,8 @@ NOINLINE static void site_new_nothrow(int i)
 	long *p = new (std::nothrow) long[4];
 	sink = p;
 	count(2, 4 * sizeof(long));
-	delete[] p;
-	(void)i;
+	if (!keep(2, i, 4 * sizeof(long)))
+		delete[] p;
 }
 
 NOINLINE static void site_new_aligned(int i)
@@ -65,8 +78,8 @@ NOINLINE static void site_new_aligned(int i)
 	Aligned *p = new Aligned; // sizeof 192, align 64: operator new(size_t, align_val_t)
 	sink = p;
 	count(3, sizeof(Aligned));
-	delete p;
-	(void)i;
+	if (!keep(3, i, sizeof(Aligned)))
+		delete p; // operator delete(void*, size_t, align_val_t)
 }
 
 int main(int argc, char **argv)
@@ -91,7 +104,8 @@ int main(int argc, char **argv)
 	if (!f)
 		return 1;
 	for (auto &s : sites)
-		fprintf(f, "%s %llu %llu\n", s.name, s.objects.load(), s.bytes.load());
+		fprintf(f, "%s %llu %llu %llu %llu\n", s.name, s.objects.load(), s.bytes.load(),
+			s.inuse_objects.load(), s.inuse_bytes.load());
 	if (f != stdout)
 		fclose(f);
 	return 0;
