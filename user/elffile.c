@@ -284,3 +284,34 @@ int elf_file__offset_to_vaddr(const struct elf_file *ef, uint64_t off, uint64_t 
 	}
 	return -ENOENT;
 }
+
+int elf_file__read(const struct elf_file *ef, uint64_t vaddr, void *buf, size_t len)
+{
+	uint8_t *out = buf;
+
+	/* Segment by segment: a range may run from one into the next. */
+	while (len) {
+		const struct seg *s = NULL;
+		size_t n;
+		ssize_t got;
+
+		for (size_t i = 0; i < ef->nsegs && !s; i++)
+			if (vaddr >= ef->segs[i].vaddr &&
+			    vaddr < ef->segs[i].vaddr + ef->segs[i].filesz)
+				s = &ef->segs[i];
+		if (!s)
+			return -ENOENT;
+		n = len;
+		if (n > s->vaddr + s->filesz - vaddr)
+			n = (size_t)(s->vaddr + s->filesz - vaddr);
+		got = pread(ef->fd, out, n, (off_t)(vaddr - s->vaddr + s->offset));
+		if (got < 0)
+			return -errno;
+		if ((size_t)got != n)
+			return -EIO; /* the file is shorter than its program headers say */
+		out += n;
+		vaddr += n;
+		len -= n;
+	}
+	return 0;
+}

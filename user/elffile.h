@@ -38,5 +38,8 @@ const char *elf_file__build_id(const struct elf_file *ef); /* lowercase hex, "" 
 /* Through the PT_LOAD segments. 0 or -ENOENT when no segment covers the address. */
 int elf_file__vaddr_to_offset(const struct elf_file *ef, uint64_t vaddr, uint64_t *off);
 int elf_file__offset_to_vaddr(const struct elf_file *ef, uint64_t off, uint64_t *vaddr);
+/* `len` bytes of the file at `vaddr`. 0, -ENOENT when not all of them are in the file (bss,
+ * holes, no segment), or -errno. */
+int elf_file__read(const struct elf_file *ef, uint64_t vaddr, void *buf, size_t len);
 
 #endif

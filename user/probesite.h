@@ -1,0 +1,41 @@
+/*
+ * Where in an allocator function to put its uprobe: the first instruction that the kernel
+ * emulates (a trap ~15x cheaper than a single-stepped one), that every call executes, and
+ * before which the arguments the BPF program reads are untouched and the stack is known.
+ * Anything not proved by decoding the function's bytes means its entry. Owns the choice;
+ * knows nothing about ELF files, processes or BPF (the caller passes the bytes).
+ */
+#ifndef ALLOCPROF_PROBESITE_H
+#define ALLOCPROF_PROBESITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* How far from the entry a site may be: prologues are short. */
+#define PROBE_SITE_MAX_PREFIX 64
+/* At most this many stack slots: the attach cookie holds them in 5 bits (bpf/allocprof.h). */
+#define PROBE_SITE_MAX_SLOTS 31
+
+/* Argument registers the BPF program reads at the site. */
+#define PROBE_ARG_RDI (1u << 0)
+#define PROBE_ARG_RSI (1u << 1)
+#define PROBE_ARG_RDX (1u << 2)
+#define PROBE_ARG_RCX (1u << 3)
+
+struct site_choice {
+	uint64_t off;	    /* bytes from the function's entry */
+	unsigned int slots; /* 8-byte stack slots from %rsp at the site to the return address */
+	char why[96];	    /* for -v: "+3 je (emulated), after test" */
+	bool refuse;	    /* no safe site: the kernel mishandles the entry instruction */
+};
+
+/*
+ * code: the function's bytes, `size` of them from its entry (0: size unknown). args: the
+ * PROBE_ARG_* registers the program reads at the site. keep_sp: a return probe shares the site
+ * (the kernel hijacks the return address at %rsp), so only a site with slots == 0 will do.
+ */
+void probe_site__choose(const uint8_t *code, size_t size, unsigned int args, bool keep_sp,
+			struct site_choice *out);
+
+#endif
