@@ -35,7 +35,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Configuration, fixed before load. */
 const volatile bool exact = false;
 const volatile __u64 sample_bytes = 512 * 1024;
-const volatile __u32 self_tgid = 0; /* non-zero with -a: our own allocations are not traced */
+const volatile __u32 self_tgid = 0;    /* non-zero with -a: our own allocations are not traced */
 const volatile bool track_live = true; /* false with --alloc-only */
 
 /*
@@ -317,8 +317,8 @@ static __always_inline void weights(__u64 size, __u64 *w_objects, __u64 *w_bytes
  * Walks the stack and adds one allocation of `size` to its counters. The stack's hash, or 0
  * when the allocation was lost (and counted as such).
  */
-static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra,
-				    __u64 size, __u64 w_objects, __u64 w_bytes)
+static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 size,
+				    __u64 w_objects, __u64 w_bytes)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ap_count_key key = {
@@ -692,8 +692,8 @@ int BPF_KPROBE(on_free)
 		cookie = bpf_get_attach_cookie(ctx);
 		if (!bpf_probe_read_user(&ra, sizeof(ra),
 					 (void *)(PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8)) &&
-		    in_allocator(AP_COOKIE_LIB(cookie),
-				 PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie), ra)) {
+		    in_allocator(AP_COOKIE_LIB(cookie), PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie),
+				 ra)) {
 			STAT_INC(st, AP_STAT_FREE_NESTED);
 			return 0;
 		}

@@ -251,17 +251,18 @@ enum ap_stat {
 	AP_STAT_SAMPLED,   /* allocations recorded (all of them in exact mode) */
 	AP_STAT_NO_THREAD, /* task storage could not be had: allocation lost */
 	AP_STAT_RA_FAULT,  /* return address unreadable: allocation lost */
-	AP_STAT_STACK_FAIL,  /* stack walk failed: recorded with the caller frame only */
-	AP_STAT_STACK_TRUNC, /* stack deeper than AP_MAX_FRAMES: recorded truncated */
-	AP_STAT_STACKS_FULL, /* stacks map full: allocation lost */
-	AP_STAT_COUNTS_FULL, /* counts map full: allocation lost */
-	AP_STAT_PROCS_FULL,  /* procs map full: process named by pid only */
-	AP_STAT_EVENTS_LOST, /* new-stack notices the ring buffer had no room for */
-	AP_STAT_VMAS_FULL,   /* mapping table full: frames resolved from /proc snapshots only */
-	AP_STAT_VMA_FAIL,    /* a frame's mapping could not be looked up (mmap lock busy) */
-	AP_STAT_FREES,	     /* free/delete calls of a non-NULL block */
+	AP_STAT_STACK_FAIL,	/* stack walk failed: recorded with the caller frame only */
+	AP_STAT_STACK_TRUNC,	/* stack deeper than AP_MAX_FRAMES: recorded truncated */
+	AP_STAT_STACKS_FULL,	/* stacks map full: allocation lost */
+	AP_STAT_COUNTS_FULL,	/* counts map full: allocation lost */
+	AP_STAT_PROCS_FULL,	/* procs map full: process named by pid only */
+	AP_STAT_EVENTS_LOST,	/* new-stack notices the ring buffer had no room for */
+	AP_STAT_VMAS_FULL,	/* mapping table full: frames resolved from /proc snapshots only */
+	AP_STAT_VMA_FAIL,	/* a frame's mapping could not be looked up (mmap lock busy) */
+	AP_STAT_FREES,		/* free/delete calls of a non-NULL block */
 	AP_STAT_FREE_MATCHED,	/* blocks forgotten: freed, or the old block of a realloc */
-	AP_STAT_FREE_UNMATCHED, /* not a tracked block: unsampled, or allocated before the capture */
+	AP_STAT_FREE_UNMATCHED, /* not a tracked block: unsampled, or allocated before the capture
+				 */
 	AP_STAT_FREE_NESTED,	/* the allocator's own inner free of a block already forgotten */
 	AP_STAT_LIVE_FULL,	/* live-block map full: allocation not tracked for in-use */
 	AP_STAT_RET_MISSED,	/* a pending call's return was not seen: not tracked for in-use */

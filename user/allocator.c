@@ -6,6 +6,7 @@
  */
 #include "allocator.h"
 #include "elffile.h"
+#include "probesite.h"
 #include "util.h"
 
 #include <errno.h>
@@ -47,16 +48,15 @@ const struct alloc_fn alloc_fns[] = {
 	{ "_ZdlPvRKSt9nothrow_t", "operator delete(void*, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
 	{ "_ZdaPvRKSt9nothrow_t", "operator delete[](void*, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
 	{ "_ZdlPvSt11align_val_t", "operator delete(void*, align_val_t)", AP_SIZE_ARG1, FN_FREE },
-	{ "_ZdaPvSt11align_val_t", "operator delete[](void*, align_val_t)", AP_SIZE_ARG1,
-	  FN_FREE },
+	{ "_ZdaPvSt11align_val_t", "operator delete[](void*, align_val_t)", AP_SIZE_ARG1, FN_FREE },
 	{ "_ZdlPvmSt11align_val_t", "operator delete(void*, size_t, align_val_t)", AP_SIZE_ARG1,
 	  FN_FREE },
-	{ "_ZdaPvmSt11align_val_t", "operator delete[](void*, size_t, align_val_t)",
+	{ "_ZdaPvmSt11align_val_t", "operator delete[](void*, size_t, align_val_t)", AP_SIZE_ARG1,
+	  FN_FREE },
+	{ "_ZdlPvSt11align_val_tRKSt9nothrow_t", "operator delete(void*, align_val_t, nothrow_t)",
 	  AP_SIZE_ARG1, FN_FREE },
-	{ "_ZdlPvSt11align_val_tRKSt9nothrow_t",
-	  "operator delete(void*, align_val_t, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
-	{ "_ZdaPvSt11align_val_tRKSt9nothrow_t",
-	  "operator delete[](void*, align_val_t, nothrow_t)", AP_SIZE_ARG1, FN_FREE },
+	{ "_ZdaPvSt11align_val_tRKSt9nothrow_t", "operator delete[](void*, align_val_t, nothrow_t)",
+	  AP_SIZE_ARG1, FN_FREE },
 };
 const size_t alloc_fns_nr = ARRAY_SIZE(alloc_fns);
 
@@ -103,9 +103,84 @@ static int find_def(struct candidate *c, size_t n, bool static_exe, const char *
 	return -1;
 }
 
+static bool place_at_entry;
+static bool place_return_probes = true;
+
+void alloc_plan__placement(bool at_entry, bool return_probes)
+{
+	place_at_entry = at_entry;
+	place_return_probes = return_probes;
+}
+
+/* The argument registers the BPF programs read at a function's site (see alloc_size()). */
+static unsigned int args_read(const struct alloc_fn *f)
+{
+	if (f->role == FN_FREE)
+		return PROBE_ARG_RDI;
+	switch (f->kind) {
+	case AP_SIZE_ARG1:
+		return PROBE_ARG_RDI;
+	case AP_SIZE_ARG2:
+		return PROBE_ARG_RSI;
+	case AP_SIZE_ARG3: /* posix_memalign: its out-parameter, and the size */
+		return PROBE_ARG_RDI | PROBE_ARG_RDX;
+	case AP_SIZE_ARG1_X_ARG2:
+	case AP_SIZE_REALLOC:
+		return PROBE_ARG_RDI | PROBE_ARG_RSI;
+	case AP_SIZE_REALLOCARRAY:
+		return PROBE_ARG_RDI | PROBE_ARG_RSI | PROBE_ARG_RDX;
+	}
+	return PROBE_ARG_RDI | PROBE_ARG_RSI | PROBE_ARG_RDX | PROBE_ARG_RCX;
+}
+
+/* Largest function whose bytes are decoded to place its probe; larger ones are probed at entry. */
+#define MAX_DECODED (1u << 20)
+
+/* Where in the function its probe goes; false when it must not be probed at all. */
+static bool place(const struct elf_file *ef, const struct elf_sym *sym, const struct alloc_fn *f,
+		  struct probe_site *s)
+{
+	struct site_choice ch = { 0 };
+	uint8_t *code;
+	int err;
+
+#if !defined(__x86_64__)
+	snprintf(s->why, sizeof(s->why), "entry (not x86_64)");
+	return true;
+#endif
+	if (!sym->size || sym->size > MAX_DECODED) {
+		snprintf(s->why, sizeof(s->why), "entry: function size %s",
+			 sym->size ? "too large to decode" : "unknown");
+		return true;
+	}
+	code = xcalloc(1, sym->size);
+	err = elf_file__read(ef, sym->vaddr, code, sym->size);
+	if (err) {
+		snprintf(s->why, sizeof(s->why), "entry: code unreadable (%s)", strerror(-err));
+		free(code);
+		return true;
+	}
+	probe_site__choose(code, sym->size, args_read(f),
+			   place_return_probes && f->role == FN_ALLOC, &ch);
+	free(code);
+	if (ch.refuse) {
+		snprintf(s->why, sizeof(s->why), "%s", ch.why);
+		return false;
+	}
+	if (place_at_entry && ch.off) {
+		snprintf(s->why, sizeof(s->why), "entry (--probe-at-entry)");
+		return true;
+	}
+	s->site = ch.off;
+	s->slots = ch.slots;
+	snprintf(s->why, sizeof(s->why), "%s", ch.why);
+	return true;
+}
+
 static void add_site(struct alloc_plan *p, size_t *cap, const struct candidate *c, unsigned int fn,
 		     const struct elf_sym *sym)
 {
+	struct probe_site site;
 	uint64_t off;
 
 	/* One probe per address: glibc's memalign is aligned_alloc, tcmalloc's free
@@ -129,14 +204,19 @@ static void add_site(struct alloc_plan *p, size_t *cap, const struct candidate *
 			alloc_fns[fn].name, p->libs[c->lib].path, (unsigned long long)sym->vaddr);
 		return;
 	}
-	grow((void **)&p->sites, cap, p->nsites + 1, sizeof(*p->sites));
-	p->sites[p->nsites++] = (struct probe_site){
+	site = (struct probe_site){
 		.fn = fn,
 		.lib = c->lib,
 		.vaddr = sym->vaddr,
 		.size = sym->size ? sym->size : 1,
 		.offset = off,
 	};
+	if (!place(c->ef, sym, &alloc_fns[fn], &site)) {
+		ap_warn("%s in %s: %s", alloc_fns[fn].name, p->libs[c->lib].path, site.why);
+		return;
+	}
+	grow((void **)&p->sites, cap, p->nsites + 1, sizeof(*p->sites));
+	p->sites[p->nsites++] = site;
 }
 
 static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_plan *p)
@@ -246,5 +326,6 @@ void alloc_plan__print(const struct alloc_plan *p, const char *what)
 		ap_info("  %-22s %s+0x%llx (offset 0x%llx)%s%s", alloc_fns[s->fn].pretty,
 			p->libs[s->lib].path, (unsigned long long)s->vaddr,
 			(unsigned long long)s->offset, s->aliases[0] ? " also " : "", s->aliases);
+		ap_info("  %-22s probe at %s", "", s->why);
 	}
 }

@@ -41,13 +41,22 @@ struct alloc_lib {
 struct probe_site {
 	unsigned int fn;    /* index into alloc_fns */
 	unsigned int lib;   /* index into plan.libs */
-	uint64_t vaddr;	    /* in the file's own address space */
+	uint64_t vaddr;	    /* of the function, in the file's own address space */
 	uint64_t size;	    /* of the function, from its symbol */
-	uint64_t offset;    /* file offset of vaddr: what a uprobe is placed at */
+	uint64_t offset;    /* file offset of vaddr */
+	uint64_t site;	    /* where the probe goes: bytes from the entry (see probesite.h) */
 	unsigned int slots; /* 8-byte stack slots from %rsp to the return address at the site */
 	bool wrapper;	    /* may call another entry point (see struct ap_thread) */
 	char aliases[96];   /* other names at the same address, for messages */
+	char why[96];	    /* why the site is where it is, for -v */
 };
+
+/*
+ * How probe sites are chosen, for every plan made after: at the entry of each function, or
+ * (the default) at the first instruction the kernel emulates; `return_probes`: allocation
+ * functions also get a return probe at their site, which needs the entry's stack pointer.
+ */
+void alloc_plan__placement(bool at_entry, bool return_probes);
 
 struct alloc_plan {
 	struct alloc_lib *libs;

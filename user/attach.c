@@ -51,8 +51,7 @@ int attach_session_type(void)
 }
 
 /* A uprobe session link of `prog_fd` at one offset of `path`; pid 0: every process. */
-static int session_link(int prog_fd, pid_t pid, const char *path, uint64_t offset,
-			uint64_t cookie)
+static int session_link(int prog_fd, pid_t pid, const char *path, uint64_t offset, uint64_t cookie)
 {
 	union ap_link_create_attr attr;
 	__u64 off = offset, ck = cookie;
@@ -284,17 +283,17 @@ static int attach_session(struct attacher *a, pid_t pid, const char *path, uint6
 
 /* The probes of one site: entry, and the return where the programs want it. */
 static int attach_site(struct attacher *a, pid_t pid, const char *path, const struct probe_site *s,
-		       uint64_t cookie)
+		       uint64_t offset, uint64_t cookie)
 {
 	int err;
 
 	if (alloc_fns[s->fn].role == FN_FREE)
-		return attach_one(a, a->progs.free, pid, path, s->offset, cookie, false);
+		return attach_one(a, a->progs.free, pid, path, offset, cookie, false);
 	if (a->progs.session)
-		return attach_session(a, pid, path, s->offset, cookie);
-	err = attach_one(a, a->progs.alloc, pid, path, s->offset, cookie, false);
+		return attach_session(a, pid, path, offset, cookie);
+	err = attach_one(a, a->progs.alloc, pid, path, offset, cookie, false);
 	if (!err && a->progs.alloc_ret)
-		err = attach_one(a, a->progs.alloc_ret, pid, path, s->offset, cookie, true);
+		err = attach_one(a, a->progs.alloc_ret, pid, path, offset, cookie, true);
 	return err;
 }
 
@@ -310,14 +309,15 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		int err;
 
 		if ((f->role == FN_FREE && !a->progs.free) ||
-		    already(a, pid, lib_dev(l), lib_ino(l), s->offset))
+		    already(a, pid, lib_dev(l), lib_ino(l), s->offset + s->site))
 			continue;
 		lib = lib_index(a, plan, s->lib);
-		if (s->vaddr > AP_MAX_SITE_VADDR)
+		if (s->vaddr + s->site > AP_MAX_SITE_VADDR)
 			lib = AP_NO_LIB;
+		/* The cookie has the site's address: the program finds the load bias from it. */
 		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, lib,
-				   lib == AP_NO_LIB ? 0 : s->vaddr);
-		err = attach_site(a, pid, l->open_path, s, cookie);
+				   lib == AP_NO_LIB ? 0 : s->vaddr + s->site);
+		err = attach_site(a, pid, l->open_path, s, s->offset + s->site, cookie);
 		if (err) {
 			if (pid > 0)
 				ap_err("cannot attach to %s in %s for pid %d: %s", f->name, l->path,
@@ -327,7 +327,7 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 				       strerror(-err));
 			return err;
 		}
-		remember(a, pid, lib_dev(l), lib_ino(l), s->offset);
+		remember(a, pid, lib_dev(l), lib_ino(l), s->offset + s->site);
 		(*added)++;
 	}
 	return 0;

@@ -58,8 +58,8 @@ struct capture {
 	char **notes; /* lines for the profile's comments: allocators, late attaches */
 	size_t nnotes, notes_cap;
 	size_t probes;
-	bool sessions;		  /* in-use returns through uprobe sessions */
-	const char *no_sessions;  /* why not, when in-use tracking uses return probes */
+	bool sessions;		 /* in-use returns through uprobe sessions */
+	const char *no_sessions; /* why not, when in-use tracking uses return probes */
 	uint64_t start_mono, start_real, end_mono;
 	bool stop;
 };

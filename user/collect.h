@@ -24,17 +24,17 @@ struct collect_maps {
 };
 
 struct collect_stats {
-	struct ap_stats bpf;	      /* summed over CPUs */
-	uint64_t samples;	      /* (process, stack) pairs written */
-	uint64_t frames;	      /* frames written */
-	uint64_t frames_unmapped;     /* in no mapping we saw: address only */
-	uint64_t frames_dropped;      /* after a frame in no executable mapping: not frames */
-	uint64_t frames_unsymbolized; /* in a mapping but no symbol found */
-	uint64_t stacks_missing;      /* counter without its stack: sample written frameless */
-	uint64_t procs;		      /* distinct processes with samples */
-	double objects, bytes;	      /* totals written (estimates when sampled) */
-	uint64_t live_blocks;	      /* blocks still tracked as in use at the end */
-	uint64_t live_orphans;	      /* of those, without a counter: not in the profile */
+	struct ap_stats bpf;		   /* summed over CPUs */
+	uint64_t samples;		   /* (process, stack) pairs written */
+	uint64_t frames;		   /* frames written */
+	uint64_t frames_unmapped;	   /* in no mapping we saw: address only */
+	uint64_t frames_dropped;	   /* after a frame in no executable mapping: not frames */
+	uint64_t frames_unsymbolized;	   /* in a mapping but no symbol found */
+	uint64_t stacks_missing;	   /* counter without its stack: sample written frameless */
+	uint64_t procs;			   /* distinct processes with samples */
+	double objects, bytes;		   /* totals written (estimates when sampled) */
+	uint64_t live_blocks;		   /* blocks still tracked as in use at the end */
+	uint64_t live_orphans;		   /* of those, without a counter: not in the profile */
 	double inuse_objects, inuse_bytes; /* totals written */
 };
 

@@ -86,9 +86,10 @@ static void in_use_comments(const struct capture *c, struct profile *p,
 			     "allocator: %llu",
 			     (unsigned long long)b->v[AP_STAT_FREES],
 			     (unsigned long long)b->v[AP_STAT_FREE_MATCHED],
-			     c->o.exact ? "allocated before the capture, or released by the "
-					  "allocator itself, as glibc's thread caches at thread exit"
-					: "not sampled, or allocated before the capture",
+			     c->o.exact
+				     ? "allocated before the capture, or released by the "
+				       "allocator itself, as glibc's thread caches at thread exit"
+				     : "not sampled, or allocated before the capture",
 			     (unsigned long long)b->v[AP_STAT_FREE_UNMATCHED],
 			     (unsigned long long)b->v[AP_STAT_FREE_NESTED]);
 	profile__add_comment(p,

@@ -16,7 +16,8 @@
 
 struct Site {
 	const char *name;
-	std::atomic<unsigned long long> objects{ 0 }, bytes{ 0 }, inuse_objects{ 0 }, inuse_bytes{ 0 };
+	std::atomic<unsigned long long> objects{ 0 }, bytes{ 0 }, inuse_objects{ 0 },
+		inuse_bytes{ 0 };
 };
 
 static Site sites[] = {

@@ -23,8 +23,8 @@
 
 #include "wait_usr1.h"
 
-#define NOINLINE  __attribute__((noinline))
-#define MAX_SITES 16
+#define NOINLINE    __attribute__((noinline))
+#define MAX_SITES   16
 #define MAX_THREADS 64
 
 struct site {

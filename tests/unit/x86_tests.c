@@ -874,6 +874,26 @@ TEST(site_synthetic)
 	return true;
 }
 
+/*
+ * The kernel takes 41 90 (xchg %eax, %r8d) for a nop and VEX vpshufd (opcode byte 70) for a
+ * jo: a function starting with one is not probed at all, unless a later site is found.
+ */
+TEST(site_mishandled_entry)
+{
+	struct site_choice c;
+
+	TRY(choose_hex("41 90 c3", A_RDI, false, &c));
+	CHECK(c.refuse, "41 90 at the entry: \"%s\"", c.why);
+	CHECK(strstr(c.why, "mishandles its first instruction 'xchg'"), "%s", c.why);
+	TRY(choose_hex("c5 f9 70 c0 00 c3", A_RDI, false, &c));
+	CHECK(c.refuse, "vpshufd at the entry: \"%s\"", c.why);
+	TRY(choose_hex("41 90 74 00 c3", A_RDI, false, &c));
+	CHECK(!c.refuse && c.off == 2, "41 90 then je: +%" PRIu64 " \"%s\"", c.off, c.why);
+	TRY(choose_hex("48 85 ff 74 00 c3", A_RDI, false, &c));
+	CHECK(!c.refuse && c.off == 3, "test, je: +%" PRIu64, c.off);
+	return true;
+}
+
 /* The site of every allocator function here: on an instruction boundary, and slots 0 when a
  * return probe shares it. X86_TESTS_VERBOSE=1 lists them. */
 static int u64_cmp(const void *a, const void *b)
@@ -1020,6 +1040,7 @@ static const struct {
 	T(site_glibc_free),
 	T(site_glibc_malloc),
 	T(site_synthetic),
+	T(site_mishandled_entry),
 	T(site_allocators),
 };
 /* clang-format on */
