@@ -130,13 +130,13 @@ test: test-deps check-root
 	$(Q)$(MAKE) --no-print-directory allocprof $(TEST_TARGETS) $(UNIT_TESTS)
 	$(Q)tests/run.py
 
-bench: deps check-root
+bench: test-deps check-root
 	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/bench $(TARGETS_DIR)/apfloor
 	$(Q)scripts/bench.sh
 
 format:
 	$(Q)clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/targets/*.c tests/targets/*.h \
-		tests/targets/*.cc tests/unit/*.c tests/bench/*.c
+		tests/targets/*.cc tests/unit/*.c tests/unit/*.h tests/bench/*.c
 
 clean:
 	$(call msg,CLEAN,)

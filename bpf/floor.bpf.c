@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The benchmark's floor: a program that does nothing, attached to exactly the probe sites
- * allocprof uses. Whatever allocprof costs above this is the program's own work; the rest is
- * the uprobe trap, which no program can avoid.
+ * The benchmark's floor: programs that do nothing, attached to exactly the probe sites
+ * allocprof uses (allocation entries, frees, and returns where asked). Whatever allocprof costs
+ * above this is the programs' own work; the rest is the uprobe traps, which no program can
+ * avoid.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -11,6 +12,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 SEC("uprobe")
 int on_alloc(void *ctx)
+{
+	return 0;
+}
+
+SEC("uretprobe")
+int on_ret(void *ctx)
+{
+	return 0;
+}
+
+SEC("uprobe")
+int on_free(void *ctx)
 {
 	return 0;
 }

@@ -4,7 +4,11 @@
  * attach code, then waits for the process to exit. What allocprof costs above this is its
  * program's work; the floor itself is the price of the uprobe traps.
  *
- *   apfloor PID      prints "probes attached" on stderr once attached
+ *   apfloor [--free] [--ret] PID
+ *
+ * --free: free and delete too (allocprof's default); --ret: a return probe on every allocation
+ * function too (what in-use tracking costs without uprobe sessions, and --exact's returns).
+ * Prints "probes attached" on stderr once attached.
  */
 #include "allocator.h"
 #include "attach.h"
@@ -30,13 +34,25 @@ int main(int argc, char **argv)
 	struct attacher *att;
 	struct pollfd pfd;
 	size_t added;
+	bool with_free = false, with_ret = false;
+	struct attach_progs progs = {};
 	uint64_t pid;
-	int err;
+	int err, i;
 
-	if (argc != 2 || parse_u64(argv[1], 1, INT32_MAX, &pid)) {
-		fprintf(stderr, "usage: apfloor PID\n");
+	for (i = 1; i < argc - 1; i++) {
+		if (!strcmp(argv[i], "--free"))
+			with_free = true;
+		else if (!strcmp(argv[i], "--ret"))
+			with_ret = true;
+		else
+			break;
+	}
+	if (i != argc - 1 || parse_u64(argv[i], 1, INT32_MAX, &pid)) {
+		fprintf(stderr, "usage: apfloor [--free] [--ret] PID\n");
 		return 2;
 	}
+	/* The sites allocprof chooses: with return probes, those that keep %rsp as at entry. */
+	alloc_plan__placement(false, with_ret || with_free);
 	pfd.fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	pfd.events = POLLIN;
 	if (pfd.fd < 0 || proc_maps__read((pid_t)pid, &maps) ||
@@ -49,7 +65,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "apfloor: cannot load the floor program: %s\n", strerror(errno));
 		return 1;
 	}
-	att = attacher__new(&(struct attach_progs){ .alloc = skel->progs.on_alloc }, -1);
+	progs.alloc = skel->progs.on_alloc;
+	progs.alloc_ret = with_ret ? skel->progs.on_ret : NULL;
+	progs.free = with_free ? skel->progs.on_free : NULL;
+	att = attacher__new(&progs, -1);
 	err = attacher__add_plan(att, (pid_t)pid, &plan, &added);
 	if (err)
 		return 1;

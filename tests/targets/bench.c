@@ -4,9 +4,11 @@
  * like a real program's (mostly small, a tail of larger blocks), and print the mean
  * wall-clock time of one malloc+free pair.
  *
- *   bench [--threads N] [--iters N] [--wait]
+ *   bench [--threads N] [--iters N] [--wait] [--rate N]
  *
  * --wait: say so on stderr and block until SIGUSR1, so probes can be attached first.
+ * --rate N: pace each thread to about N pairs per second (in 1 ms steps), for measuring the
+ * tracer rather than the traced: a steady load for as long as --iters lasts.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #define RING 1024
 
 static long iters = 1000000;
+static long rate; /* pairs per second per thread; 0: as fast as possible */
 static pthread_barrier_t start;
 
 static uint64_t now(void)
@@ -50,10 +53,21 @@ static void *worker(void *arg)
 	void *ring[RING] = { 0 };
 	uint32_t x = (uint32_t)(uintptr_t)arg * 2654435761u + 1;
 
+	uint64_t t0;
+
 	pthread_barrier_wait(&start);
+	t0 = now();
 	for (long i = 0; i < iters; i++) {
 		size_t slot = (size_t)i % RING;
 
+		/* Every millisecond's worth of pairs, wait for that millisecond. */
+		if (rate && i % (rate / 1000 + 1) == 0) {
+			uint64_t due = t0 + (uint64_t)i * 1000000000ull / (uint64_t)rate;
+			struct timespec ts = { (time_t)(due / 1000000000ull),
+					       (long)(due % 1000000000ull) };
+
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		}
 		x ^= x << 13;
 		x ^= x >> 17;
 		x ^= x << 5;
@@ -81,10 +95,12 @@ int main(int argc, char **argv)
 			iters = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--wait"))
 			wait = 1;
+		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
+			rate = atol(argv[++i]);
 		else
 			return 2;
 	}
-	if (threads < 1 || threads > 64 || iters < 1)
+	if (threads < 1 || threads > 64 || iters < 1 || rate < 0)
 		return 2;
 	if (wait)
 		wait_usr1("bench");
