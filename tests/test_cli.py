@@ -127,6 +127,10 @@ class BadInput(Case):
             self.expect_error(["--sample-bytes", bad, "--", SITES], 2, ["--sample-bytes"])
         self.expect_error(["--exact", "--sample-bytes", "1k", "--", SITES], 2, ["--exact"])
 
+    def test_bad_max_live(self):
+        for bad in ("0", "15", "abc", "100000000"):
+            self.expect_error(["--max-live", bad, "--", SITES], 2, ["--max-live"])
+
     def test_no_target(self):
         self.expect_error([], 2, ["no target"])
         self.expect_error(["-p", "1", "--", SITES], 2, ["one target"])

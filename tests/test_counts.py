@@ -86,6 +86,22 @@ class ExactCounts(Case):
         prof = self.check_exact(out, exp)
         self.assertIn("allocator: " + target("sites-static"), prof.comments)
 
+    def test_probe_sites_and_probe_at_entry(self):
+        """-v names each site: glibc's free past its single-stepped test, at its je. With
+        --probe-at-entry every probe is at an entry, and the counts are the same."""
+        for extra, free_site in (([], "probe at +3 je (emulated), after test"),
+                                 (["--probe-at-entry"], "probe at entry (--probe-at-entry)")):
+            with self.subTest(extra=extra):
+                out, exp = self.path("p.pb.gz"), self.path("expect")
+                proc = record(["--exact", "-v", "-q", "-o", out, *extra, "--", SITES,
+                               "--expect", exp])
+                self.assertRecorded(proc)
+                lines = proc.stderr.splitlines()
+                free = [i for i, ln in enumerate(lines) if re.search(r"  free +/.*libc", ln)]
+                self.assertTrue(free, proc.stderr)
+                self.assertIn(free_site, lines[free[0] + 1])
+                self.check_exact(out, exp)
+
     def test_exit_status_passes_through(self):
         out = self.path("p.pb.gz")
         proc = record(["-q", "-o", out, "--", SITES, "--threads", "0"])
