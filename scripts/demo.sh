@@ -5,10 +5,14 @@ cd "$(dirname "$0")/.."
 out=build/demo.pb.gz
 echo "demo: recording build/tests/demo (a toy key-value server) with allocprof..." >&2
 ./allocprof record -o "$out" -- build/tests/demo
+echo >&2
+echo "demo: what it still held when it exited (its cache), by bytes:" >&2
+./allocprof top "$out" --sample-index inuse_space -n 5 >&2
 cat >&2 <<MSG
 
 demo: the profile is $(pwd)/$out
   ./allocprof top $out                        top allocation sites by bytes
   ./allocprof top $out --sample-index alloc_objects   by number of allocations
+  ./allocprof top $out --sample-index inuse_space     by bytes still allocated
   pprof -top $out   or   pprof -http=: $out   (scripts/install-deps.sh --test builds pprof)
 MSG
