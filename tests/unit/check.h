@@ -6,10 +6,14 @@
 #ifndef ALLOCPROF_TESTS_CHECK_H
 #define ALLOCPROF_TESTS_CHECK_H
 
+#include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char fail_msg[8192];
 
@@ -73,5 +77,72 @@ static void fail_at(const char *file, int line, const char *fmt, ...)
 
 /* Every test gets a scratch directory, unused by most. */
 #define TEST(name) static bool test_##name(const char *tmp __attribute__((unused)))
+
+struct unit_test {
+	const char *name;
+	bool (*fn)(const char *tmp);
+};
+
+/* clang-format off */
+#define T(name) { #name, test_##name }
+/* clang-format on */
+
+static int check_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+	nftw(dir, check_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The reason, its continuation lines indented. */
+static void print_reason(const char *s)
+{
+	for (; *s; s++) {
+		putchar(*s);
+		if (*s == '\n' && s[1])
+			fputs("    ", stdout);
+	}
+	putchar('\n');
+}
+
+/*
+ * Runs every test, each in a fresh scratch directory under /tmp removed after it: one line
+ * "PASS <name>" or "FAIL <name>: <reason>" each, then "N passed, N failed". The exit status
+ * for main(): 0 only when nothing failed.
+ */
+static int run_tests(const struct unit_test *tests, size_t n)
+{
+	int passed = 0, failed = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (size_t i = 0; i < n; i++) {
+		char tmp[] = "/tmp/allocprof-unit.XXXXXX";
+		bool ok;
+
+		fail_msg[0] = '\0';
+		if (!mkdtemp(tmp)) {
+			printf("FAIL %s: mkdtemp: %s\n", tests[i].name, strerror(errno));
+			failed++;
+			continue;
+		}
+		ok = tests[i].fn(tmp);
+		rm_rf(tmp);
+		if (ok) {
+			printf("PASS %s\n", tests[i].name);
+			passed++;
+		} else {
+			printf("FAIL %s: ", tests[i].name);
+			print_reason(fail_msg[0] ? fail_msg : "failed without a message");
+			failed++;
+		}
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
 
 #endif

@@ -122,18 +122,6 @@ static int fd_under(const char *dir, char *target, size_t len)
 	return found;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Addresses of this program's own code and data, for the procmaps and ELF tests. */
 __attribute__((noinline, noclone)) void unit_marker_fn(void);
 __attribute__((noinline, noclone)) void unit_marker_fn(void)
@@ -1285,13 +1273,7 @@ TEST(top_print_recursion_inline)
 /* ---- main ----------------------------------------------------------------------------------- */
 
 /* clang-format off */
-#define T(name) { #name, test_##name }
-/* clang-format on */
-
-static const struct {
-	const char *name;
-	bool (*fn)(const char *tmp);
-} tests[] = {
+static const struct unit_test tests[] = {
 	T(util_parse_duration),
 	T(util_parse_size),
 	T(util_parse_u64),
@@ -1322,44 +1304,9 @@ static const struct {
 	T(top_print),
 	T(top_print_recursion_inline),
 };
-
-/* The reason, its continuation lines indented. */
-static void print_reason(const char *s)
-{
-	for (; *s; s++) {
-		putchar(*s);
-		if (*s == '\n' && s[1])
-			fputs("    ", stdout);
-	}
-	putchar('\n');
-}
+/* clang-format on */
 
 int main(void)
 {
-	int passed = 0, failed = 0;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
-		char tmp[] = "/tmp/allocprof-unit.XXXXXX";
-		bool ok;
-
-		fail_msg[0] = '\0';
-		if (!mkdtemp(tmp)) {
-			printf("FAIL %s: mkdtemp: %s\n", tests[i].name, strerror(errno));
-			failed++;
-			continue;
-		}
-		ok = tests[i].fn(tmp);
-		rm_rf(tmp);
-		if (ok) {
-			printf("PASS %s\n", tests[i].name);
-			passed++;
-		} else {
-			printf("FAIL %s: ", tests[i].name);
-			print_reason(fail_msg[0] ? fail_msg : "failed without a message");
-			failed++;
-		}
-	}
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return run_tests(tests, ARRAY_SIZE(tests));
 }

@@ -1020,12 +1020,7 @@ TEST(site_allocators)
 /* ---- main ----------------------------------------------------------------------------------- */
 
 /* clang-format off */
-#define T(name) { #name, test_##name }
-
-static const struct {
-	const char *name;
-	bool (*fn)(const char *tmp);
-} tests[] = {
+static const struct unit_test tests[] = {
 	T(x86_prefixes),
 	T(x86_modrm_sib),
 	T(x86_immediates),
@@ -1045,51 +1040,7 @@ static const struct {
 };
 /* clang-format on */
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* The reason, its continuation lines indented. */
-static void print_reason(const char *s)
-{
-	for (; *s; s++) {
-		putchar(*s);
-		if (*s == '\n' && s[1])
-			fputs("    ", stdout);
-	}
-	putchar('\n');
-}
-
 int main(void)
 {
-	int passed = 0, failed = 0;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
-		char tmp[] = "/tmp/allocprof-unit.XXXXXX";
-		bool ok;
-
-		fail_msg[0] = '\0';
-		if (!mkdtemp(tmp)) {
-			printf("FAIL %s: mkdtemp: %s\n", tests[i].name, strerror(errno));
-			failed++;
-			continue;
-		}
-		ok = tests[i].fn(tmp);
-		nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-		if (ok) {
-			printf("PASS %s\n", tests[i].name);
-			passed++;
-		} else {
-			printf("FAIL %s: ", tests[i].name);
-			print_reason(fail_msg[0] ? fail_msg : "failed without a message");
-			failed++;
-		}
-	}
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return run_tests(tests, ARRAY_SIZE(tests));
 }
