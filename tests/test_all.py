@@ -9,11 +9,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
-from harness import ALLOCPROF, Case, read_expect, target  # noqa: E402
+from harness import ALLOCPROF, Case, read_expect, read_expect_all, target  # noqa: E402
 
 
 class AllProcesses(Case):
-    def test_process_started_later_is_counted_exactly(self):
+    def run_later(self, argv):
+        """Starts `argv` (which takes --expect FILE) once -a --exact is attached; returns
+        the profile of its process only and its own account."""
         out, exp, log = self.path("p.pb.gz"), self.path("expect"), self.path("log")
         with open(log, "w") as errf:
             ap = subprocess.Popen([ALLOCPROF, "record", "-a", "--exact", "-v", "-d", "30s",
@@ -26,23 +28,37 @@ class AllProcesses(Case):
                 time.sleep(0.1)
             # Started after the probes are in: traced because it uses a probed libc. It
             # stays alive a moment after its allocations, like most processes.
-            tgt = subprocess.run(["sh", "-c", '"$0" --expect "$1"',
-                                  target("sites"), exp], timeout=60)
+            tgt = subprocess.run(["sh", "-c", '"$0" --expect "$1"', argv[0], exp],
+                                 timeout=60)
             self.assertEqual(tgt.returncode, 0)
             ap.send_signal(2)
             self.assertEqual(ap.wait(timeout=60), 0)
         with open(log) as f:
             text = f.read()
-        expect = read_expect(exp)
-        prof = pprofraw.read(out, "-tagfocus=comm=sites")
+        prof = pprofraw.read(out, "-tagfocus=comm=" + os.path.basename(argv[0]))
         pids = {s.labels["pid"][0] for s in prof.samples}
         self.assertEqual(len(pids), 1, text)
+        return prof, exp
+
+    def test_process_started_later_is_counted_exactly(self):
+        prof, exp = self.run_later([target("sites")])
+        expect = read_expect(exp)
         objects, space = prof.flat("alloc_objects"), prof.flat("alloc_space")
         for site, (n, nbytes) in expect.items():
             self.assertEqual((objects.get(site, 0), space.get(site, 0)), (n, nbytes), site)
         # allocprof does not profile itself.
-        me = [s for s in pprofraw.read(out).samples if s.labels.get("comm") == ["allocprof"]]
+        me = [s for s in pprofraw.read(self.path("p.pb.gz")).samples
+              if s.labels.get("comm") == ["allocprof"]]
         self.assertEqual(me, [])
+
+    def test_leaks_of_a_process_started_later(self):
+        """Frees are probed host-wide too: what the process never freed, exactly."""
+        prof, exp = self.run_later([target("leaks")])
+        expect = read_expect_all(exp)
+        flats = [prof.flat(t) for t in ("alloc_objects", "alloc_space", "inuse_objects",
+                                        "inuse_space")]
+        for site, values in expect.items():
+            self.assertEqual(tuple(f.get(site, 0) for f in flats), values, site)
 
     def test_overlay_containers_sharing_a_layer(self):
         """Two overlay mounts over one lower directory, like two containers of one image:
