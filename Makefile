@@ -108,8 +108,14 @@ $(TARGETS_DIR)/nomalloc: tests/targets/nomalloc.c | $(TARGETS_DIR)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -nostdlib -static -fno-stack-protector $< -o $@
 
+# A preloadable allocator written in assembly (its first instruction is the point).
+$(TARGETS_DIR)/lib%.so: tests/targets/%.S | $(TARGETS_DIR)
+	$(call msg,AS,$@)
+	$(Q)$(CC) -shared -fPIC -nostdlib $< -o $@ -lc
+
 TEST_TARGETS := $(patsubst tests/targets/%.c,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.c)) \
 	$(patsubst tests/targets/%.cc,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.cc)) \
+	$(patsubst tests/targets/%.S,$(TARGETS_DIR)/lib%.so,$(wildcard tests/targets/*.S)) \
 	$(TARGETS_DIR)/sites-static
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(TARGETS_DIR)/unit-%,$(wildcard tests/unit/*.c))
 

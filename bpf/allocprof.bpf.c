@@ -37,6 +37,8 @@ const volatile bool exact = false;
 const volatile __u64 sample_bytes = 512 * 1024;
 const volatile __u32 self_tgid = 0;    /* non-zero with -a: our own allocations are not traced */
 const volatile bool track_live = true; /* false with --alloc-only */
+/* Function ids (bit n: id n) of the operator new variants that throw (see ap_pending). */
+const volatile __u64 throwing_fns = 0;
 
 /*
  * Tables filled by userspace after load and before attach (.bss: not stored in the object).
@@ -407,6 +409,17 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 }
 
 /*
+ * Where the kernel's return-probe trampoline is in this process: a return address it has
+ * taken over reads as this.
+ */
+static __always_inline __u64 uretprobe_trampoline(void)
+{
+	struct xol_area *area = bpf_get_current_task_btf()->mm->uprobes_state.xol_area;
+
+	return area ? area->vaddr : 0;
+}
+
+/*
  * Is this call an allocator entry point calling another (see struct ap_thread)? Reads the
  * return address into *ra when it has to look.
  */
@@ -419,18 +432,13 @@ static __always_inline bool nested(struct ap_thread *t, __u64 sp, __u32 fn, __u3
 		return false;
 	if (tail && fn == t->last_fn)
 		return false; /* the same function from the same frame: a loop, not a tail call */
-	/*
-	 * The wrapper asked for its return, so the kernel has replaced its return address
-	 * with its trampoline's: its frame is live, this is a tail call from it.
-	 */
-	if (tail && track_live && t->pend.ra_slot == sp)
-		goto nested;
 	if (bpf_probe_read_user(ra, sizeof(*ra), (void *)sp)) {
 		STAT_INC(st, AP_STAT_RA_FAULT);
 		return true; /* counted as lost */
 	}
 	*have_ra = true;
-	if (tail ? *ra == t->wrap_ra
+	/* A tail call from a wrapper with a return probe finds the trampoline's address. */
+	if (tail ? *ra == t->wrap_ra || *ra == uretprobe_trampoline()
 		 : in_allocator(t->wrap_lib, t->wrap_bias, *ra) || in_allocator(lib, bias, *ra))
 		goto nested;
 	return false;
@@ -492,10 +500,79 @@ static __always_inline bool remember(__u64 addr, struct ap_live *v)
 		return true;
 	/* There already: a block whose free we did not see. Replaced, counted once. */
 	if (err == -EEXIST)
-		err = bpf_map_update_elem(&live, &k, v, BPF_EXIST);
+		err = bpf_map_update_elem(&live, &k, v, BPF_ANY);
 	if (!exact)
 		__sync_fetch_and_add(&live_filter[filter_slot(addr)], -1);
 	return !err;
+}
+
+/* Does this realloc (reallocarray) free its block: a size of 0? */
+static __always_inline bool frees_old(struct pt_regs *ctx, __u32 kind)
+{
+	__u64 n;
+
+	if (kind == AP_SIZE_REALLOC)
+		return !PT_REGS_PARM2(ctx);
+	return kind == AP_SIZE_REALLOCARRAY && mul_ok(PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), &n) &&
+	       !n;
+}
+
+/* Pending slots (see struct ap_pending) whose call's frame is gone, returned unseen. */
+static __always_inline void clear_stale(struct ap_thread *t, __u64 sp, struct ap_stats *st)
+{
+	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
+
+	if (a->state && sp >= a->ra_slot) {
+		if (a->state == AP_PEND_WAITING)
+			STAT_INC(st, AP_STAT_RET_MISSED);
+		a->state = AP_PEND_FREE;
+	}
+	if (b->state && sp >= b->ra_slot) {
+		if (b->state == AP_PEND_WAITING)
+			STAT_INC(st, AP_STAT_RET_MISSED);
+		b->state = AP_PEND_FREE;
+	}
+}
+
+/* A slot for a new pending call: a free one, else the inner one (its call is lost). */
+static __always_inline struct ap_pending *free_slot(struct ap_thread *t, struct ap_stats *st)
+{
+	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
+
+	if (!a->state)
+		return a;
+	if (!b->state)
+		return b;
+	a = a->ra_slot < b->ra_slot ? a : b;
+	if (a->state == AP_PEND_WAITING)
+		STAT_INC(st, AP_STAT_RET_MISSED);
+	return a;
+}
+
+/*
+ * The allocator call inside a sampled throwing operator new (libstdc++'s calls malloc): its
+ * return gives the block the new's allocation is. 0 when it takes that role (its return is
+ * wanted), 1 otherwise.
+ */
+static __always_inline int inner_of_new(struct pt_regs *ctx, struct ap_thread *t, __u64 sp,
+					__u32 fn, __u32 kind, struct ap_stats *st)
+{
+	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
+
+	if (!track_live || (throwing_fns >> fn) & 1)
+		return 1;
+	if (!(a->state == AP_PEND_ARMED && sp < a->ra_slot)) {
+		if (!(b->state == AP_PEND_ARMED && sp < b->ra_slot))
+			return 1;
+		a = b;
+	}
+	STAT_INC(st, AP_STAT_NEW_INNER);
+	a->state = AP_PEND_WAITING;
+	a->kind = kind;
+	a->ra_slot = sp;
+	a->arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : 0;
+	a->old.stack = 0;
+	return 0;
 }
 
 /*
@@ -511,8 +588,10 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	__u64 bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie);
 	__u64 sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
 	__u64 old = PT_REGS_PARM1(ctx); /* realloc's block */
-	bool have_ra = false, is_realloc;
+	bool have_ra = false, is_realloc, sampled = true;
 	__u64 size, ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
+	struct ap_live old_v = {}, *lv;
+	struct ap_pending *pd;
 	struct ap_live_key k;
 	struct ap_thread *t;
 	struct ap_stats *st;
@@ -535,9 +614,11 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		t->init = 1;
 	}
 	if (nested(t, sp, fn, lib, bias, &ra, &have_ra, st))
-		return 1;
+		return inner_of_new(ctx, t, sp, fn, kind, st);
 	/* A counted call: it is now the one later calls are compared with. */
 	t->last_fn = fn;
+	if (track_live)
+		clear_stale(t, sp, st);
 	if (AP_COOKIE_WRAPPER(cookie)) {
 		if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
 			STAT_INC(st, AP_STAT_RA_FAULT);
@@ -557,7 +638,7 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	if (!alloc_size(ctx, kind, &size)) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC);
 		/* realloc(p, 0) frees p (the allocator's inner free then finds it gone). */
-		if (track_live && is_realloc && old && !PT_REGS_PARM2(ctx) && forget(old))
+		if (track_live && is_realloc && old && frees_old(ctx, kind) && forget(old))
 			STAT_INC(st, AP_STAT_FREE_MATCHED);
 		return 1;
 	}
@@ -567,34 +648,56 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	}
 	if (!exact) {
 		t->bytes_left -= (__s64)size;
-		if (t->bytes_left > 0) {
-			/* Unsampled: only a realloc of a tracked block needs its return. */
-			if (!track_live || !is_realloc || !old || !maybe_live(old))
-				return 1;
-			k = live_key(old);
-			if (!bpf_map_lookup_elem(&live, &k))
-				return 1;
-			goto pending;
+		sampled = t->bytes_left <= 0;
+		if (sampled)
+			t->bytes_left = next_distance();
+	}
+	/*
+	 * realloc's old block leaves the live set now, before the allocator can give its
+	 * address to another thread; a failed realloc puts it back at the return.
+	 */
+	if (track_live && is_realloc && old && maybe_live(old)) {
+		k = live_key(old);
+		lv = bpf_map_lookup_elem(&live, &k);
+		if (lv) {
+			old_v = *lv;
+			if (forget(old))
+				STAT_INC(st, AP_STAT_FREE_MATCHED);
+			else
+				old_v.stack = 0;
 		}
-		t->bytes_left = next_distance();
+	}
+	if (!sampled) {
+		if (!old_v.stack)
+			return 1;
+		goto pending;
 	}
 	/* The return address is the allocation site: the first frame of every stack. */
 	if (!have_ra && bpf_probe_read_user(&ra, sizeof(ra), (void *)sp)) {
 		STAT_INC(st, AP_STAT_RA_FAULT);
-		return 1;
+		return 1; /* (an old block taken out stays out: realloc rarely fails) */
 	}
 	weights(size, &w_objects, &w_bytes);
 	stack = record(ctx, st, ra, size, w_objects, w_bytes);
-	if (!track_live || (!stack && !is_realloc))
+	if (!track_live || (!stack && !old_v.stack))
 		return 1;
 pending:
-	t->pend_kind = kind;
-	t->pend.ra_slot = sp;
-	t->pend.stack = stack;
-	t->pend.size = size;
-	t->pend.w_objects = w_objects;
-	t->pend.w_bytes = w_bytes;
-	t->pend.arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : is_realloc ? old : 0;
+	pd = free_slot(t, st);
+	pd->state = AP_PEND_WAITING;
+	pd->kind = kind;
+	pd->ra_slot = sp;
+	pd->stack = stack;
+	pd->size = size;
+	pd->w_objects = w_objects;
+	pd->w_bytes = w_bytes;
+	pd->arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : is_realloc ? old : 0;
+	pd->old = old_v;
+	/* A throwing operator new: no return probe, its inner allocator call will tell. */
+	if ((throwing_fns >> fn) & 1) {
+		pd->state = AP_PEND_ARMED;
+		STAT_INC(st, AP_STAT_NEW_ARMED);
+		return 1;
+	}
 	return 0;
 }
 
@@ -617,9 +720,12 @@ static __always_inline void unrecord(struct ap_stats *st, struct ap_proc_key *pr
 }
 
 /* The return of an allocation function whose entry left a pending state. */
-static __always_inline void alloc_return(struct pt_regs *ctx, bool session)
+static __always_inline void alloc_return(struct pt_regs *ctx)
 {
 	__u64 ret = PT_REGS_RC(ctx), addr = ret;
+	/* The return popped the return address: %rsp is 8 above where it was. */
+	__u64 ra_slot = PT_REGS_SP(ctx) - 8;
+	struct ap_pending *pd;
 	struct ap_live_key k;
 	struct ap_thread *t;
 	struct ap_stats *st;
@@ -628,51 +734,50 @@ static __always_inline void alloc_return(struct pt_regs *ctx, bool session)
 
 	t = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
 	st = bpf_map_lookup_elem(&stats, &zero);
-	if (!t || !st || !t->pend.ra_slot)
+	if (!t || !st)
 		return;
-	/* The return popped the return address: %rsp is 8 above where it was. */
-	if (PT_REGS_SP(ctx) - 8 != t->pend.ra_slot) {
-		/* A classic return probe sees every call return, the nested ones first. */
-		if (session) {
-			STAT_INC(st, AP_STAT_RET_MISSED);
-			t->pend.ra_slot = 0;
-		}
-		return;
+	/* A classic return probe sees every call return: most are not waited for. */
+	pd = &t->pend[0];
+	if (!(pd->state == AP_PEND_WAITING && pd->ra_slot == ra_slot)) {
+		pd = &t->pend[1];
+		if (!(pd->state == AP_PEND_WAITING && pd->ra_slot == ra_slot))
+			return;
 	}
-	t->pend.ra_slot = 0;
-	switch (t->pend_kind) {
+	pd->state = AP_PEND_FREE;
+	switch (pd->kind) {
 	case AP_SIZE_ARG3: /* posix_memalign: 0 and the block in *memptr */
 		if (ret) {
 			addr = 0;
 			break;
 		}
-		if (bpf_probe_read_user(&addr, sizeof(addr), (void *)t->pend.arg)) {
-			if (t->pend.stack)
+		if (bpf_probe_read_user(&addr, sizeof(addr), (void *)pd->arg)) {
+			if (pd->stack)
 				STAT_INC(st, AP_STAT_MEMPTR_FAULT);
 			return;
 		}
 		break;
 	case AP_SIZE_REALLOC:
 	case AP_SIZE_REALLOCARRAY:
-		/* A failed realloc leaves the old block as it was. */
-		if (!ret || !t->pend.arg)
-			break;
-		/* Not there: untracked, or the allocator's inner free took it already. */
-		if (forget(t->pend.arg))
-			STAT_INC(st, AP_STAT_FREE_MATCHED);
+		/* A failed realloc leaves the old block as it was: back into the live set. */
+		if (!ret && pd->old.stack) {
+			if (remember(pd->arg, &pd->old))
+				__sync_fetch_and_add(&st->v[AP_STAT_FREE_MATCHED], -1);
+			else
+				STAT_INC(st, AP_STAT_LIVE_FULL);
+		}
 		break;
 	}
-	if (!t->pend.stack)
+	if (!pd->stack)
 		return;
 	k = live_key(addr);
 	if (!addr) {
-		unrecord(st, &k.proc, &t->pend);
+		unrecord(st, &k.proc, pd);
 		return;
 	}
-	v.stack = t->pend.stack;
-	v.size = t->pend.size;
-	v.w_objects = t->pend.w_objects;
-	v.w_bytes = t->pend.w_bytes;
+	v.stack = pd->stack;
+	v.size = pd->size;
+	v.w_objects = pd->w_objects;
+	v.w_bytes = pd->w_bytes;
 	if (!remember(addr, &v))
 		STAT_INC(st, AP_STAT_LIVE_FULL);
 }
@@ -688,7 +793,7 @@ int BPF_KPROBE(on_alloc)
 SEC("uretprobe")
 int BPF_KRETPROBE(on_alloc_ret)
 {
-	alloc_return(ctx, false);
+	alloc_return(ctx);
 	return 0;
 }
 
@@ -700,7 +805,7 @@ SEC("uprobe")
 int BPF_KPROBE(on_alloc_session)
 {
 	if (bpf_session_is_return()) {
-		alloc_return(ctx, true);
+		alloc_return(ctx);
 		return 0;
 	}
 	return alloc_entry(ctx);

@@ -169,16 +169,52 @@ struct ap_proc {
  * In-use tracking: an allocation's address is known only when it returns. The entry of a call
  * that needs its return (a sampled allocation, or a realloc of a block being tracked) leaves
  * this in the thread's state; the return finds it by the stack address of the return address,
- * which is the same at entry and (less 8, popped) at return, so a call nested inside (a signal
- * handler's, the allocator's own) cannot take it.
+ * which is the same at entry and (less 8, popped) at return, so a call nested inside cannot
+ * take it. A thread has two: a counted allocation can run inside a pending one (the exception
+ * object libstdc++ allocates inside a failing nothrow new, a signal handler's).
+ *
+ * A sampled operator new that may throw gets no return probe (the C++ unwinder cannot pass
+ * the kernel's trampoline): it is "armed" instead, and the allocator call inside it (the
+ * malloc libstdc++'s new calls) becomes pending with its allocation.
  */
+enum ap_pending_state {
+	AP_PEND_FREE = 0,
+	AP_PEND_WAITING = 1, /* ra_slot is the call's; its return is wanted */
+	AP_PEND_ARMED = 2,   /* ra_slot is a throwing new's; its inner call is wanted */
+};
+
+/*
+ * A block allocated during the capture and not freed yet, by process and address. Its weights
+ * are those its allocation added to its stack's counters, so in-use estimates are unbiased the
+ * same way. Read at the end: what a process still running holds, what an exited one leaked.
+ */
+struct ap_live_key {
+	struct ap_proc_key proc;
+	__u64 addr;
+};
+
+struct ap_live {
+	__u64 stack;
+	__u64 size;
+	__u64 w_objects; /* Q16 */
+	__u64 w_bytes;
+};
+
 struct ap_pending {
-	__u64 ra_slot; /* where the pending call's return address is; 0: nothing pending */
+	__u32 state;   /* enum ap_pending_state */
+	__u32 kind;    /* enum ap_size_kind of the call whose return is wanted */
+	__u64 ra_slot; /* where the pending call's return address is */
 	__u64 stack;   /* its stack hash when it was recorded; 0: not recorded (realloc only) */
 	__u64 size;
 	__u64 w_objects; /* Q16, as in ap_count */
 	__u64 w_bytes;
-	__u64 arg; /* realloc: the old block, forgotten on success; posix_memalign: memptr */
+	__u64 arg; /* realloc: the old block; posix_memalign: memptr */
+	/*
+	 * realloc: the old block's entry, taken out of the live set at entry (before the
+	 * allocator can hand the address to another thread) and put back if realloc fails.
+	 * old.stack 0: the old block was not tracked.
+	 */
+	struct ap_live old;
 };
 
 /*
@@ -201,8 +237,8 @@ struct ap_thread {
 	__u32 wrap_lib;	  /* its library index, AP_NO_LIB if none */
 	__u32 last_fn;	  /* function id of the last counted call */
 	__u32 init;
-	__u32 pend_kind; /* enum ap_size_kind of the pending call */
-	struct ap_pending pend;
+	__u32 pad;
+	struct ap_pending pend[2];
 };
 
 /*
@@ -221,23 +257,6 @@ struct ap_event {
 	__u32 kind;
 	struct ap_proc_key proc;
 	__u32 pad;
-};
-
-/*
- * A block allocated during the capture and not freed yet, by process and address. Its weights
- * are those its allocation added to its stack's counters, so in-use estimates are unbiased the
- * same way. Read at the end: what a process still running holds, what an exited one leaked.
- */
-struct ap_live_key {
-	struct ap_proc_key proc;
-	__u64 addr;
-};
-
-struct ap_live {
-	__u64 stack;
-	__u64 size;
-	__u64 w_objects; /* Q16 */
-	__u64 w_bytes;
 };
 
 /* The largest request that could succeed: user address space on x86_64 is 128 TiB. */
@@ -264,10 +283,12 @@ enum ap_stat {
 	AP_STAT_FREE_UNMATCHED, /* not a tracked block: unsampled, or allocated before the capture
 				 */
 	AP_STAT_FREE_NESTED,	/* the allocator's own inner free of a block already forgotten */
-	AP_STAT_LIVE_FULL,	/* live-block map full: allocation not tracked for in-use */
-	AP_STAT_RET_MISSED,	/* a pending call's return was not seen: not tracked for in-use */
-	AP_STAT_MEMPTR_FAULT,	/* posix_memalign's result unreadable: not tracked for in-use */
-	AP_STAT_FAILED,		/* recorded allocations that failed: taken back out */
+	AP_STAT_LIVE_FULL,  /* live-block map full (or no kernel memory): not tracked for in-use */
+	AP_STAT_RET_MISSED, /* a pending call's return was not seen: not tracked for in-use */
+	AP_STAT_MEMPTR_FAULT, /* posix_memalign's result unreadable: not tracked for in-use */
+	AP_STAT_FAILED,	      /* recorded allocations that failed: taken back out */
+	AP_STAT_NEW_ARMED,    /* sampled throwing operator new, waiting for its inner call */
+	AP_STAT_NEW_INNER,    /* of those, whose inner allocator call gave the block */
 	AP_STAT_NR,
 };
 
@@ -282,8 +303,8 @@ _Static_assert(sizeof(struct ap_proc_key) == 8, "ap_proc_key layout");
 _Static_assert(sizeof(struct ap_count_key) == 16, "ap_count_key layout");
 _Static_assert(sizeof(struct ap_count) == 32, "ap_count layout");
 _Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");
-_Static_assert(sizeof(struct ap_pending) == 48, "ap_pending layout");
-_Static_assert(sizeof(struct ap_thread) == 96, "ap_thread layout");
+_Static_assert(sizeof(struct ap_pending) == 88, "ap_pending layout");
+_Static_assert(sizeof(struct ap_thread) == 48 + 2 * 88, "ap_thread layout");
 _Static_assert(sizeof(struct ap_live_key) == 16, "ap_live_key layout");
 _Static_assert(sizeof(struct ap_live) == 32, "ap_live layout");
 _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");

@@ -2,6 +2,8 @@
 
 import math
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -189,3 +191,47 @@ class SampledLiveSet(Case):
         self.assertEqual(got["site_churn"][2:], (0, 0))
         self.assertGreater(got["site_churn"][1], 3 * true)
         self.assertEqual(untracked(prof), [])
+
+
+def comment_number(prof, pattern):
+    """The number a comment gives after `pattern`."""
+    for c in prof.comments:
+        m = re.search(pattern + r"(\d+)", c)
+        if m:
+            return int(m.group(1))
+    raise AssertionError("no comment matches %r: %s" % (pattern, prof.comments))
+
+
+class ReturnPaths(Case):
+    def test_classic_return_probes_keep_tail_calls_nested(self):
+        """A classic return probe takes over every allocation's return address, so a
+        wrapper's tail call (reallocarray -> realloc) finds the kernel's trampoline where the
+        wrapper's return address was. It is still one allocation: as many nested calls as
+        with uprobe sessions, and no frame in the trampoline's page."""
+        nested = {}
+        for sessions in (True, False):
+            env = dict(os.environ)
+            if not sessions:
+                env["ALLOCPROF_NO_SESSIONS"] = "1"
+            out = self.path("p.pb.gz")
+            proc = record(["--sample-bytes", "64k", "-q", "-o", out, "--", target("sites")],
+                          env=env)
+            self.assertRecorded(proc)
+            prof = pprofraw.read(out)
+            nested[sessions] = comment_number(prof, "nested calls inside the allocator: ")
+            self.assertEqual(comment_number(prof, "outside any known mapping: "), 0,
+                             prof.comments)
+            self.assertEqual(untracked(prof), [])
+        self.assertEqual(nested[True], nested[False])
+        self.assertGreaterEqual(nested[True], 1600)  # site_reallocarray's, at least
+
+    def test_stripped_binary_uses_sessions(self):
+        """Packaged binaries are stripped: the session check must not need symbols."""
+        ap = self.path("allocprof")
+        shutil.copy(ALLOCPROF, ap)
+        subprocess.run(["strip", ap], check=True)
+        proc = subprocess.run([ap, "record", "-v", "-q", "-o", self.path("p.pb.gz"), "--",
+                               target("sites"), "--rounds", "5"], capture_output=True,
+                              text=True)
+        self.assertRecorded(proc)
+        self.assertIn("in-use tracking: returns through uprobe sessions", proc.stderr)

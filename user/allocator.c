@@ -8,14 +8,19 @@
 #include "elffile.h"
 #include "probesite.h"
 #include "util.h"
+#include "x86insn.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Order matters twice: malloc first (the plan's anchor), and among aliases the
- * first wins. */
+/*
+ * Order matters twice: malloc first (the plan's anchor), and among aliases the first wins.
+ * The operator new variants that throw std::bad_alloc never get a return probe: the kernel
+ * replaces the return address with its trampoline's, where the C++ unwinder finds no frame
+ * information and calls std::terminate. Their blocks are tracked through the malloc they call.
+ */
 const struct alloc_fn alloc_fns[] = {
 	{ "malloc", "malloc", AP_SIZE_ARG1, FN_ALLOC },
 	{ "calloc", "calloc", AP_SIZE_ARG1_X_ARG2, FN_ALLOC },
@@ -26,12 +31,14 @@ const struct alloc_fn alloc_fns[] = {
 	{ "memalign", "memalign", AP_SIZE_ARG2, FN_ALLOC },
 	{ "valloc", "valloc", AP_SIZE_ARG1, FN_ALLOC },
 	{ "pvalloc", "pvalloc", AP_SIZE_ARG1, FN_ALLOC },
-	{ "_Znwm", "operator new(size_t)", AP_SIZE_ARG1, FN_ALLOC },
-	{ "_Znam", "operator new[](size_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_Znwm", "operator new(size_t)", AP_SIZE_ARG1, FN_ALLOC, true },
+	{ "_Znam", "operator new[](size_t)", AP_SIZE_ARG1, FN_ALLOC, true },
 	{ "_ZnwmRKSt9nothrow_t", "operator new(size_t, nothrow_t)", AP_SIZE_ARG1, FN_ALLOC },
 	{ "_ZnamRKSt9nothrow_t", "operator new[](size_t, nothrow_t)", AP_SIZE_ARG1, FN_ALLOC },
-	{ "_ZnwmSt11align_val_t", "operator new(size_t, align_val_t)", AP_SIZE_ARG1, FN_ALLOC },
-	{ "_ZnamSt11align_val_t", "operator new[](size_t, align_val_t)", AP_SIZE_ARG1, FN_ALLOC },
+	{ "_ZnwmSt11align_val_t", "operator new(size_t, align_val_t)", AP_SIZE_ARG1, FN_ALLOC,
+	  true },
+	{ "_ZnamSt11align_val_t", "operator new[](size_t, align_val_t)", AP_SIZE_ARG1, FN_ALLOC,
+	  true },
 	{ "_ZnwmSt11align_val_tRKSt9nothrow_t", "operator new(size_t, align_val_t, nothrow_t)",
 	  AP_SIZE_ARG1, FN_ALLOC },
 	{ "_ZnamSt11align_val_tRKSt9nothrow_t", "operator new[](size_t, align_val_t, nothrow_t)",
@@ -136,6 +143,19 @@ static unsigned int args_read(const struct alloc_fn *f)
 /* Largest function whose bytes are decoded to place its probe; larger ones are probed at entry. */
 #define MAX_DECODED (1u << 20)
 
+/* Is the first instruction at `vaddr` one the kernel mishandles (see probesite.h)? */
+static bool entry_mishandled(const struct elf_file *ef, uint64_t vaddr, char *why, size_t len)
+{
+	uint8_t code[16] = { 0 };
+	struct x86_insn in;
+
+	if (elf_file__read(ef, vaddr, code, sizeof(code)) || !x86_decode(code, sizeof(code), &in) ||
+	    !in.mishandled)
+		return false;
+	snprintf(why, len, "not probed: the kernel mishandles its first instruction '%s'", in.name);
+	return true;
+}
+
 /* Where in the function its probe goes; false when it must not be probed at all. */
 static bool place(const struct elf_file *ef, const struct elf_sym *sym, const struct alloc_fn *f,
 		  struct probe_site *s)
@@ -148,6 +168,10 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 	snprintf(s->why, sizeof(s->why), "entry (not x86_64)");
 	return true;
 #endif
+	/* Wherever else the probe may go, never on an instruction the kernel mishandles. */
+	if (entry_mishandled(ef, sym->vaddr, s->why, sizeof(s->why)) &&
+	    (place_at_entry || !sym->size || sym->size > MAX_DECODED))
+		return false;
 	if (!sym->size || sym->size > MAX_DECODED) {
 		snprintf(s->why, sizeof(s->why), "entry: function size %s",
 			 sym->size ? "too large to decode" : "unknown");
@@ -161,7 +185,7 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 		return true;
 	}
 	probe_site__choose(code, sym->size, args_read(f),
-			   place_return_probes && f->role == FN_ALLOC, &ch);
+			   place_return_probes && f->role == FN_ALLOC && !f->throws, &ch);
 	free(code);
 	if (ch.refuse) {
 		snprintf(s->why, sizeof(s->why), "%s", ch.why);
@@ -219,6 +243,15 @@ static void add_site(struct alloc_plan *p, size_t *cap, const struct candidate *
 	p->sites[p->nsites++] = site;
 }
 
+/* libstdc++ and libc++, whose operator delete is free. */
+static bool forwards_to_free(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return !strncmp(base, "libstdc++.so", 12) || !strncmp(base, "libc++.so", 9);
+}
+
 static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_plan *p)
 {
 	size_t cap = 0;
@@ -242,12 +275,12 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_
 		 * so the frame-pointer walk from malloc skips operator new's caller.
 		 */
 		/*
-		 * libstdc++'s operator delete calls free, which is probed: a second probe
-		 * would be a second trap per delete for nothing. An allocator's own delete
-		 * (jemalloc, tcmalloc) does not, so it is probed.
+		 * The C++ runtimes' operator delete calls free, which is probed: a second probe
+		 * would be a second trap per delete for nothing. Any other (the allocator's own,
+		 * a program's pool) may not, so it is probed.
 		 */
 		if (alloc_fns[fn].role == FN_FREE && !strncmp(alloc_fns[fn].name, "_Zd", 3) &&
-		    c[def].lib != c[malloc_def].lib)
+		    forwards_to_free(p->libs[c[def].lib].path))
 			continue;
 		if (sym.ifunc) {
 			ap_warn("%s in %s is resolved at run time (IFUNC); not probed",

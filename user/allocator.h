@@ -25,6 +25,7 @@ struct alloc_fn {
 	const char *pretty; /* for messages: "operator new(size_t)" */
 	enum ap_size_kind kind;
 	enum fn_role role;
+	bool throws; /* a throwing operator new: never a return probe (see allocator.c) */
 };
 
 extern const struct alloc_fn alloc_fns[];

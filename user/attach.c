@@ -84,40 +84,50 @@ bool attach_sessions_supported(const char **why)
 		{ .code = BPF_JMP | BPF_EXIT },
 	};
 	static int cached = -1;
-	static const char *reason;
+	static char reason[128];
 	LIBBPF_OPTS(bpf_prog_load_opts, opts,
 		    .expected_attach_type = (enum bpf_attach_type)AP_BPF_TRACE_UPROBE_SESSION);
-	struct elf_sym sym;
-	struct elf_file *ef;
-	uint64_t off;
+	uint64_t site = (uint64_t)(uintptr_t)allocprof_session_probe_site;
+	const struct map_entry *m;
+	struct proc_maps maps;
 	int prog, link;
 
 	if (cached >= 0)
 		goto out;
 	cached = 0;
 	if (getenv("ALLOCPROF_NO_SESSIONS")) {
-		reason = "disabled by ALLOCPROF_NO_SESSIONS";
+		snprintf(reason, sizeof(reason), "disabled by ALLOCPROF_NO_SESSIONS");
 		goto out;
 	}
 	prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "ap_session", "GPL", insns, 2, &opts);
 	if (prog < 0) {
-		reason = "the kernel rejects a session program (Linux 6.13+ has them)";
+		snprintf(reason, sizeof(reason),
+			 "the kernel rejects a session program (%s; Linux 6.13+ has them)",
+			 strerror(errno));
 		goto out;
 	}
-	ef = elf_file__open("/proc/self/exe");
-	if (!ef || elf_file__lookup(ef, "allocprof_session_probe_site", &sym) ||
-	    elf_file__vaddr_to_offset(ef, sym.vaddr, &off)) {
-		reason = "cannot find our own test site";
+	/* Where our own test site is in our file: from the mapping, so a stripped binary works. */
+	if (proc_maps__read(getpid(), &maps)) {
+		snprintf(reason, sizeof(reason), "cannot read our own mappings");
+		close(prog);
+		goto out;
+	}
+	m = proc_maps__find(&maps, site);
+	if (!m || !m->path) {
+		snprintf(reason, sizeof(reason), "cannot find our own test site");
 	} else {
-		link = session_link(prog, getpid(), "/proc/self/exe", off, 0);
+		link = session_link(prog, getpid(), "/proc/self/exe", site - m->start + m->pgoff,
+				    0);
 		if (link >= 0) {
 			close(link);
 			cached = 1;
 		} else {
-			reason = "the kernel cannot attach a uprobe session (Linux 6.13+ can)";
+			snprintf(reason, sizeof(reason),
+				 "the kernel cannot attach a uprobe session (%s; Linux 6.13+ can)",
+				 strerror(-link));
 		}
 	}
-	elf_file__free(ef);
+	proc_maps__free(&maps);
 	close(prog);
 out:
 	if (why)
@@ -292,8 +302,12 @@ static int attach_site(struct attacher *a, pid_t pid, const char *path, const st
 	if (a->progs.session)
 		return attach_session(a, pid, path, offset, cookie);
 	err = attach_one(a, a->progs.alloc, pid, path, offset, cookie, false);
-	if (!err && a->progs.alloc_ret)
+	/* Never on a throwing operator new: C++ unwinding cannot pass the kernel's trampoline. */
+	if (!err && a->progs.alloc_ret && !alloc_fns[s->fn].throws) {
 		err = attach_one(a, a->progs.alloc_ret, pid, path, offset, cookie, true);
+		if (err) /* not half a site: the entry without its return */
+			bpf_link__destroy(a->links[--a->nlinks]);
+	}
 	return err;
 }
 

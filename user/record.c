@@ -5,6 +5,7 @@
  */
 #include "record.h"
 #include "addrspace.h"
+#include "allocator.h"
 #include "allocprof.skel.h"
 #include "attach.h"
 #include "capture.h"
@@ -98,6 +99,9 @@ static int open_bpf(struct run *r)
 	s->rodata->exact = c->o.exact;
 	s->rodata->sample_bytes = c->o.exact ? 1 : c->o.sample_bytes;
 	s->rodata->track_live = !c->o.alloc_only;
+	for (size_t i = 0; i < alloc_fns_nr; i++)
+		if (alloc_fns[i].throws)
+			s->rodata->throwing_fns |= 1ull << i;
 	if (c->o.all)
 		s->rodata->self_tgid = (__u32)getpid();
 	/*

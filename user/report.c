@@ -40,7 +40,8 @@ static const struct {
 	  "frame mappings the kernel could not look up (address space busy)" },
 	/* In-use tracking: the allocation is in alloc_*, missing from inuse_*. */
 	{ AP_STAT_LIVE_FULL, false, true,
-	  "allocations not tracked for in-use: live-block map full (raise --max-live)" },
+	  "allocations not tracked for in-use: live-block map full (raise --max-live) or no "
+	  "kernel memory" },
 	{ AP_STAT_RET_MISSED, false, true,
 	  "allocations not tracked for in-use: their return was not seen" },
 	{ AP_STAT_MEMPTR_FAULT, false, true,
@@ -70,6 +71,17 @@ void report_prog_time(const struct capture *c)
 	prog_time("free", c->skel->progs.on_free);
 }
 
+#define NEW_UNTRACKED                                                                              \
+	"allocations not tracked for in-use: operator new calling no probed function (a "          \
+	"return probe on a new that may throw would break C++ exceptions)"
+
+static uint64_t new_untracked(const struct ap_stats *b)
+{
+	uint64_t armed = b->v[AP_STAT_NEW_ARMED], inner = b->v[AP_STAT_NEW_INNER];
+
+	return armed > inner ? armed - inner : 0;
+}
+
 static void in_use_comments(const struct capture *c, struct profile *p,
 			    const struct collect_stats *st)
 {
@@ -92,6 +104,14 @@ static void in_use_comments(const struct capture *c, struct profile *p,
 				     : "not sampled, or allocated before the capture",
 			     (unsigned long long)b->v[AP_STAT_FREE_UNMATCHED],
 			     (unsigned long long)b->v[AP_STAT_FREE_NESTED]);
+	if (b->v[AP_STAT_NEW_ARMED])
+		profile__add_comment(
+			p,
+			"sampled throwing operator new: %llu; its block found through the "
+			"allocator call inside it: %llu; %s: %llu",
+			(unsigned long long)b->v[AP_STAT_NEW_ARMED],
+			(unsigned long long)b->v[AP_STAT_NEW_INNER], NEW_UNTRACKED,
+			(unsigned long long)new_untracked(b));
 	profile__add_comment(p,
 			     "blocks live at the end: %llu; without their counter: %llu; "
 			     "recorded allocations that failed (taken back out of alloc_*): %llu",
@@ -175,4 +195,6 @@ void report_losses(const struct collect_stats *st)
 	if (st->stacks_missing)
 		ap_warn("counters whose stack was missing: %llu",
 			(unsigned long long)st->stacks_missing);
+	if (new_untracked(&st->bpf))
+		ap_warn("%s: %llu", NEW_UNTRACKED, (unsigned long long)new_untracked(&st->bpf));
 }

@@ -157,7 +157,7 @@ NOINLINE static void site_realloc_fails(int i)
 	}
 }
 
-/* realloc(p, 0) frees p. */
+/* realloc(p, 0) frees p, and so does reallocarray(p, n, 0). */
 NOINLINE static void site_realloc_zero(int i)
 {
 	size_t n = 300;
@@ -165,9 +165,11 @@ NOINLINE static void site_realloc_zero(int i)
 
 	must(p);
 	alloced("site_realloc_zero", n);
-	sink = realloc(p, 0);
+	if (i % 2)
+		sink = realloc(p, 0);
+	else
+		sink = reallocarray(p, 4, 0);
 	free(sink);
-	(void)i;
 }
 
 NOINLINE static void site_memalign(int i)
