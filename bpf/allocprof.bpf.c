@@ -16,6 +16,9 @@
  *
  * Uprobe programs run with migration disabled but may be preempted, so nothing is kept in
  * per-CPU scratch space across a helper call, and per-CPU counters are added atomically.
+ *
+ * One object, three files: record.bpf.h (what a sampled allocation records) and inuse.bpf.h
+ * (the live-block set and pending returns) are parts of this file, included where they fit.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,7 +28,6 @@
 
 #define EEXIST 17
 #define EBUSY  16
-#define ENOENT 2
 
 /* Uprobe session kfuncs (Linux 6.13+); only the session program calls them. */
 extern bool bpf_session_is_return(void) __ksym __weak;
@@ -47,14 +49,6 @@ const volatile __u64 throwing_fns = 0;
  */
 __u32 exp_q16[AP_EXP_TABLE_SIZE];
 __u32 weight_q16[AP_WEIGHT_ENTRIES];
-
-/*
- * Sampled mode: how many live blocks hash to each slot (by process and address), so that a
- * free of an untracked block, nearly every free, is told apart without a lookup in `live`,
- * whose bucket array is megabytes: a cache miss, ~110 ns here, where this is 128 KiB.
- */
-#define AP_LIVE_FILTER_BITS 14
-__u64 live_filter[1 << AP_LIVE_FILTER_BITS];
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -224,189 +218,7 @@ static __always_inline bool in_allocator(__u32 lib, __u64 bias, __u64 ra)
 	return false;
 }
 
-static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *st)
-{
-	struct ap_proc *p = bpf_map_lookup_elem(&procs, pk);
-	struct task_struct *task;
-	struct ap_proc np = { .gen = 1 };
-	long err;
-
-	if (p) {
-		__sync_fetch_and_add(&p->gen, 1);
-		return;
-	}
-	/* The process's name is its group leader's; other threads may have renamed themselves. */
-	task = bpf_get_current_task_btf();
-	bpf_probe_read_kernel_str(np.comm, sizeof(np.comm), task->group_leader->comm);
-	err = bpf_map_update_elem(&procs, pk, &np, BPF_NOEXIST);
-	if (err && err != -EEXIST)
-		STAT_INC(st, AP_STAT_PROCS_FULL);
-}
-
-struct vma_ctx {
-	struct ap_proc_key proc;
-	__u64 start, end; /* out: the mapping found */
-	struct ap_stats *st;
-};
-
-static long record_vma(struct task_struct *task, struct vm_area_struct *vma, void *data)
-{
-	struct vma_ctx *vc = data;
-	struct ap_vma_key k = { .proc = vc->proc, .start = vma->vm_start };
-	struct file *f = vma->vm_file;
-	struct ap_vma v = {};
-	long err;
-
-	vc->start = vma->vm_start;
-	vc->end = vma->vm_end;
-	if (!f)
-		return 0;
-	v.end = vma->vm_end;
-	v.offset = (__u64)vma->vm_pgoff << 12;
-	v.ino = f->f_inode->i_ino;
-	v.dev = f->f_inode->i_sb->s_dev;
-	bpf_probe_read_kernel_str(v.name, sizeof(v.name), f->f_path.dentry->d_name.name);
-	err = bpf_map_update_elem(&vmas, &k, &v, BPF_NOEXIST);
-	if (err && err != -EEXIST)
-		STAT_INC(vc->st, AP_STAT_VMAS_FULL);
-	return 0;
-}
-
-/* Records the mapping of every frame of a new stack (consecutive frames share a few). */
-static __always_inline void record_vmas(struct task_struct *task, struct ap_stack *s,
-					struct ap_proc_key *proc, struct ap_stats *st)
-{
-	struct vma_ctx vc = { .proc = *proc, .st = st };
-	__u64 lo = 0, hi = 0;
-
-	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
-		__u64 ip;
-
-		if (i >= s->nr)
-			break;
-		ip = s->ip[i];
-		if (ip >= lo && ip < hi)
-			continue;
-		vc.start = vc.end = 0;
-		/* -ENOENT: no mapping there (the walk went astray); anything else is a failure. */
-		if (bpf_find_vma(task, ip, record_vma, &vc, 0) == -EBUSY)
-			STAT_INC(st, AP_STAT_VMA_FAIL);
-		lo = vc.start;
-		hi = vc.end;
-	}
-}
-
-/* The unbiased weights of one sampled allocation of `size` bytes (Q16 objects, bytes). */
-static __always_inline void weights(__u64 size, __u64 *w_objects, __u64 *w_bytes)
-{
-	__u64 r = sample_bytes, xs, i, frac, f, fr;
-
-	if (exact || size >= (__u64)AP_WEIGHT_XMAX * r) {
-		*w_objects = 1ull << AP_Q;
-		*w_bytes = size;
-		return;
-	}
-	/* x = size / r in steps of 1/2^AP_WEIGHT_STEPS_LOG2, linear interpolation between. */
-	xs = size << AP_WEIGHT_STEPS_LOG2;
-	i = xs / r;
-	frac = ((xs - i * r) << AP_Q) / r;
-	if (i >= AP_WEIGHT_ENTRIES - 1)
-		i = AP_WEIGHT_ENTRIES - 2;
-	f = weight_q16[i];
-	f += (((__u64)weight_q16[i + 1] - f) * frac) >> AP_Q;
-	/*
-	 * An allocation of size s sampled with probability p = 1 - exp(-s/r) stands for 1/p
-	 * allocations and s/p bytes; with x = s/r: s/p = f(x) * r and 1/p = f(x) * r / s.
-	 */
-	fr = f * r;
-	*w_bytes = fr >> AP_Q;
-	*w_objects = size ? fr / size : 0;
-}
-
-/*
- * Walks the stack and adds one allocation of `size` to its counters. The stack's hash, or 0
- * when the allocation was lost (and counted as such).
- */
-static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 size,
-				    __u64 w_objects, __u64 w_bytes)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct ap_count_key key = {
-		.proc.pid = bpf_get_current_pid_tgid() >> 32,
-		.proc.image = image_of(task),
-	};
-	struct ap_count *c;
-	struct ap_stack *s;
-	__u32 nr;
-	__u64 h;
-	long n, err;
-
-	s = bpf_task_storage_get(&stack_buf, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s) {
-		STAT_INC(st, AP_STAT_NO_THREAD);
-		return 0;
-	}
-	/*
-	 * Frame 0 of the kernel's walk is the probe site itself and the frame-pointer chain
-	 * starts in the caller's frame, so the caller is missing: put the return address read
-	 * from the stack in place of frame 0.
-	 */
-	n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), BPF_F_USER_STACK);
-	if (n <= 0) {
-		STAT_INC(st, AP_STAT_STACK_FAIL);
-		nr = 1;
-	} else {
-		nr = n / sizeof(__u64);
-		if (nr >= AP_MAX_FRAMES) {
-			nr = AP_MAX_FRAMES;
-			STAT_INC(st, AP_STAT_STACK_TRUNC);
-		}
-	}
-	s->ip[0] = ra;
-	s->nr = nr;
-
-	h = nr * 0x9e3779b97f4a7c15ull;
-	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
-		if (i >= nr)
-			break;
-		h = (h ^ s->ip[i]) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	h |= 1; /* never 0, which means "not recorded" */
-	key.stack = h;
-
-	c = bpf_map_lookup_elem(&counts, &key);
-	if (!c) {
-		struct ap_count zc = {};
-
-		err = bpf_map_update_elem(&stacks, &h, s, BPF_NOEXIST);
-		if (err && err != -EEXIST) {
-			STAT_INC(st, AP_STAT_STACKS_FULL);
-			return 0;
-		}
-		err = bpf_map_update_elem(&counts, &key, &zc, BPF_NOEXIST);
-		if (err && err != -EEXIST) {
-			STAT_INC(st, AP_STAT_COUNTS_FULL);
-			return 0;
-		}
-		c = bpf_map_lookup_elem(&counts, &key);
-		if (!c) {
-			STAT_INC(st, AP_STAT_COUNTS_FULL);
-			return 0;
-		}
-		touch_proc(&key.proc, st);
-		record_vmas(task, s, &key.proc, st);
-		send_event(AP_EV_NEW_STACKS, key.proc.pid, key.proc.image);
-	}
-	__sync_fetch_and_add(&c->count, 1);
-	__sync_fetch_and_add(&c->bytes, size);
-	if (!exact) {
-		__sync_fetch_and_add(&c->w_objects, w_objects);
-		__sync_fetch_and_add(&c->w_bytes, w_bytes);
-	}
-	STAT_INC(st, AP_STAT_SAMPLED);
-	return h;
-}
+#include "record.bpf.h"
 
 /*
  * Where the kernel's return-probe trampoline is in this process: a return address it has
@@ -447,133 +259,7 @@ nested:
 	return true;
 }
 
-static __always_inline __u32 filter_slot(__u64 addr)
-{
-	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	return (__u32)(((addr ^ (tgid << 48)) * 0x9e3779b97f4a7c15ull) >>
-		       (64 - AP_LIVE_FILTER_BITS));
-}
-
-/* Could `addr` be a tracked block of this process? Always "maybe" in exact mode. */
-static __always_inline bool maybe_live(__u64 addr)
-{
-	return exact || live_filter[filter_slot(addr)];
-}
-
-static __always_inline struct ap_live_key live_key(__u64 addr)
-{
-	struct ap_live_key k = {
-		.proc.pid = bpf_get_current_pid_tgid() >> 32,
-		.proc.image = image_of(bpf_get_current_task_btf()),
-		.addr = addr,
-	};
-	return k;
-}
-
-/* Takes a block out of the live set; false when it was not in it. */
-static __always_inline bool forget(__u64 addr)
-{
-	struct ap_live_key k;
-
-	if (!maybe_live(addr))
-		return false;
-	k = live_key(addr);
-	if (bpf_map_delete_elem(&live, &k))
-		return false;
-	if (!exact)
-		__sync_fetch_and_add(&live_filter[filter_slot(addr)], -1);
-	return true;
-}
-
-/* Puts a block into the live set; false when the map is full. */
-static __always_inline bool remember(__u64 addr, struct ap_live *v)
-{
-	struct ap_live_key k = live_key(addr);
-	long err;
-
-	/* Counted first, so a concurrent free of it never misses it in the filter. */
-	if (!exact)
-		__sync_fetch_and_add(&live_filter[filter_slot(addr)], 1);
-	err = bpf_map_update_elem(&live, &k, v, BPF_NOEXIST);
-	if (!err)
-		return true;
-	/* There already: a block whose free we did not see. Replaced, counted once. */
-	if (err == -EEXIST)
-		err = bpf_map_update_elem(&live, &k, v, BPF_ANY);
-	if (!exact)
-		__sync_fetch_and_add(&live_filter[filter_slot(addr)], -1);
-	return !err;
-}
-
-/* Does this realloc (reallocarray) free its block: a size of 0? */
-static __always_inline bool frees_old(struct pt_regs *ctx, __u32 kind)
-{
-	__u64 n;
-
-	if (kind == AP_SIZE_REALLOC)
-		return !PT_REGS_PARM2(ctx);
-	return kind == AP_SIZE_REALLOCARRAY && mul_ok(PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), &n) &&
-	       !n;
-}
-
-/* Pending slots (see struct ap_pending) whose call's frame is gone, returned unseen. */
-static __always_inline void clear_stale(struct ap_thread *t, __u64 sp, struct ap_stats *st)
-{
-	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
-
-	if (a->state && sp >= a->ra_slot) {
-		if (a->state == AP_PEND_WAITING)
-			STAT_INC(st, AP_STAT_RET_MISSED);
-		a->state = AP_PEND_FREE;
-	}
-	if (b->state && sp >= b->ra_slot) {
-		if (b->state == AP_PEND_WAITING)
-			STAT_INC(st, AP_STAT_RET_MISSED);
-		b->state = AP_PEND_FREE;
-	}
-}
-
-/* A slot for a new pending call: a free one, else the inner one (its call is lost). */
-static __always_inline struct ap_pending *free_slot(struct ap_thread *t, struct ap_stats *st)
-{
-	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
-
-	if (!a->state)
-		return a;
-	if (!b->state)
-		return b;
-	a = a->ra_slot < b->ra_slot ? a : b;
-	if (a->state == AP_PEND_WAITING)
-		STAT_INC(st, AP_STAT_RET_MISSED);
-	return a;
-}
-
-/*
- * The allocator call inside a sampled throwing operator new (libstdc++'s calls malloc): its
- * return gives the block the new's allocation is. 0 when it takes that role (its return is
- * wanted), 1 otherwise.
- */
-static __always_inline int inner_of_new(struct pt_regs *ctx, struct ap_thread *t, __u64 sp,
-					__u32 fn, __u32 kind, struct ap_stats *st)
-{
-	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
-
-	if (!track_live || (throwing_fns >> fn) & 1)
-		return 1;
-	if (!(a->state == AP_PEND_ARMED && sp < a->ra_slot)) {
-		if (!(b->state == AP_PEND_ARMED && sp < b->ra_slot))
-			return 1;
-		a = b;
-	}
-	STAT_INC(st, AP_STAT_NEW_INNER);
-	a->state = AP_PEND_WAITING;
-	a->kind = kind;
-	a->ra_slot = sp;
-	a->arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : 0;
-	a->old.stack = 0;
-	return 0;
-}
+#include "inuse.bpf.h"
 
 /*
  * The entry of every allocation function. Returns 1 when the call's return is not needed
@@ -699,87 +385,6 @@ pending:
 		return 1;
 	}
 	return 0;
-}
-
-/* A recorded allocation failed: it is taken back out of its counters. */
-static __always_inline void unrecord(struct ap_stats *st, struct ap_proc_key *proc,
-				     struct ap_pending *pd)
-{
-	struct ap_count_key key = { .proc = *proc, .stack = pd->stack };
-	struct ap_count *c = bpf_map_lookup_elem(&counts, &key);
-
-	STAT_INC(st, AP_STAT_FAILED);
-	if (!c)
-		return;
-	__sync_fetch_and_sub(&c->count, 1);
-	__sync_fetch_and_sub(&c->bytes, pd->size);
-	if (!exact) {
-		__sync_fetch_and_sub(&c->w_objects, pd->w_objects);
-		__sync_fetch_and_sub(&c->w_bytes, pd->w_bytes);
-	}
-}
-
-/* The return of an allocation function whose entry left a pending state. */
-static __always_inline void alloc_return(struct pt_regs *ctx)
-{
-	__u64 ret = PT_REGS_RC(ctx), addr = ret;
-	/* The return popped the return address: %rsp is 8 above where it was. */
-	__u64 ra_slot = PT_REGS_SP(ctx) - 8;
-	struct ap_pending *pd;
-	struct ap_live_key k;
-	struct ap_thread *t;
-	struct ap_stats *st;
-	__u32 zero = 0;
-	struct ap_live v;
-
-	t = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
-	st = bpf_map_lookup_elem(&stats, &zero);
-	if (!t || !st)
-		return;
-	/* A classic return probe sees every call return: most are not waited for. */
-	pd = &t->pend[0];
-	if (!(pd->state == AP_PEND_WAITING && pd->ra_slot == ra_slot)) {
-		pd = &t->pend[1];
-		if (!(pd->state == AP_PEND_WAITING && pd->ra_slot == ra_slot))
-			return;
-	}
-	pd->state = AP_PEND_FREE;
-	switch (pd->kind) {
-	case AP_SIZE_ARG3: /* posix_memalign: 0 and the block in *memptr */
-		if (ret) {
-			addr = 0;
-			break;
-		}
-		if (bpf_probe_read_user(&addr, sizeof(addr), (void *)pd->arg)) {
-			if (pd->stack)
-				STAT_INC(st, AP_STAT_MEMPTR_FAULT);
-			return;
-		}
-		break;
-	case AP_SIZE_REALLOC:
-	case AP_SIZE_REALLOCARRAY:
-		/* A failed realloc leaves the old block as it was: back into the live set. */
-		if (!ret && pd->old.stack) {
-			if (remember(pd->arg, &pd->old))
-				__sync_fetch_and_add(&st->v[AP_STAT_FREE_MATCHED], -1);
-			else
-				STAT_INC(st, AP_STAT_LIVE_FULL);
-		}
-		break;
-	}
-	if (!pd->stack)
-		return;
-	k = live_key(addr);
-	if (!addr) {
-		unrecord(st, &k.proc, pd);
-		return;
-	}
-	v.stack = pd->stack;
-	v.size = pd->size;
-	v.w_objects = pd->w_objects;
-	v.w_bytes = pd->w_bytes;
-	if (!remember(addr, &v))
-		STAT_INC(st, AP_STAT_LIVE_FULL);
 }
 
 /* --alloc-only, or in-use tracking with a classic return probe (on_alloc_ret) beside it. */

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What a sampled allocation records, for allocprof.bpf.c only (included once, after its maps
+ * and configuration): the unbiased weights, the stack walk and its hash, the per-(process,
+ * stack) counters, and for a stack seen for the first time the process's name and the mapping
+ * of every frame, with a notice to userspace.
+ */
+#ifndef ALLOCPROF_RECORD_BPF_H
+#define ALLOCPROF_RECORD_BPF_H
+
+static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *st)
+{
+	struct ap_proc *p = bpf_map_lookup_elem(&procs, pk);
+	struct task_struct *task;
+	struct ap_proc np = { .gen = 1 };
+	long err;
+
+	if (p) {
+		__sync_fetch_and_add(&p->gen, 1);
+		return;
+	}
+	/* The process's name is its group leader's; other threads may have renamed themselves. */
+	task = bpf_get_current_task_btf();
+	bpf_probe_read_kernel_str(np.comm, sizeof(np.comm), task->group_leader->comm);
+	err = bpf_map_update_elem(&procs, pk, &np, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		STAT_INC(st, AP_STAT_PROCS_FULL);
+}
+
+struct vma_ctx {
+	struct ap_proc_key proc;
+	__u64 start, end; /* out: the mapping found */
+	struct ap_stats *st;
+};
+
+static long record_vma(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct vma_ctx *vc = data;
+	struct ap_vma_key k = { .proc = vc->proc, .start = vma->vm_start };
+	struct file *f = vma->vm_file;
+	struct ap_vma v = {};
+	long err;
+
+	vc->start = vma->vm_start;
+	vc->end = vma->vm_end;
+	if (!f)
+		return 0;
+	v.end = vma->vm_end;
+	v.offset = (__u64)vma->vm_pgoff << 12;
+	v.ino = f->f_inode->i_ino;
+	v.dev = f->f_inode->i_sb->s_dev;
+	bpf_probe_read_kernel_str(v.name, sizeof(v.name), f->f_path.dentry->d_name.name);
+	err = bpf_map_update_elem(&vmas, &k, &v, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		STAT_INC(vc->st, AP_STAT_VMAS_FULL);
+	return 0;
+}
+
+/* Records the mapping of every frame of a new stack (consecutive frames share a few). */
+static __always_inline void record_vmas(struct task_struct *task, struct ap_stack *s,
+					struct ap_proc_key *proc, struct ap_stats *st)
+{
+	struct vma_ctx vc = { .proc = *proc, .st = st };
+	__u64 lo = 0, hi = 0;
+
+	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
+		__u64 ip;
+
+		if (i >= s->nr)
+			break;
+		ip = s->ip[i];
+		if (ip >= lo && ip < hi)
+			continue;
+		vc.start = vc.end = 0;
+		/* -ENOENT: no mapping there (the walk went astray); anything else is a failure. */
+		if (bpf_find_vma(task, ip, record_vma, &vc, 0) == -EBUSY)
+			STAT_INC(st, AP_STAT_VMA_FAIL);
+		lo = vc.start;
+		hi = vc.end;
+	}
+}
+
+/* The unbiased weights of one sampled allocation of `size` bytes (Q16 objects, bytes). */
+static __always_inline void weights(__u64 size, __u64 *w_objects, __u64 *w_bytes)
+{
+	__u64 r = sample_bytes, xs, i, frac, f, fr;
+
+	if (exact || size >= (__u64)AP_WEIGHT_XMAX * r) {
+		*w_objects = 1ull << AP_Q;
+		*w_bytes = size;
+		return;
+	}
+	/* x = size / r in steps of 1/2^AP_WEIGHT_STEPS_LOG2, linear interpolation between. */
+	xs = size << AP_WEIGHT_STEPS_LOG2;
+	i = xs / r;
+	frac = ((xs - i * r) << AP_Q) / r;
+	if (i >= AP_WEIGHT_ENTRIES - 1)
+		i = AP_WEIGHT_ENTRIES - 2;
+	f = weight_q16[i];
+	f += (((__u64)weight_q16[i + 1] - f) * frac) >> AP_Q;
+	/*
+	 * An allocation of size s sampled with probability p = 1 - exp(-s/r) stands for 1/p
+	 * allocations and s/p bytes; with x = s/r: s/p = f(x) * r and 1/p = f(x) * r / s.
+	 */
+	fr = f * r;
+	*w_bytes = fr >> AP_Q;
+	*w_objects = size ? fr / size : 0;
+}
+
+/*
+ * Walks the stack and adds one allocation of `size` to its counters. The stack's hash, or 0
+ * when the allocation was lost (and counted as such).
+ */
+static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 size,
+				    __u64 w_objects, __u64 w_bytes)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct ap_count_key key = {
+		.proc.pid = bpf_get_current_pid_tgid() >> 32,
+		.proc.image = image_of(task),
+	};
+	struct ap_count *c;
+	struct ap_stack *s;
+	__u32 nr;
+	__u64 h;
+	long n, err;
+
+	s = bpf_task_storage_get(&stack_buf, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s) {
+		STAT_INC(st, AP_STAT_NO_THREAD);
+		return 0;
+	}
+	/*
+	 * Frame 0 of the kernel's walk is the probe site itself and the frame-pointer chain
+	 * starts in the caller's frame, so the caller is missing: put the return address read
+	 * from the stack in place of frame 0.
+	 */
+	n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), BPF_F_USER_STACK);
+	if (n <= 0) {
+		STAT_INC(st, AP_STAT_STACK_FAIL);
+		nr = 1;
+	} else {
+		nr = n / sizeof(__u64);
+		if (nr >= AP_MAX_FRAMES) {
+			nr = AP_MAX_FRAMES;
+			STAT_INC(st, AP_STAT_STACK_TRUNC);
+		}
+	}
+	s->ip[0] = ra;
+	s->nr = nr;
+
+	h = nr * 0x9e3779b97f4a7c15ull;
+	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
+		if (i >= nr)
+			break;
+		h = (h ^ s->ip[i]) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	h |= 1; /* never 0, which means "not recorded" */
+	key.stack = h;
+
+	c = bpf_map_lookup_elem(&counts, &key);
+	if (!c) {
+		struct ap_count zc = {};
+
+		err = bpf_map_update_elem(&stacks, &h, s, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			STAT_INC(st, AP_STAT_STACKS_FULL);
+			return 0;
+		}
+		err = bpf_map_update_elem(&counts, &key, &zc, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			STAT_INC(st, AP_STAT_COUNTS_FULL);
+			return 0;
+		}
+		c = bpf_map_lookup_elem(&counts, &key);
+		if (!c) {
+			STAT_INC(st, AP_STAT_COUNTS_FULL);
+			return 0;
+		}
+		touch_proc(&key.proc, st);
+		record_vmas(task, s, &key.proc, st);
+		send_event(AP_EV_NEW_STACKS, key.proc.pid, key.proc.image);
+	}
+	__sync_fetch_and_add(&c->count, 1);
+	__sync_fetch_and_add(&c->bytes, size);
+	if (!exact) {
+		__sync_fetch_and_add(&c->w_objects, w_objects);
+		__sync_fetch_and_add(&c->w_bytes, w_bytes);
+	}
+	STAT_INC(st, AP_STAT_SAMPLED);
+	return h;
+}
+
+#endif
