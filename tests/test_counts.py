@@ -181,9 +181,10 @@ class OtherAllocators(Case):
         says so; what it has is never more than the truth, and each program is labelled
         with its own name."""
         out, exp = self.path("p.pb.gz"), self.path("expect")
+        # Long enough (about a second) to be still running when its allocator is attached.
         proc = record(["--exact", "-q", "-o", out, "--", "env",
                        "LD_PRELOAD=" + os.path.join(LIBDIR, "libjemalloc.so.2"), SITES,
-                       "--expect", exp])
+                       "--rounds", "2000", "--expect", exp])
         self.assertRecorded(proc)
         expect = read_expect(exp)
         prof = pprofraw.read(out)

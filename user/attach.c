@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <signal.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,9 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, lib,
 				   lib == AP_NO_LIB ? 0 : s->vaddr + s->site);
 		err = attach_site(a, pid, l->open_path, s, s->offset + s->site, cookie);
+		/* A short-lived process can exit while it is being attached: not an error. */
+		if (err && pid > 0 && kill(pid, 0) && errno == ESRCH)
+			return -ESRCH;
 		if (err) {
 			if (pid > 0)
 				ap_err("cannot attach to %s in %s for pid %d: %s", f->name, l->path,

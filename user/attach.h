@@ -42,7 +42,8 @@ void attacher__free(struct attacher *a);
 
 /*
  * Attaches every allocation site of `plan` for `pid` (-1: every process). 0 or -errno with a
- * message printed; sites already attached for that pid are skipped. *added counts new links.
+ * message printed, or -ESRCH without one when the process exited meanwhile; sites already
+ * attached for that pid are skipped. *added counts new links.
  */
 int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *plan, size_t *added);
 

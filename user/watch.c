@@ -188,6 +188,8 @@ int watch_pids(struct capture *c)
 
 		snprintf(what, sizeof(what), "pid %d", (int)c->o.pids[i]);
 		err = attach_plan(c, c->o.pids[i], &plans[i], what, NULL);
+		if (err == -ESRCH)
+			ap_err("cannot attach to pid %d: it exited", (int)c->o.pids[i]);
 		if (err)
 			break;
 		add_watched(c, c->o.pids[i], false);
@@ -339,6 +341,8 @@ int watch_command(struct capture *c)
 	 */
 	snprintf(what, sizeof(what), "'%s'", c->o.cmd[0]);
 	err = attach_plan(c, c->child.pid, &plan, what, NULL);
+	if (err == -ESRCH)
+		ap_err("cannot attach to %s: it exited before it ran", what);
 	if (err) {
 		child_abort(&c->child);
 		c->have_child = false;
@@ -468,7 +472,11 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 	err = alloc_plan__resolve(&lo, &plan);
 	load_order__free(&lo);
 	if (!err) {
-		if (attach_plan(c, w->pid, &plan, what, &added))
+		err = attach_plan(c, w->pid, &plan, what, &added);
+		if (err == -ESRCH)
+			watch_note(c, "pid %d (%s): exited before its allocator was probed",
+				   (int)w->pid, w->comm);
+		else if (err)
 			watch_note(c,
 				   "pid %d (%s): its allocator could not be probed: its "
 				   "allocations are not in the profile",
