@@ -276,9 +276,8 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	__u64 old = PT_REGS_PARM1(ctx); /* realloc's block */
 	bool have_ra = false, is_realloc, sampled = true;
 	__u64 size, ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
-	struct ap_live old_v = {}, *lv;
+	struct ap_live old_v = {};
 	struct ap_pending *pd;
-	struct ap_live_key k;
 	struct ap_thread *t;
 	struct ap_stats *st;
 
@@ -324,7 +323,7 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	if (!alloc_size(ctx, kind, &size)) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC);
 		/* realloc(p, 0) frees p (the allocator's inner free then finds it gone). */
-		if (track_live && is_realloc && old && frees_old(ctx, kind) && forget(old))
+		if (track_live && is_realloc && old && frees_old(ctx, kind) && forget(old, NULL))
 			STAT_INC(st, AP_STAT_FREE_MATCHED);
 		return 1;
 	}
@@ -342,17 +341,8 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	 * realloc's old block leaves the live set now, before the allocator can give its
 	 * address to another thread; a failed realloc puts it back at the return.
 	 */
-	if (track_live && is_realloc && old && maybe_live(old)) {
-		k = live_key(old);
-		lv = bpf_map_lookup_elem(&live, &k);
-		if (lv) {
-			old_v = *lv;
-			if (forget(old))
-				STAT_INC(st, AP_STAT_FREE_MATCHED);
-			else
-				old_v.stack = 0;
-		}
-	}
+	if (track_live && is_realloc && old && forget(old, &old_v))
+		STAT_INC(st, AP_STAT_FREE_MATCHED);
 	if (!sampled) {
 		if (!old_v.stack)
 			return 1;
@@ -434,7 +424,7 @@ int BPF_KPROBE(on_free)
 	if (!st)
 		return 0;
 	STAT_INC(st, AP_STAT_FREES);
-	if (forget(addr)) {
+	if (forget(addr, NULL)) {
 		STAT_INC(st, AP_STAT_FREE_MATCHED);
 		return 0;
 	}

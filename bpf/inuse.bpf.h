@@ -25,9 +25,9 @@ static __always_inline __u32 filter_slot(__u64 addr)
 }
 
 /* Could `addr` be a tracked block of this process? Always "maybe" in exact mode. */
-static __always_inline bool maybe_live(__u64 addr)
+static __always_inline bool maybe_live(__u32 slot)
 {
-	return exact || live_filter[filter_slot(addr)];
+	return exact || live_filter[slot];
 }
 
 static __always_inline struct ap_live_key live_key(__u64 addr)
@@ -40,30 +40,45 @@ static __always_inline struct ap_live_key live_key(__u64 addr)
 	return k;
 }
 
-/* Takes a block out of the live set; false when it was not in it. */
-static __always_inline bool forget(__u64 addr)
+/*
+ * Takes a block out of the live set, its entry copied to *out when `out` is given; false when
+ * it was not in it.
+ */
+static __always_inline bool forget(__u64 addr, struct ap_live *out)
 {
+	__u32 slot = filter_slot(addr);
 	struct ap_live_key k;
+	struct ap_live *v;
 
-	if (!maybe_live(addr))
+	if (!maybe_live(slot))
 		return false;
 	k = live_key(addr);
-	if (bpf_map_delete_elem(&live, &k))
+	if (out) {
+		v = bpf_map_lookup_elem(&live, &k);
+		if (!v)
+			return false;
+		*out = *v;
+	}
+	if (bpf_map_delete_elem(&live, &k)) {
+		if (out)
+			out->stack = 0; /* another thread took it first */
 		return false;
+	}
 	if (!exact)
-		__sync_fetch_and_add(&live_filter[filter_slot(addr)], -1);
+		__sync_fetch_and_add(&live_filter[slot], -1);
 	return true;
 }
 
 /* Puts a block into the live set; false when the map is full. */
 static __always_inline bool remember(__u64 addr, struct ap_live *v)
 {
+	__u32 slot = filter_slot(addr);
 	struct ap_live_key k = live_key(addr);
 	long err;
 
 	/* Counted first, so a concurrent free of it never misses it in the filter. */
 	if (!exact)
-		__sync_fetch_and_add(&live_filter[filter_slot(addr)], 1);
+		__sync_fetch_and_add(&live_filter[slot], 1);
 	err = bpf_map_update_elem(&live, &k, v, BPF_NOEXIST);
 	if (!err)
 		return true;
@@ -71,7 +86,7 @@ static __always_inline bool remember(__u64 addr, struct ap_live *v)
 	if (err == -EEXIST)
 		err = bpf_map_update_elem(&live, &k, v, BPF_ANY);
 	if (!exact)
-		__sync_fetch_and_add(&live_filter[filter_slot(addr)], -1);
+		__sync_fetch_and_add(&live_filter[slot], -1);
 	return !err;
 }
 
@@ -89,18 +104,28 @@ static __always_inline bool frees_old(struct pt_regs *ctx, __u32 kind)
 /* Pending slots (see struct ap_pending) whose call's frame is gone, returned unseen. */
 static __always_inline void clear_stale(struct ap_thread *t, __u64 sp, struct ap_stats *st)
 {
-	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
+	for (int i = 0; i < 2; i++) {
+		struct ap_pending *pd = &t->pend[i];
 
-	if (a->state && sp >= a->ra_slot) {
-		if (a->state == AP_PEND_WAITING)
+		if (!pd->state || sp < pd->ra_slot)
+			continue;
+		if (pd->state == AP_PEND_WAITING)
 			STAT_INC(st, AP_STAT_RET_MISSED);
-		a->state = AP_PEND_FREE;
+		pd->state = AP_PEND_FREE;
 	}
-	if (b->state && sp >= b->ra_slot) {
-		if (b->state == AP_PEND_WAITING)
-			STAT_INC(st, AP_STAT_RET_MISSED);
-		b->state = AP_PEND_FREE;
+}
+
+/* The slot in `state` whose ra_slot is `at` (`below`: above `at`), or NULL. */
+static __always_inline struct ap_pending *find_slot(struct ap_thread *t, __u32 state, __u64 at,
+						    bool below)
+{
+	for (int i = 0; i < 2; i++) {
+		struct ap_pending *pd = &t->pend[i];
+
+		if (pd->state == state && (below ? at < pd->ra_slot : at == pd->ra_slot))
+			return pd;
 	}
+	return NULL;
 }
 
 /* A slot for a new pending call: a free one, else the inner one (its call is lost). */
@@ -126,15 +151,13 @@ static __always_inline struct ap_pending *free_slot(struct ap_thread *t, struct 
 static __always_inline int inner_of_new(struct pt_regs *ctx, struct ap_thread *t, __u64 sp,
 					__u32 fn, __u32 kind, struct ap_stats *st)
 {
-	struct ap_pending *a = &t->pend[0], *b = &t->pend[1];
+	struct ap_pending *a;
 
 	if (!track_live || (throwing_fns >> fn) & 1)
 		return 1;
-	if (!(a->state == AP_PEND_ARMED && sp < a->ra_slot)) {
-		if (!(b->state == AP_PEND_ARMED && sp < b->ra_slot))
-			return 1;
-		a = b;
-	}
+	a = find_slot(t, AP_PEND_ARMED, sp, true);
+	if (!a)
+		return 1;
 	STAT_INC(st, AP_STAT_NEW_INNER);
 	a->state = AP_PEND_WAITING;
 	a->kind = kind;
@@ -180,12 +203,9 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 	if (!t || !st)
 		return;
 	/* A classic return probe sees every call return: most are not waited for. */
-	pd = &t->pend[0];
-	if (!(pd->state == AP_PEND_WAITING && pd->ra_slot == ra_slot)) {
-		pd = &t->pend[1];
-		if (!(pd->state == AP_PEND_WAITING && pd->ra_slot == ra_slot))
-			return;
-	}
+	pd = find_slot(t, AP_PEND_WAITING, ra_slot, false);
+	if (!pd)
+		return;
 	pd->state = AP_PEND_FREE;
 	switch (pd->kind) {
 	case AP_SIZE_ARG3: /* posix_memalign: 0 and the block in *memptr */
