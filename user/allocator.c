@@ -8,7 +8,6 @@
 #include "elffile.h"
 #include "probesite.h"
 #include "util.h"
-#include "x86insn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -143,24 +142,16 @@ static unsigned int args_read(const struct alloc_fn *f)
 /* Largest function whose bytes are decoded to place its probe; larger ones are probed at entry. */
 #define MAX_DECODED (1u << 20)
 
-/* Is the first instruction at `vaddr` one the kernel mishandles (see probesite.h)? */
-static bool entry_mishandled(const struct elf_file *ef, uint64_t vaddr, char *why, size_t len)
-{
-	uint8_t code[16] = { 0 };
-	struct x86_insn in;
-
-	if (elf_file__read(ef, vaddr, code, sizeof(code)) || !x86_decode(code, sizeof(code), &in) ||
-	    !in.mishandled)
-		return false;
-	snprintf(why, len, "not probed: the kernel mishandles its first instruction '%s'", in.name);
-	return true;
-}
+/* The most a first instruction takes. */
+#define MAX_INSN 15
 
 /* Where in the function its probe goes; false when it must not be probed at all. */
 static bool place(const struct elf_file *ef, const struct elf_sym *sym, const struct alloc_fn *f,
 		  struct probe_site *s)
 {
-	struct site_choice ch = { 0 };
+	bool whole = sym->size && sym->size <= MAX_DECODED;
+	size_t n = whole ? sym->size : MAX_INSN;
+	struct site_choice ch;
 	uint8_t *code;
 	int err;
 
@@ -168,36 +159,34 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 	snprintf(s->why, sizeof(s->why), "entry (not x86_64)");
 	return true;
 #endif
-	/* Wherever else the probe may go, never on an instruction the kernel mishandles. */
-	if (entry_mishandled(ef, sym->vaddr, s->why, sizeof(s->why)) &&
-	    (place_at_entry || !sym->size || sym->size > MAX_DECODED))
-		return false;
-	if (!sym->size || sym->size > MAX_DECODED) {
-		snprintf(s->why, sizeof(s->why), "entry: function size %s",
-			 sym->size ? "too large to decode" : "unknown");
-		return true;
-	}
-	code = xcalloc(1, sym->size);
-	err = elf_file__read(ef, sym->vaddr, code, sym->size);
+	code = xcalloc(1, n);
+	err = elf_file__read(ef, sym->vaddr, code, n);
 	if (err) {
 		snprintf(s->why, sizeof(s->why), "entry: code unreadable (%s)", strerror(-err));
 		free(code);
 		return true;
 	}
-	probe_site__choose(code, sym->size, args_read(f),
-			   place_return_probes && f->role == FN_ALLOC && !f->throws, &ch);
-	free(code);
-	if (ch.refuse) {
-		snprintf(s->why, sizeof(s->why), "%s", ch.why);
-		return false;
-	}
-	if (place_at_entry && ch.off) {
-		snprintf(s->why, sizeof(s->why), "entry (--probe-at-entry)");
+	if (place_at_entry || !whole) {
+		bool refused = probe_site__entry_refused(code, n, s->why, sizeof(s->why));
+
+		free(code);
+		if (refused)
+			return false;
+		if (place_at_entry)
+			snprintf(s->why, sizeof(s->why), "entry (--probe-at-entry)");
+		else
+			snprintf(s->why, sizeof(s->why), "entry: function size %s",
+				 sym->size ? "too large to decode" : "unknown");
 		return true;
 	}
+	probe_site__choose(code, n, args_read(f),
+			   place_return_probes && f->role == FN_ALLOC && !f->throws, &ch);
+	free(code);
+	snprintf(s->why, sizeof(s->why), "%s", ch.why);
+	if (ch.refuse)
+		return false;
 	s->site = ch.off;
 	s->slots = ch.slots;
-	snprintf(s->why, sizeof(s->why), "%s", ch.why);
 	return true;
 }
 

@@ -167,21 +167,27 @@ static void choose(const uint8_t *code, size_t size, unsigned int args, bool kee
 		 (unsigned long long)off, in.name, after);
 }
 
-void probe_site__choose(const uint8_t *code, size_t size, unsigned int args, bool keep_sp,
-			struct site_choice *out)
+/*
+ * The kernel takes some instructions for a branch or a nop by their opcode byte alone (41 90,
+ * VEX 70-7f...) and would skip or jump instead of running them: a probe on one would break the
+ * process.
+ */
+bool probe_site__entry_refused(const uint8_t *code, size_t avail, char *why, size_t len)
 {
 	struct x86_insn in;
 
+	if (!avail || !x86_decode(code, avail, &in) || !in.mishandled)
+		return false;
+	snprintf(why, len, "not probed: the kernel mishandles its first instruction '%s'", in.name);
+	return true;
+}
+
+void probe_site__choose(const uint8_t *code, size_t size, unsigned int args, bool keep_sp,
+			struct site_choice *out)
+{
 	*out = (struct site_choice){ 0 };
 	choose(code, size, args, keep_sp, out);
-	/*
-	 * The kernel takes some instructions for a branch or a nop by their opcode byte alone
-	 * (41 90, VEX 70-7f...) and would skip or jump instead of running them: a probe on one
-	 * would break the process. Where no later site was found, the function is not probed.
-	 */
-	if (!out->off && size && x86_decode(code, size, &in) && in.mishandled) {
+	/* Where no later site was found, such a function is not probed. */
+	if (!out->off && probe_site__entry_refused(code, size, out->why, sizeof(out->why)))
 		out->refuse = true;
-		snprintf(out->why, sizeof(out->why),
-			 "not probed: the kernel mishandles its first instruction '%s'", in.name);
-	}
 }

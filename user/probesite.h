@@ -38,4 +38,11 @@ struct site_choice {
 void probe_site__choose(const uint8_t *code, size_t size, unsigned int args, bool keep_sp,
 			struct site_choice *out);
 
+/*
+ * For a probe at the entry whatever the chooser would say (--probe-at-entry, a function too
+ * large to decode): true, with the reason in `why`, when its first instruction (in code[0],
+ * `avail` bytes readable) is one the kernel mishandles, so it must not be probed at all.
+ */
+bool probe_site__entry_refused(const uint8_t *code, size_t avail, char *why, size_t len);
+
 #endif

@@ -891,6 +891,19 @@ TEST(site_mishandled_entry)
 	CHECK(!c.refuse && c.off == 2, "41 90 then je: +%" PRIu64 " \"%s\"", c.off, c.why);
 	TRY(choose_hex("48 85 ff 74 00 c3", A_RDI, false, &c));
 	CHECK(!c.refuse && c.off == 3, "test, je: +%" PRIu64, c.off);
+	/* The same rule for an entry probe whatever the chooser would say. */
+	{
+		static const uint8_t xchg[] = { 0x41, 0x90, 0x74, 0x00, 0xc3 };
+		static const uint8_t push[] = { 0x55, 0x48, 0x89, 0xe5, 0xc3 };
+		char why[96] = "";
+
+		CHECK(probe_site__entry_refused(xchg, sizeof(xchg), why, sizeof(why)),
+		      "41 90 entry accepted");
+		CHECK(strstr(why, "'xchg'"), "%s", why);
+		CHECK(!probe_site__entry_refused(push, sizeof(push), why, sizeof(why)),
+		      "push entry refused");
+		CHECK(!probe_site__entry_refused(xchg, 0, why, sizeof(why)), "nothing read");
+	}
 	return true;
 }
 
