@@ -6,6 +6,7 @@
 #include "attach.h"
 #include "elffile.h"
 #include "procmaps.h"
+#include "target.h"
 #include "util.h"
 
 #include <bpf/bpf.h>
@@ -333,8 +334,11 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, lib,
 				   lib == AP_NO_LIB ? 0 : s->vaddr + s->site);
 		err = attach_site(a, pid, l->open_path, s, s->offset + s->site, cookie);
-		/* A short-lived process can exit while it is being attached: not an error. */
-		if (err && pid > 0 && kill(pid, 0) && errno == ESRCH)
+		/*
+		 * A short-lived process can exit while it is being attached: not an error. (A
+		 * zombie still answers kill(pid, 0), so the check is pid_exited's.)
+		 */
+		if (err && pid > 0 && pid_exited(pid))
 			return -ESRCH;
 		if (err) {
 			if (pid > 0)

@@ -20,9 +20,11 @@ struct child {
 
 /*
  * 0 and the process `pid` belongs to (itself, unless it is a thread's id), -ESRCH when there
- * is no such process.
+ * is no such process or it has exited.
  */
 int pid_check(pid_t pid, pid_t *tgid);
+/* Has `pid` exited (gone, or a zombie its parent has not reaped)? */
+bool pid_exited(pid_t pid);
 /* The executable CMD names, searched in $PATH when it has no '/'. NULL with errno set. */
 char *find_command(const char *cmd);
 /*

@@ -79,12 +79,11 @@ static void add_watched(struct capture *c, pid_t pid, bool is_child)
 }
 
 /*
- * The allocator of a live process. 0, or -errno; with `quiet` the reason is only a warning
- * (for a process already being watched), otherwise an error.
+ * The allocator of a live process. 0, or -errno with the reason said in one line; -ESRCH,
+ * and nothing said, when the process exited meanwhile (its files vanish in any order).
  */
-static int plan_for_pid(pid_t pid, struct alloc_plan *plan, char **rtld_path, bool quiet)
+static int plan_for_pid(pid_t pid, struct alloc_plan *plan, char **rtld_path)
 {
-	void (*say)(const char *, ...) = quiet ? ap_warn : ap_err;
 	struct load_order lo;
 	struct proc_maps maps;
 	char comm[16];
@@ -93,29 +92,39 @@ static int plan_for_pid(pid_t pid, struct alloc_plan *plan, char **rtld_path, bo
 	proc_read_comm(pid, comm);
 	err = proc_maps__read(pid, &maps);
 	if (err) {
-		if (!quiet || err != -ENOENT)
-			say("cannot read the mappings of pid %d: %s", (int)pid,
-			    err == -ENOENT ? "the process exited" : strerror(-err));
+		if (err == -ENOENT || pid_exited(pid))
+			return -ESRCH;
+		ap_err("cannot read the mappings of pid %d: %s", (int)pid, strerror(-err));
 		return err;
 	}
 	err = load_order__read(pid, &maps, &lo);
 	proc_maps__free(&maps);
+	if (err && pid_exited(pid))
+		return -ESRCH;
 	if (err) {
-		say("cannot tell which objects pid %d (%s) has loaded: %s", (int)pid, comm,
-		    strerror(-err));
+		ap_err("cannot tell which objects pid %d (%s) has loaded: %s", (int)pid, comm,
+		       strerror(-err));
 		return err;
 	}
 	err = alloc_plan__resolve(&lo, plan);
 	if (!err && rtld_path && lo.rtld_path)
 		*rtld_path = proc_path(pid, lo.rtld_path);
 	load_order__free(&lo);
+	if (err && pid_exited(pid)) {
+		alloc_plan__free(plan);
+		if (rtld_path) {
+			free(*rtld_path);
+			*rtld_path = NULL;
+		}
+		return -ESRCH;
+	}
 	if (err == -ENOENT)
-		say("pid %d (%s) has no recognisable allocator: no malloc in its executable or "
-		    "loaded libraries",
-		    (int)pid, comm);
+		ap_err("pid %d (%s) has no recognisable allocator: no malloc in its executable or "
+		       "loaded libraries",
+		       (int)pid, comm);
 	else if (err)
-		say("cannot resolve the allocator of pid %d (%s): %s", (int)pid, comm,
-		    strerror(-err));
+		ap_err("cannot resolve the allocator of pid %d (%s): %s", (int)pid, comm,
+		       strerror(-err));
 	return err;
 }
 
@@ -160,10 +169,17 @@ static void watch_linker(struct capture *c, pid_t pid, const char *rtld_path)
 			rtld_path, strerror(-err));
 }
 
+/*
+ * -p: every listed process that is still there is attached. One that is gone before its
+ * attach (it exited, or never was) is a warning while others remain, and the capture goes on
+ * with those; it fails only when none is left, or on anything else wrong with a pid.
+ */
 int watch_pids(struct capture *c)
 {
 	struct alloc_plan *plans = xcalloc(c->o.npids, sizeof(*plans));
 	char **rtld = xcalloc(c->o.npids, sizeof(*rtld));
+	bool *gone = xcalloc(c->o.npids, sizeof(*gone));
+	size_t attached = 0;
 	int err = 0;
 
 	/* Check and resolve every pid before attaching to any. */
@@ -171,31 +187,54 @@ int watch_pids(struct capture *c)
 		pid_t pid = c->o.pids[i], tgid;
 
 		err = pid_check(pid, &tgid);
-		if (err == -ESRCH)
-			ap_err("cannot attach to pid %d: no such process", (int)pid);
-		else if (err)
-			ap_err("cannot attach to pid %d: %s", (int)pid, strerror(-err));
-		else if (tgid != pid) {
+		if (!err && tgid != pid) {
 			ap_err("cannot attach to pid %d: it is a thread of process %d (give -p %d)",
 			       (int)pid, (int)tgid, (int)tgid);
 			err = -EINVAL;
 		}
 		if (!err)
-			err = plan_for_pid(pid, &plans[i], &rtld[i], false);
+			err = plan_for_pid(pid, &plans[i], &rtld[i]);
+		/* Anything else was said by plan_for_pid, or above. */
+		if (err == -ESRCH) {
+			gone[i] = true;
+			err = 0;
+		}
 	}
 	for (size_t i = 0; i < c->o.npids && !err; i++) {
 		char what[64];
 
+		if (gone[i])
+			continue;
 		snprintf(what, sizeof(what), "pid %d", (int)c->o.pids[i]);
 		err = attach_plan(c, c->o.pids[i], &plans[i], what, NULL);
-		if (err == -ESRCH)
-			ap_err("cannot attach to pid %d: it exited", (int)c->o.pids[i]);
+		if (err == -ESRCH) {
+			gone[i] = true;
+			err = 0;
+			continue;
+		}
 		if (err)
 			break;
 		add_watched(c, c->o.pids[i], false);
 		addrspaces__snapshot(c->as, c->o.pids[i]);
 		if (rtld[i])
 			watch_linker(c, c->o.pids[i], rtld[i]);
+		attached++;
+	}
+	if (!err && !attached) {
+		if (c->o.npids == 1)
+			ap_err("cannot attach to pid %d: no such process (it exited?)",
+			       (int)c->o.pids[0]);
+		else
+			ap_err("cannot attach to any of the %zu pids: none is running any more",
+			       c->o.npids);
+		err = -ESRCH;
+	}
+	for (size_t i = 0; i < c->o.npids && !err; i++) {
+		if (!gone[i])
+			continue;
+		ap_warn("pid %d is not running (it exited?): recording the others",
+			(int)c->o.pids[i]);
+		watch_note(c, "target: pid %d exited before it was attached", (int)c->o.pids[i]);
 	}
 	for (size_t i = 0; i < c->o.npids; i++) {
 		alloc_plan__free(&plans[i]);
@@ -203,6 +242,7 @@ int watch_pids(struct capture *c)
 	}
 	free(plans);
 	free(rtld);
+	free(gone);
 	return err;
 }
 
@@ -527,9 +567,16 @@ void watch_give_up(struct capture *c)
 void watch_exited(struct capture *c, struct watched *w)
 {
 	__u32 key = (__u32)w->pid;
+	size_t left = 0;
 
+	if (w->exited)
+		return;
 	w->exited = true;
 	bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
+	for (size_t i = 0; i < c->nw; i++)
+		left += !c->w[i].exited;
+	ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid, w->comm,
+		left, c->nw, c->nw == 1 ? "" : "s");
 }
 
 /*
