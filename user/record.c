@@ -47,11 +47,14 @@ struct run {
 	bool progress;
 };
 
+/*
+ * libbpf's own lines only with -vv: every failure it reports is also said by allocprof in one
+ * line of its own, with the object it was about (a second line would only repeat it).
+ */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	if (level == LIBBPF_DEBUG && verbose < 2)
-		return 0;
-	if (level == LIBBPF_INFO && verbose < 1)
+	(void)level;
+	if (verbose < 2)
 		return 0;
 	return vfprintf(stderr, fmt, args);
 }
@@ -181,12 +184,13 @@ static void show_progress(struct run *r)
 
 /*
  * A signal from the terminal reached the whole process group, the command included; one sent
- * to allocprof alone (kill, systemd) is passed on, so the command ends too.
+ * to allocprof alone (kill, systemd) is passed on, so the command ends too. SIGPIPE is
+ * allocprof's own business (its output went away), never the command's.
  */
 static void forward_signal(struct capture *c, const struct signalfd_siginfo *si)
 {
 	if (c->have_child && !c->child.exited && si->ssi_code == SI_USER &&
-	    si->ssi_pid != (uint32_t)c->child.pid)
+	    si->ssi_signo != SIGPIPE && si->ssi_pid != (uint32_t)c->child.pid)
 		kill(c->child.pid, (int)si->ssi_signo);
 }
 
@@ -199,6 +203,11 @@ static bool read_signals(struct run *r)
 	while (read(r->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
 			watch_reap_child(&r->c);
+			continue;
+		}
+		/* Reserved for periodic capture: until then it is ignored, not fatal. */
+		if (si.ssi_signo == SIGUSR1) {
+			ap_info("SIGUSR1 ignored");
 			continue;
 		}
 		forward_signal(&r->c, &si);
@@ -361,10 +370,18 @@ static int setup_signals(struct run *r)
 {
 	sigset_t set;
 
+	/*
+	 * Read from a signalfd, never delivered: each of these ends the capture with its profile
+	 * written (SIGQUIT and SIGPIPE as SIGTERM does), except SIGCHLD and SIGUSR1. A write to a
+	 * closed pipe still fails with EPIPE, which is reported where it happens.
+	 */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, NULL))
 		return -errno;
