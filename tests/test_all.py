@@ -5,11 +5,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
-from harness import ALLOCPROF, Case, read_expect, read_expect_all, target  # noqa: E402
+from harness import (ALLOCPROF, Case, read_expect, read_expect_all, target,  # noqa: E402
+                     wait_for_log)
 
 
 class AllProcesses(Case):
@@ -20,12 +20,7 @@ class AllProcesses(Case):
         with open(log, "w") as errf:
             ap = subprocess.Popen([ALLOCPROF, "record", "-a", "--exact", "-v", "-d", "30s",
                                    "-o", out], stdout=subprocess.DEVNULL, stderr=errf)
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                with open(log) as f:
-                    if "all processes:" in f.read() and "probes attached" in open(log).read():
-                        break
-                time.sleep(0.1)
+            wait_for_log(log, "all processes:", "probes attached", proc=ap)
             # Started after the probes are in: traced because it uses a probed libc. It
             # stays alive a moment after its allocations, like most processes.
             tgt = subprocess.run(["sh", "-c", '"$0" --expect "$1"', argv[0], exp],
@@ -86,9 +81,7 @@ class AllProcesses(Case):
             with open(log, "w") as errf:
                 ap = subprocess.Popen([ALLOCPROF, "record", "-a", "--exact", "-v", "-d", "60s",
                                        "-o", out], stdout=subprocess.DEVNULL, stderr=errf)
-                deadline = time.time() + 30
-                while time.time() < deadline and "running processes probed" not in open(log).read():
-                    time.sleep(0.1)
+                wait_for_log(log, "running processes probed", proc=ap)
                 for t in tgts:
                     t.send_signal(signal.SIGUSR1)
                 for t in tgts:

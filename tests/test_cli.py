@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
-from harness import ALLOCPROF, ROOT, Case, record, target  # noqa: E402
+from harness import ALLOCPROF, ROOT, Case, read_expect, record, target, wait_for_log  # noqa: E402
 
 SITES = target("sites")
 
@@ -179,33 +179,82 @@ class Capture(Case):
                                 stdout=subprocess.DEVNULL)
 
     def running_capture(self, args, out):
+        """allocprof record -v ARGS, once its probes are attached: (Popen, its log file)."""
         log = open(self.path("log"), "w")
         ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-o", out, *args],
                               stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            with open(self.path("log")) as f:
-                if "probes attached" in f.read():
-                    break
-            time.sleep(0.05)
+        try:
+            wait_for_log(self.path("log"), "probes attached", proc=ap)
+        except AssertionError:
+            ap.kill()
+            ap.wait()
+            log.close()
+            raise
         return ap, log
 
-    def test_sigint_and_sigterm_write_the_profile(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+    def holder_recorded(self, out, args=()):
+        """A process that allocated while a capture (-v --exact ARGS) watched it and now holds
+        its memory: (the process, allocprof's Popen, its log file)."""
+        holder = subprocess.Popen([target("leaks"), "--live-mb", "1", "--churn", "1", "--wait"],
+                                  stderr=subprocess.PIPE, text=True)
+        self.assertIn("waiting", holder.stderr.readline())
+        ap, log = self.running_capture(["--exact", "-p", str(holder.pid), *args], out)
+        holder.send_signal(signal.SIGUSR1)
+        for line in holder.stderr:
+            if line == "leaks: holding\n":
+                break
+        return holder, ap, log
+
+    def test_ending_signals_write_the_profile(self):
+        # SIGQUIT and SIGPIPE end a capture as SIGTERM does: with its profile.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                    signal.SIGPIPE):
             out = self.path("p%d.pb.gz" % sig)
-            sleeper = self.start_sleeper()
+            holder, ap, log = self.holder_recorded(out)
             try:
-                ap, log = self.running_capture(["-p", str(sleeper.pid)], out)
-                time.sleep(0.5)
                 ap.send_signal(sig)
-                self.assertEqual(ap.wait(timeout=30), 0)
+                self.assertEqual(ap.wait(timeout=60), 0, "after %s" % sig.name)
                 log.close()
-                self.assertIsNone(sleeper.poll(), "the target must survive the capture")
+                self.assertIsNone(holder.poll(), "the target must survive the capture")
                 prof = pprofraw.read(out)
-                self.assertIn("site_malloc", prof.flat("alloc_space"))
+                self.assertIn("site_hold", prof.flat("alloc_space"), sig.name)
             finally:
-                sleeper.kill()
-                sleeper.wait()
+                holder.kill()
+                holder.wait()
+
+    def test_sigusr1_is_ignored(self):
+        # Reserved for periodic capture: it must not end (or kill) a capture meanwhile.
+        out = self.path("p.pb.gz")
+        holder, ap, log = self.holder_recorded(out)
+        try:
+            ap.send_signal(signal.SIGUSR1)
+            wait_for_log(self.path("log"), "SIGUSR1 ignored", proc=ap)
+            self.assertIsNone(ap.poll())
+            ap.send_signal(signal.SIGINT)
+            self.assertEqual(ap.wait(timeout=60), 0)
+            log.close()
+            self.assertIn("site_hold", pprofraw.read(out).flat("alloc_space"))
+        finally:
+            holder.kill()
+            holder.wait()
+
+    def test_sigusr1_is_not_passed_to_the_command(self):
+        out = self.path("p.pb.gz")
+        log = open(self.path("log"), "w")
+        # The command waits for SIGUSR1 itself: it must not get allocprof's.
+        ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-o", out, "--", SITES, "--wait",
+                               "--rounds", "2"], stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_for_log(self.path("log"), "sites: waiting for SIGUSR1", proc=ap)
+            ap.send_signal(signal.SIGUSR1)
+            wait_for_log(self.path("log"), "SIGUSR1 ignored", proc=ap)
+            ap.send_signal(signal.SIGTERM)
+            self.assertEqual(ap.wait(timeout=60), 128 + signal.SIGTERM)
+            pprofraw.read(out)
+        finally:
+            ap.kill()
+            ap.wait()
+            log.close()
 
     def test_interrupt_with_a_live_target(self):
         out = self.path("p.pb.gz")
@@ -245,20 +294,101 @@ class Capture(Case):
             sleeper.kill()
             sleeper.wait()
 
+    def waiting_sites(self, n):
+        """N `sites --wait` processes, each with its own expect file, once they wait."""
+        tgts = []
+        for i in range(n):
+            exp = self.path("expect%d" % i)
+            t = subprocess.Popen([SITES, "--wait", "--threads", "2", "--rounds", "5",
+                                  "--expect", exp], stderr=subprocess.PIPE, text=True)
+            self.assertIn("waiting", t.stderr.readline())
+            tgts.append((t, exp))
+        return tgts
+
     def test_target_exit_ends_the_capture(self):
-        out = self.path("p.pb.gz")
-        tgts = [subprocess.Popen(["sleep", n]) for n in ("1", "2")]
-        t0 = time.time()
-        proc = record(["-p", "%d,%d" % (tgts[0].pid, tgts[1].pid), "-q", "-o", out],
-                      timeout=60)
-        self.assertRecorded(proc)
-        # It ended when the second (longer) target did, not before and not much after.
-        self.assertGreaterEqual(time.time() - t0, 1.8)
-        self.assertLess(time.time() - t0, 15)
-        for t in tgts:
-            t.wait()
+        # Ordered by states, not times: A exits (allocprof says so), then B allocates and
+        # exits. A capture that ended with A would miss B's allocations and B's exit.
+        out, log = self.path("p.pb.gz"), self.path("log")
+        (a, _), (b, b_exp) = self.waiting_sites(2)
+        with open(log, "w") as errf:
+            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "--exact", "-p",
+                                   "%d,%d" % (a.pid, b.pid), "-o", out],
+                                  stdout=subprocess.DEVNULL, stderr=errf)
+            try:
+                wait_for_log(log, "pid %d: " % a.pid, "pid %d: " % b.pid, "probes attached",
+                             proc=ap)
+                a.send_signal(signal.SIGUSR1)
+                self.assertEqual(a.wait(timeout=60), 0)
+                wait_for_log(log, "pid %d (sites) exited; 1 of 2 targets" % a.pid, proc=ap)
+                b.send_signal(signal.SIGUSR1)
+                self.assertEqual(b.wait(timeout=60), 0)
+                # Nothing else ends it: no duration, no signal.
+                self.assertEqual(ap.wait(timeout=60), 0, open(log).read())
+            finally:
+                for p in (a, b, ap):
+                    p.kill()
+                    p.wait()
+        text = open(log).read()
+        self.assertIn("pid %d (sites) exited; 0 of 2 targets" % b.pid, text)
         prof = pprofraw.read(out)
         self.assertEqual(len([c for c in prof.comments if c.startswith("target: pid")]), 2)
+        objects = pprofraw.read(out, "-tagfocus=pid=%d" % b.pid).flat("alloc_objects")
+        for site, (n, _) in read_expect(b_exp).items():
+            self.assertEqual(objects.get(site, 0), n, site)
+
+    def test_a_listed_pid_already_gone_is_a_warning(self):
+        # One exited and reaped, one exited and not reaped (a zombie): both gone before
+        # the attach; the capture goes on with the live one.
+        out = self.path("p.pb.gz")
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        zombie = subprocess.Popen(["true"])
+        while True:  # exited, not reaped: /proc says Z
+            with open("/proc/%d/stat" % zombie.pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        [(live, exp)] = self.waiting_sites(1)
+        try:
+            ap = subprocess.Popen([ALLOCPROF, "record", "--exact", "-p",
+                                   "%d,%d,%d" % (dead.pid, zombie.pid, live.pid), "-o", out],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            # The warnings come once the live one is attached: then it may run.
+            lines = []
+            for line in ap.stderr:
+                lines.append(line)
+                if "pid %d is not running" % zombie.pid in line:
+                    break
+            live.send_signal(signal.SIGUSR1)
+            self.assertEqual(live.wait(timeout=60), 0)
+            rest = ap.stderr.read()
+            self.assertEqual(ap.wait(timeout=60), 0, "".join(lines) + rest)
+        finally:
+            for p in (live, zombie):
+                p.kill()
+                p.wait()
+        text = "".join(lines) + rest
+        for pid in (dead.pid, zombie.pid):
+            self.assertIn("allocprof: warning: pid %d is not running (it exited?): recording "
+                          "the others\n" % pid, text)
+        self.assertNotIn("libbpf", text)
+        prof = pprofraw.read(out)
+        self.assertIn("target: pid %d exited before it was attached" % zombie.pid,
+                      prof.comments)
+        objects = prof.flat("alloc_objects")
+        for site, (n, _) in read_expect(exp).items():
+            self.assertEqual(objects.get(site, 0), n, site)
+
+    def test_every_listed_pid_gone_is_an_error(self):
+        out = self.path("p.pb.gz")
+        dead = [subprocess.Popen(["true"]) for _ in range(2)]
+        for d in dead:
+            d.wait()
+        proc = record(["-p", "%d,%d" % (dead[0].pid, dead[1].pid), "-o", out])
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(proc.stderr.count("\n"), 1, proc.stderr)
+        self.assertIn("none is running", proc.stderr)
+        self.assertFalse(os.path.exists(out))
 
     def test_default_output_name(self):
         proc = record(["-q", "--", SITES, "--rounds", "5"], cwd=self.tmp)

@@ -7,11 +7,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
-from harness import ALLOCPROF, LIBDIR, Case, read_expect_all, record, target  # noqa: E402
+from harness import (ALLOCPROF, LIBDIR, Case, read_expect_all, record, target,  # noqa: E402
+                     wait_for_log)
 
 LEAKS = target("leaks")
 TYPES = ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
@@ -144,9 +144,7 @@ class RunningProcess(Case):
             with open(log, "w") as errf:
                 ap = subprocess.Popen([ALLOCPROF, "record", "--exact", "-v", "-p",
                                        str(tgt.pid), "-o", out], stderr=errf)
-                deadline = time.time() + 30
-                while time.time() < deadline and "probes attached" not in open(log).read():
-                    time.sleep(0.05)
+                wait_for_log(log, "probes attached", proc=ap)
                 tgt.send_signal(signal.SIGUSR1)
                 for line in tgt.stderr:
                     if "leaks: holding\n" == line:

@@ -40,6 +40,24 @@ def record(args, timeout=120, env=None, **kw):
                           timeout=timeout, env=env, **kw)
 
 
+def wait_for_log(path, *texts, proc=None, timeout=60):
+    """Waits until the file at `path` contains every one of `texts`; returns its contents.
+    Raises AssertionError with what it holds if `proc` (a Popen) exits first or `timeout`
+    seconds pass: a bound for a broken run, not a guess of how long anything takes."""
+    deadline = time.time() + timeout
+    while True:
+        with open(path, errors="replace") as f:
+            text = f.read()
+        if all(t in text for t in texts):
+            return text
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("exited %s before logging %r:\n%s" % (proc.returncode, texts,
+                                                                        text))
+        if time.time() > deadline:
+            raise AssertionError("no %r after %ds:\n%s" % (texts, timeout, text))
+        time.sleep(0.05)
+
+
 class Case(unittest.TestCase):
     """A test with a scratch directory of its own."""
 
@@ -71,21 +89,14 @@ class Case(unittest.TestCase):
             ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-p", pids.format(pid=tgt.pid),
                                    "-o", profile, *record_args],
                                   stdout=subprocess.DEVNULL, stderr=errf)
-            deadline = time.time() + 30
-            attached = False
-            while time.time() < deadline and ap.poll() is None:
-                with open(log) as f:
-                    if "probes attached" in f.read():
-                        attached = True
-                        break
-                time.sleep(0.05)
-            if not attached:
+            try:
+                wait_for_log(log, "probes attached", proc=ap)
+            except AssertionError as e:
                 tgt.kill()
                 ap.kill()
                 tgt.wait()
                 ap.wait()
-                with open(log) as f:
-                    self.fail("allocprof did not attach:\n" + f.read())
+                self.fail("allocprof did not attach: %s" % e)
             tgt.send_signal(signal.SIGUSR1)
             self.assertEqual(tgt.wait(timeout=timeout), 0, "target failed")
             rc = ap.wait(timeout=timeout)
