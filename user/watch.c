@@ -575,8 +575,8 @@ void watch_exited(struct capture *c, struct watched *w)
 	bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
 	for (size_t i = 0; i < c->nw; i++)
 		left += !c->w[i].exited;
-	ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid, w->comm,
-		left, c->nw, c->nw == 1 ? "" : "s");
+	ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid, w->comm, left,
+		c->nw, c->nw == 1 ? "" : "s");
 }
 
 /*
