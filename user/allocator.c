@@ -109,15 +109,6 @@ static int find_def(struct candidate *c, size_t n, bool static_exe, const char *
 	return -1;
 }
 
-static bool place_at_entry;
-static bool place_return_probes = true;
-
-void alloc_plan__placement(bool at_entry, bool return_probes)
-{
-	place_at_entry = at_entry;
-	place_return_probes = return_probes;
-}
-
 /* The argument registers the BPF programs read at a function's site (see alloc_size()). */
 static unsigned int args_read(const struct alloc_fn *f)
 {
@@ -147,7 +138,7 @@ static unsigned int args_read(const struct alloc_fn *f)
 
 /* Where in the function its probe goes; false when it must not be probed at all. */
 static bool place(const struct elf_file *ef, const struct elf_sym *sym, const struct alloc_fn *f,
-		  struct probe_site *s)
+		  const struct placement *pl, struct probe_site *s)
 {
 	bool whole = sym->size && sym->size <= MAX_DECODED;
 	size_t n = whole ? sym->size : MAX_INSN;
@@ -166,13 +157,13 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 		free(code);
 		return true;
 	}
-	if (place_at_entry || !whole) {
+	if (pl->at_entry || !whole) {
 		bool refused = probe_site__entry_refused(code, n, s->why, sizeof(s->why));
 
 		free(code);
 		if (refused)
 			return false;
-		if (place_at_entry)
+		if (pl->at_entry)
 			snprintf(s->why, sizeof(s->why), "entry (--probe-at-entry)");
 		else
 			snprintf(s->why, sizeof(s->why), "entry: function size %s",
@@ -180,7 +171,7 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 		return true;
 	}
 	probe_site__choose(code, n, args_read(f),
-			   place_return_probes && f->role == FN_ALLOC && !f->throws, &ch);
+			   pl->return_probes && f->role == FN_ALLOC && !f->throws, &ch);
 	free(code);
 	snprintf(s->why, sizeof(s->why), "%s", ch.why);
 	if (ch.refuse)
@@ -191,7 +182,7 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 }
 
 static void add_site(struct alloc_plan *p, size_t *cap, const struct candidate *c, unsigned int fn,
-		     const struct elf_sym *sym)
+		     const struct elf_sym *sym, const struct placement *pl)
 {
 	struct probe_site site;
 	uint64_t off;
@@ -224,7 +215,7 @@ static void add_site(struct alloc_plan *p, size_t *cap, const struct candidate *
 		.size = sym->size ? sym->size : 1,
 		.offset = off,
 	};
-	if (!place(c->ef, sym, &alloc_fns[fn], &site)) {
+	if (!place(c->ef, sym, &alloc_fns[fn], pl, &site)) {
 		ap_warn("%s in %s: %s", alloc_fns[fn].name, p->libs[c->lib].path, site.why);
 		return;
 	}
@@ -241,7 +232,8 @@ static bool forwards_to_free(const char *path)
 	return !strncmp(base, "libstdc++.so", 12) || !strncmp(base, "libc++.so", 9);
 }
 
-static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_plan *p)
+static int resolve(struct candidate *c, size_t n, bool static_exe, const struct placement *pl,
+		   struct alloc_plan *p)
 {
 	size_t cap = 0;
 	int malloc_def = -1;
@@ -276,7 +268,7 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_
 				alloc_fns[fn].name, p->libs[c[def].lib].path);
 			continue;
 		}
-		add_site(p, &cap, &c[def], fn, &sym);
+		add_site(p, &cap, &c[def], fn, &sym, pl);
 	}
 	if (malloc_def < 0)
 		return -ENOENT;
@@ -299,7 +291,8 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, struct alloc_
 	return 0;
 }
 
-int alloc_plan__resolve(const struct load_order *lo, struct alloc_plan *out)
+int alloc_plan__resolve(const struct load_order *lo, const struct placement *pl,
+			struct alloc_plan *out)
 {
 	struct candidate *c = xcalloc(lo->n, sizeof(*c));
 	size_t libcap = 0;
@@ -317,12 +310,31 @@ int alloc_plan__resolve(const struct load_order *lo, struct alloc_plan *out)
 		c[i].is_exe = i == 0;
 	}
 	static_exe = lo->n && c[0].ef && !elf_file__interp(c[0].ef) && !lo->from_link_map;
-	err = resolve(c, lo->n, static_exe, out);
+	err = resolve(c, lo->n, static_exe, pl, out);
 	for (size_t i = 0; i < lo->n; i++)
 		elf_file__free(c[i].ef);
 	free(c);
 	if (err)
 		alloc_plan__free(out);
+	return err;
+}
+
+int alloc_plan__of_pid(pid_t pid, const struct placement *pl, struct alloc_plan *out,
+		       char **rtld_path)
+{
+	struct load_order lo;
+	int err;
+
+	*out = (struct alloc_plan){ .malloc_lib = -1 };
+	if (rtld_path)
+		*rtld_path = NULL;
+	err = load_order__of_pid(pid, &lo);
+	if (err)
+		return err;
+	err = alloc_plan__resolve(&lo, pl, out);
+	if (!err && rtld_path && lo.rtld_path)
+		*rtld_path = proc_path(pid, lo.rtld_path);
+	load_order__free(&lo);
 	return err;
 }
 

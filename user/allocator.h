@@ -52,12 +52,12 @@ struct probe_site {
 	char why[96];	    /* why the site is where it is, for -v */
 };
 
-/*
- * How probe sites are chosen, for every plan made after: at the entry of each function, or
- * (the default) at the first instruction the kernel emulates; `return_probes`: allocation
- * functions also get a return probe at their site, which needs the entry's stack pointer.
- */
-void alloc_plan__placement(bool at_entry, bool return_probes);
+/* How probe sites are chosen (probesite.h says how a site past the entry is found). */
+struct placement {
+	bool at_entry;	    /* each function at its entry, not the first emulated instruction */
+	bool return_probes; /* allocation functions also get a return probe at their site,
+			       which needs the entry's stack pointer */
+};
 
 struct alloc_plan {
 	struct alloc_lib *libs;
@@ -70,9 +70,17 @@ struct alloc_plan {
 
 /*
  * Resolves the plan for `pid` from objects in load order (opened through their open_path,
- * else their path). -ENOENT when no object provides malloc.
+ * else their path), its sites placed as `pl` says. -ENOENT when no object provides malloc.
  */
-int alloc_plan__resolve(const struct load_order *lo, struct alloc_plan *out);
+int alloc_plan__resolve(const struct load_order *lo, const struct placement *pl,
+			struct alloc_plan *out);
+/*
+ * The same for a live process, from its load order now (load_order__of_pid); `rtld_path`,
+ * when not NULL, gets its dynamic linker as /proc/PID/root sees it (NULL if static). 0 or
+ * -errno: the load order's error, or -ENOENT when no object provides malloc.
+ */
+int alloc_plan__of_pid(pid_t pid, const struct placement *pl, struct alloc_plan *out,
+		       char **rtld_path);
 void alloc_plan__free(struct alloc_plan *p);
 /* One line per probed function, for -v. */
 void alloc_plan__print(const struct alloc_plan *p, const char *what);

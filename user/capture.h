@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "allocator.h"
 #include "allocprof.h"
 #include "options.h"
 #include "target.h"
@@ -57,6 +58,7 @@ struct capture {
 	size_t nrelink, relink_cap;
 	char **notes; /* lines for the profile's comments: allocators, late attaches */
 	size_t nnotes, notes_cap;
+	struct placement placement; /* how every plan's probe sites are chosen */
 	size_t probes;
 	bool sessions;		 /* in-use returns through uprobe sessions */
 	const char *no_sessions; /* why not, when in-use tracking uses return probes */

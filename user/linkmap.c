@@ -196,6 +196,20 @@ int load_order__read(pid_t pid, const struct proc_maps *m, struct load_order *ou
 	return 0;
 }
 
+int load_order__of_pid(pid_t pid, struct load_order *out)
+{
+	struct proc_maps maps;
+	int err;
+
+	*out = (struct load_order){};
+	err = proc_maps__read(pid, &maps);
+	if (err)
+		return err;
+	err = load_order__read(pid, &maps, out);
+	proc_maps__free(&maps);
+	return err;
+}
+
 void load_order__free(struct load_order *lo)
 {
 	for (size_t i = 0; i < lo->n; i++) {

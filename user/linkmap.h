@@ -33,6 +33,8 @@ struct load_order {
 
 /* 0 or -errno; `maps` is a snapshot of the same process. */
 int load_order__read(pid_t pid, const struct proc_maps *maps, struct load_order *out);
+/* The same from a snapshot of its mappings taken now. 0 or -errno (-ENOENT: no such pid). */
+int load_order__of_pid(pid_t pid, struct load_order *out);
 /*
  * What the dynamic linker `interp` will load for the program `image`, in this process's
  * environment and mount namespace (a command started from here inherits both). Asks it with

@@ -82,42 +82,15 @@ static void add_watched(struct capture *c, pid_t pid, bool is_child)
  * The allocator of a live process. 0, or -errno with the reason said in one line; -ESRCH,
  * and nothing said, when the process exited meanwhile (its files vanish in any order).
  */
-static int plan_for_pid(pid_t pid, struct alloc_plan *plan, char **rtld_path)
+static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, char **rtld_path)
 {
-	struct load_order lo;
-	struct proc_maps maps;
 	char comm[16];
 	int err;
 
 	proc_read_comm(pid, comm);
-	err = proc_maps__read(pid, &maps);
-	if (err) {
-		if (err == -ENOENT || pid_exited(pid))
-			return -ESRCH;
-		ap_err("cannot read the mappings of pid %d: %s", (int)pid, strerror(-err));
-		return err;
-	}
-	err = load_order__read(pid, &maps, &lo);
-	proc_maps__free(&maps);
+	err = alloc_plan__of_pid(pid, &c->placement, plan, rtld_path);
 	if (err && pid_exited(pid))
 		return -ESRCH;
-	if (err) {
-		ap_err("cannot tell which objects pid %d (%s) has loaded: %s", (int)pid, comm,
-		       strerror(-err));
-		return err;
-	}
-	err = alloc_plan__resolve(&lo, plan);
-	if (!err && rtld_path && lo.rtld_path)
-		*rtld_path = proc_path(pid, lo.rtld_path);
-	load_order__free(&lo);
-	if (err && pid_exited(pid)) {
-		alloc_plan__free(plan);
-		if (rtld_path) {
-			free(*rtld_path);
-			*rtld_path = NULL;
-		}
-		return -ESRCH;
-	}
 	if (err == -ENOENT)
 		ap_err("pid %d (%s) has no recognisable allocator: no malloc in its executable or "
 		       "loaded libraries",
@@ -193,7 +166,7 @@ int watch_pids(struct capture *c)
 			err = -EINVAL;
 		}
 		if (!err)
-			err = plan_for_pid(pid, &plans[i], &rtld[i]);
+			err = plan_for_pid(c, pid, &plans[i], &rtld[i]);
 		/* Anything else was said by plan_for_pid, or above. */
 		if (err == -ESRCH) {
 			gone[i] = true;
@@ -256,8 +229,6 @@ int watch_all(struct capture *c)
 		return -errno;
 	while ((de = readdir(d))) {
 		struct alloc_plan plan;
-		struct load_order lo;
-		struct proc_maps maps;
 		uint64_t v;
 		pid_t pid;
 
@@ -265,18 +236,8 @@ int watch_all(struct capture *c)
 			continue;
 		pid = (pid_t)v;
 		/* Kernel threads and processes that exit meanwhile have no mappings. */
-		if (proc_maps__read(pid, &maps))
+		if (alloc_plan__of_pid(pid, &c->placement, &plan, NULL))
 			continue;
-		if (load_order__read(pid, &maps, &lo)) {
-			proc_maps__free(&maps);
-			continue;
-		}
-		proc_maps__free(&maps);
-		if (alloc_plan__resolve(&lo, &plan)) {
-			load_order__free(&lo);
-			continue;
-		}
-		load_order__free(&lo);
 		/* Two containers' views of one image layer are one file: probe it once. */
 		attacher__real_files(c->skel->progs.real_files, pid, &plan);
 		/* One process whose files cannot be probed does not stop the others'. */
@@ -322,7 +283,7 @@ static int plan_for_command(struct capture *c, const char *image, const char *in
 		ap_warn("%s could not list what '%s' loads (%s); its allocator is resolved when "
 			"it has loaded it",
 			interp, c->o.cmd[0], strerror(-err));
-	err = lo.n ? alloc_plan__resolve(&lo, plan) : -ENOENT;
+	err = lo.n ? alloc_plan__resolve(&lo, &c->placement, plan) : -ENOENT;
 	load_order__free(&lo);
 	if (err == -ENOENT && !interp)
 		ap_err("'%s' has no recognisable allocator: a static executable without malloc",
@@ -465,7 +426,6 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 	bool late = now_ns() - e->since >= 2000000000ull;
 	struct alloc_plan plan;
 	struct load_order lo;
-	struct proc_maps maps;
 	char what[64], *rtld = NULL;
 	uint32_t image;
 	size_t added = 0;
@@ -480,10 +440,9 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 	proc_read_comm(w->pid, w->comm);
 	proc_read_exe(w->pid, w->exe, sizeof(w->exe));
 	snprintf(what, sizeof(what), "pid %d (%s)", (int)w->pid, w->comm);
-	if (proc_maps__read(w->pid, &maps))
-		return RELINK_DONE;
-	err = load_order__read(w->pid, &maps, &lo);
-	proc_maps__free(&maps);
+	err = load_order__of_pid(w->pid, &lo);
+	if (err == -ENOENT)
+		return RELINK_DONE; /* gone */
 	if (err)
 		return late ? RELINK_DONE : RELINK_RETRY;
 	if (lo.rtld_path) {
@@ -509,7 +468,7 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 			return RELINK_RETRY;
 		}
 	}
-	err = alloc_plan__resolve(&lo, &plan);
+	err = alloc_plan__resolve(&lo, &c->placement, &plan);
 	load_order__free(&lo);
 	if (!err) {
 		err = attach_plan(c, w->pid, &plan, what, &added);

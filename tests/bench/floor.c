@@ -13,8 +13,6 @@
 #include "allocator.h"
 #include "attach.h"
 #include "floor.skel.h"
-#include "linkmap.h"
-#include "procmaps.h"
 #include "util.h"
 
 #include <errno.h>
@@ -28,8 +26,7 @@
 int main(int argc, char **argv)
 {
 	struct alloc_plan plan;
-	struct load_order lo;
-	struct proc_maps maps;
+	struct placement pl;
 	struct floor_bpf *skel;
 	struct attacher *att;
 	struct pollfd pfd;
@@ -52,11 +49,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* The sites allocprof chooses: with return probes, those that keep %rsp as at entry. */
-	alloc_plan__placement(false, with_ret || with_free);
+	pl = (struct placement){ .return_probes = with_ret || with_free };
 	pfd.fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	pfd.events = POLLIN;
-	if (pfd.fd < 0 || proc_maps__read((pid_t)pid, &maps) ||
-	    load_order__read((pid_t)pid, &maps, &lo) || alloc_plan__resolve(&lo, &plan)) {
+	if (pfd.fd < 0 || alloc_plan__of_pid((pid_t)pid, &pl, &plan, NULL)) {
 		fprintf(stderr, "apfloor: cannot resolve the allocator of pid %d\n", (int)pid);
 		return 1;
 	}
@@ -77,7 +73,5 @@ int main(int argc, char **argv)
 	attacher__free(att);
 	floor_bpf__destroy(skel);
 	alloc_plan__free(&plan);
-	load_order__free(&lo);
-	proc_maps__free(&maps);
 	return 0;
 }
