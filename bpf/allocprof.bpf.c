@@ -133,6 +133,26 @@ struct {
 
 #define STAT_INC(st, i) __sync_fetch_and_add(&(st)->v[i], 1)
 
+/*
+ * Adds key -> val unless the key is there already. 0 when it is there now (added, or it was
+ * already: another CPU's, or an earlier stack's), else the error (map full, no kernel memory).
+ *
+ * The helper's result is kept and compared as an int, not a long. With a JIT on a 64-bit
+ * kernel the verifier turns the helper call into a direct call of the map's update function,
+ * whose return type was int before Linux 6.4 (Debian 12's 6.1 among them): on x86-64 an int
+ * is only the low half of r0, the upper half zero in practice (0x00000000ffffffef for
+ * -EEXIST), undefined by the ABI. The 64-bit compare clang emits for a long never matches
+ * -EEXIST then: every key already there would count as a full map (a stack two processes
+ * share, a mapping two stacks share). Compared as an int, only the low half counts, right on
+ * every kernel. (bcc's libbpf-tools/maps.bpf.h, bpf_map_lookup_or_try_init, notes the same.)
+ */
+static __always_inline int map_add(void *map, const void *key, const void *val)
+{
+	int err = bpf_map_update_elem(map, key, val, BPF_NOEXIST);
+
+	return err == -EEXIST ? 0 : err;
+}
+
 static __always_inline __u32 image_of(struct task_struct *task)
 {
 	return (__u32)task->mm->exe_file->f_inode->i_ino;

@@ -262,35 +262,77 @@ struct ap_event {
 /* The largest request that could succeed: user address space on x86_64 is 128 TiB. */
 #define AP_MAX_ALLOC_SIZE (1ull << 47)
 
-/* Statistics, per CPU; every path that loses or skips an allocation has its own counter. */
+/*
+ * Statistics, per CPU; every path that loses or skips an allocation has its own counter. One
+ * list, X(name, kind, text), makes the enum (AP_STAT_<name>) and, in userspace, each counter's
+ * user-facing text (ap_stat_descs), so a counter cannot be added without being reported. The
+ * kind says where report.c writes "text: N":
+ *   LOST  an allocation missing from the profile: a comment and a warning on stderr when
+ *         nonzero, and part of the "lost allocations" total
+ *   WARN  can change what the profile says: a comment and a warning when nonzero
+ *   NOTE  a comment when nonzero
+ *   CALLS, FREES, NEW, LIVE  a field of one of report.c's summary lines (calls; frees; throwing
+ *         operator new; blocks live at the end), always written, in this list's order
+ * The order of this list is the order of the comments. Texts are what tests and users grep for.
+ */
+#define AP_STATS(X)                                                                                \
+	/* probe hits that reached the program */                                                  \
+	X(CALLS, CALLS, "allocator calls seen")                                                    \
+	/* allocations recorded (all of them in exact mode) */                                     \
+	X(SAMPLED, CALLS, "recorded")                                                              \
+	/* allocator calling its own entry point, not counted again */                             \
+	X(NESTED, CALLS, "nested calls inside the allocator")                                      \
+	/* realloc(p, 0), overflowing sizes, requests beyond the address space */                  \
+	X(NOT_ALLOC, CALLS, "not allocations (realloc to 0, impossible sizes)")                    \
+	/* task storage could not be had */                                                        \
+	X(NO_THREAD, LOST, "lost: no per-thread state could be allocated")                         \
+	X(RA_FAULT, LOST, "lost: return address unreadable")                                       \
+	X(STACKS_FULL, LOST, "lost: stack map full (raise --max-stacks)")                          \
+	X(COUNTS_FULL, LOST, "lost: counter map full (raise --max-stacks)")                        \
+	/* recorded with the caller frame only */                                                  \
+	X(STACK_FAIL, WARN, "stack walk failed: recorded with the caller only")                    \
+	/* stack deeper than AP_MAX_FRAMES: recorded truncated */                                  \
+	X(STACK_TRUNC, WARN, "stacks truncated at 127 frames")                                     \
+	/* procs map full: process named by pid only */                                            \
+	X(PROCS_FULL, WARN, "process table full: names read from /proc instead")                   \
+	/* notices the ring buffer had no room for */                                              \
+	X(EVENTS_LOST, WARN,                                                                       \
+	  "notices dropped (new stacks: mappings read at the next tick; new programs or "          \
+	  "libraries: not followed)")                                                              \
+	/* A frame these miss resolves through /proc instead, or counts as outside any mapping. */ \
+	X(VMAS_FULL, NOTE, "mapping table full: frames resolved via /proc only")                   \
+	/* a frame's mapping could not be looked up (mmap lock busy) */                            \
+	X(VMA_FAIL, NOTE, "frame mappings the kernel could not look up (address space busy)")      \
+	/* free/delete calls of a non-NULL block */                                                \
+	X(FREES, FREES, "frees seen")                                                              \
+	/* blocks forgotten: freed, or the old block of a realloc */                               \
+	X(FREE_MATCHED, FREES, "blocks forgotten (freed, or moved by realloc)")                    \
+	/* not a tracked block; report.c adds why (unsampled, allocated before the capture) */     \
+	X(FREE_UNMATCHED, FREES, "frees of untracked blocks")                                      \
+	/* the allocator's own inner free of a block already forgotten */                          \
+	X(FREE_NESTED, FREES, "inner frees of the allocator")                                      \
+	/* In-use tracking: the allocation is in alloc_*, missing from inuse_*. */                 \
+	/* live-block map full (or no kernel memory) */                                            \
+	X(LIVE_FULL, WARN,                                                                         \
+	  "allocations not tracked for in-use: live-block map full (raise --max-live) or no "      \
+	  "kernel memory")                                                                         \
+	/* a pending call's return was not seen */                                                 \
+	X(RET_MISSED, WARN, "allocations not tracked for in-use: their return was not seen")       \
+	X(MEMPTR_FAULT, WARN,                                                                      \
+	  "allocations not tracked for in-use: posix_memalign's result unreadable")                \
+	/* recorded allocations that failed: taken back out */                                     \
+	X(FAILED, LIVE, "recorded allocations that failed (taken back out of alloc_*)")            \
+	/* sampled throwing operator new, waiting for its inner call (the line is written only */  \
+	/* when there was one, and ends with how many were not tracked: armed - inner) */          \
+	X(NEW_ARMED, NEW, "sampled throwing operator new")                                         \
+	/* of those, whose inner allocator call gave the block */                                  \
+	X(NEW_INNER, NEW, "its block found through the allocator call inside it")
+
+#define AP_STAT_ENUM(name, kind, text) AP_STAT_##name,
 enum ap_stat {
-	AP_STAT_CALLS,	   /* probe hits that reached the program */
-	AP_STAT_NESTED,	   /* allocator calling its own entry point, not counted again */
-	AP_STAT_NOT_ALLOC, /* realloc(p, 0), overflowing sizes, requests beyond the address space */
-	AP_STAT_SAMPLED,   /* allocations recorded (all of them in exact mode) */
-	AP_STAT_NO_THREAD, /* task storage could not be had: allocation lost */
-	AP_STAT_RA_FAULT,  /* return address unreadable: allocation lost */
-	AP_STAT_STACK_FAIL,	/* stack walk failed: recorded with the caller frame only */
-	AP_STAT_STACK_TRUNC,	/* stack deeper than AP_MAX_FRAMES: recorded truncated */
-	AP_STAT_STACKS_FULL,	/* stacks map full: allocation lost */
-	AP_STAT_COUNTS_FULL,	/* counts map full: allocation lost */
-	AP_STAT_PROCS_FULL,	/* procs map full: process named by pid only */
-	AP_STAT_EVENTS_LOST,	/* new-stack notices the ring buffer had no room for */
-	AP_STAT_VMAS_FULL,	/* mapping table full: frames resolved from /proc snapshots only */
-	AP_STAT_VMA_FAIL,	/* a frame's mapping could not be looked up (mmap lock busy) */
-	AP_STAT_FREES,		/* free/delete calls of a non-NULL block */
-	AP_STAT_FREE_MATCHED,	/* blocks forgotten: freed, or the old block of a realloc */
-	AP_STAT_FREE_UNMATCHED, /* not a tracked block: unsampled, or allocated before the capture
-				 */
-	AP_STAT_FREE_NESTED,	/* the allocator's own inner free of a block already forgotten */
-	AP_STAT_LIVE_FULL,  /* live-block map full (or no kernel memory): not tracked for in-use */
-	AP_STAT_RET_MISSED, /* a pending call's return was not seen: not tracked for in-use */
-	AP_STAT_MEMPTR_FAULT, /* posix_memalign's result unreadable: not tracked for in-use */
-	AP_STAT_FAILED,	      /* recorded allocations that failed: taken back out */
-	AP_STAT_NEW_ARMED,    /* sampled throwing operator new, waiting for its inner call */
-	AP_STAT_NEW_INNER,    /* of those, whose inner allocator call gave the block */
-	AP_STAT_NR,
+	AP_STATS(AP_STAT_ENUM) AP_STAT_NR,
 };
+#undef AP_STAT_ENUM
 
 struct ap_stats {
 	__u64 v[AP_STAT_NR];
@@ -311,6 +353,28 @@ _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
 _Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
 _Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");
 _Static_assert(sizeof(struct ap_real_file) == 24, "ap_real_file layout");
+#endif
+
+#ifndef __VMLINUX_H__
+/* Userspace only: what each counter is called, and where report.c writes it. */
+enum ap_stat_kind {
+	AP_SK_LOST,
+	AP_SK_WARN,
+	AP_SK_NOTE,
+	AP_SK_CALLS,
+	AP_SK_FREES,
+	AP_SK_NEW,
+	AP_SK_LIVE,
+};
+
+struct ap_stat_desc {
+	enum ap_stat_kind kind;
+	const char *text;
+};
+
+#define AP_STAT_DESC(name, kind, text) [AP_STAT_##name] = { AP_SK_##kind, text },
+static const struct ap_stat_desc ap_stat_descs[AP_STAT_NR] = { AP_STATS(AP_STAT_DESC) };
+#undef AP_STAT_DESC
 #endif
 
 #endif /* ALLOCPROF_H */

@@ -74,7 +74,7 @@ static __always_inline bool remember(__u64 addr, struct ap_live *v)
 {
 	__u32 slot = filter_slot(addr);
 	struct ap_live_key k = live_key(addr);
-	long err;
+	int err; /* not a long: see map_add() */
 
 	/* Counted first, so a concurrent free of it never misses it in the filter. */
 	if (!exact)

@@ -13,7 +13,6 @@ static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *
 	struct ap_proc *p = bpf_map_lookup_elem(&procs, pk);
 	struct task_struct *task;
 	struct ap_proc np = { .gen = 1 };
-	long err;
 
 	if (p) {
 		__sync_fetch_and_add(&p->gen, 1);
@@ -22,8 +21,7 @@ static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *
 	/* The process's name is its group leader's; other threads may have renamed themselves. */
 	task = bpf_get_current_task_btf();
 	bpf_probe_read_kernel_str(np.comm, sizeof(np.comm), task->group_leader->comm);
-	err = bpf_map_update_elem(&procs, pk, &np, BPF_NOEXIST);
-	if (err && err != -EEXIST)
+	if (map_add(&procs, pk, &np))
 		STAT_INC(st, AP_STAT_PROCS_FULL);
 }
 
@@ -39,7 +37,6 @@ static long record_vma(struct task_struct *task, struct vm_area_struct *vma, voi
 	struct ap_vma_key k = { .proc = vc->proc, .start = vma->vm_start };
 	struct file *f = vma->vm_file;
 	struct ap_vma v = {};
-	long err;
 
 	vc->start = vma->vm_start;
 	vc->end = vma->vm_end;
@@ -50,8 +47,7 @@ static long record_vma(struct task_struct *task, struct vm_area_struct *vma, voi
 	v.ino = f->f_inode->i_ino;
 	v.dev = f->f_inode->i_sb->s_dev;
 	bpf_probe_read_kernel_str(v.name, sizeof(v.name), f->f_path.dentry->d_name.name);
-	err = bpf_map_update_elem(&vmas, &k, &v, BPF_NOEXIST);
-	if (err && err != -EEXIST)
+	if (map_add(&vmas, &k, &v))
 		STAT_INC(vc->st, AP_STAT_VMAS_FULL);
 	return 0;
 }
@@ -123,7 +119,7 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 	struct ap_stack *s;
 	__u32 nr;
 	__u64 h;
-	long n, err;
+	long n;
 
 	s = bpf_task_storage_get(&stack_buf, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s) {
@@ -163,13 +159,11 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 	if (!c) {
 		struct ap_count zc = {};
 
-		err = bpf_map_update_elem(&stacks, &h, s, BPF_NOEXIST);
-		if (err && err != -EEXIST) {
+		if (map_add(&stacks, &h, s)) {
 			STAT_INC(st, AP_STAT_STACKS_FULL);
 			return 0;
 		}
-		err = bpf_map_update_elem(&counts, &key, &zc, BPF_NOEXIST);
-		if (err && err != -EEXIST) {
+		if (map_add(&counts, &key, &zc)) {
 			STAT_INC(st, AP_STAT_COUNTS_FULL);
 			return 0;
 		}

@@ -1,6 +1,8 @@
 /*
  * What is said about a capture: the profile's comments (targets, allocators, sampling, every
  * count of calls seen, skipped and lost) and the warnings on stderr. Nothing lost is silent.
+ * Each BPF counter's text and where it goes come from the one list in bpf/allocprof.h
+ * (AP_STATS); this file puts the lines together.
  */
 #include "addrspace.h"
 #include "allocprof.skel.h"
@@ -13,40 +15,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <string.h>
-
-/*
- * Every counter of an allocation (or a notice) that did not make it, and what it means. All go
- * into the comments; those that can change what the profile says are also warned about.
- */
-static const struct {
-	enum ap_stat stat;
-	bool lost; /* an allocation missing from the profile */
-	bool warn; /* also on stderr */
-	const char *what;
-} losses[] = {
-	{ AP_STAT_NO_THREAD, true, true, "lost: no per-thread state could be allocated" },
-	{ AP_STAT_RA_FAULT, true, true, "lost: return address unreadable" },
-	{ AP_STAT_STACKS_FULL, true, true, "lost: stack map full (raise --max-stacks)" },
-	{ AP_STAT_COUNTS_FULL, true, true, "lost: counter map full (raise --max-stacks)" },
-	{ AP_STAT_STACK_FAIL, false, true, "stack walk failed: recorded with the caller only" },
-	{ AP_STAT_STACK_TRUNC, false, true, "stacks truncated at 127 frames" },
-	{ AP_STAT_PROCS_FULL, false, true, "process table full: names read from /proc instead" },
-	{ AP_STAT_EVENTS_LOST, false, true,
-	  "notices dropped (new stacks: mappings read at the next tick; new programs or "
-	  "libraries: not followed)" },
-	/* A frame these miss resolves through /proc instead, or counts as outside any mapping. */
-	{ AP_STAT_VMAS_FULL, false, false, "mapping table full: frames resolved via /proc only" },
-	{ AP_STAT_VMA_FAIL, false, false,
-	  "frame mappings the kernel could not look up (address space busy)" },
-	/* In-use tracking: the allocation is in alloc_*, missing from inuse_*. */
-	{ AP_STAT_LIVE_FULL, false, true,
-	  "allocations not tracked for in-use: live-block map full (raise --max-live) or no "
-	  "kernel memory" },
-	{ AP_STAT_RET_MISSED, false, true,
-	  "allocations not tracked for in-use: their return was not seen" },
-	{ AP_STAT_MEMPTR_FAULT, false, true,
-	  "allocations not tracked for in-use: posix_memalign's result unreadable" },
-};
 
 static void prog_time(const char *what, const struct bpf_program *prog)
 {
@@ -82,48 +50,81 @@ static uint64_t new_untracked(const struct ap_stats *b)
 	return armed > inner ? armed - inner : 0;
 }
 
+/* One comment of "what: N" fields joined by "; ". */
+struct line {
+	char s[512]; /* as long as profile__add_comment keeps */
+	size_t len;
+};
+
+static void line_add(struct line *l, const char *what, uint64_t v)
+{
+	size_t room = sizeof(l->s) - l->len;
+	int n = snprintf(l->s + l->len, room, "%s%s: %llu", l->len ? "; " : "", what,
+			 (unsigned long long)v);
+
+	if (n > 0)
+		l->len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+/* Every counter of one summary line, in the list's order (bpf/allocprof.h). */
+static void line_stats(struct line *l, const struct capture *c, const struct ap_stats *b,
+		       enum ap_stat_kind kind)
+{
+	for (int i = 0; i < AP_STAT_NR; i++) {
+		const char *what = ap_stat_descs[i].text;
+		char buf[256];
+
+		if (ap_stat_descs[i].kind != kind)
+			continue;
+		if (i == AP_STAT_FREE_UNMATCHED) {
+			snprintf(buf, sizeof(buf), "%s (%s)", what,
+				 c->o.exact ? "allocated before the capture, or released by the "
+					      "allocator itself, as glibc's thread caches at "
+					      "thread exit"
+					    : "not sampled, or allocated before the capture");
+			what = buf;
+		}
+		line_add(l, what, b->v[i]);
+	}
+}
+
 static void in_use_comments(const struct capture *c, struct profile *p,
 			    const struct collect_stats *st)
 {
 	const struct ap_stats *b = &st->bpf;
+	struct line l = {};
 
 	profile__add_comment(
 		p,
 		"in-use tracking: returns seen through %s; inuse_* is what was live at the end "
 		"of the capture, or when the process exited",
 		c->sessions ? "uprobe sessions" : "return probes (no uprobe sessions)");
-	profile__add_comment(p,
-			     "frees seen: %llu; blocks forgotten (freed, or moved by realloc): "
-			     "%llu; frees of untracked blocks (%s): %llu; inner frees of the "
-			     "allocator: %llu",
-			     (unsigned long long)b->v[AP_STAT_FREES],
-			     (unsigned long long)b->v[AP_STAT_FREE_MATCHED],
-			     c->o.exact
-				     ? "allocated before the capture, or released by the "
-				       "allocator itself, as glibc's thread caches at thread exit"
-				     : "not sampled, or allocated before the capture",
-			     (unsigned long long)b->v[AP_STAT_FREE_UNMATCHED],
-			     (unsigned long long)b->v[AP_STAT_FREE_NESTED]);
-	if (b->v[AP_STAT_NEW_ARMED])
-		profile__add_comment(
-			p,
-			"sampled throwing operator new: %llu; its block found through the "
-			"allocator call inside it: %llu; %s: %llu",
-			(unsigned long long)b->v[AP_STAT_NEW_ARMED],
-			(unsigned long long)b->v[AP_STAT_NEW_INNER], NEW_UNTRACKED,
-			(unsigned long long)new_untracked(b));
-	profile__add_comment(p,
-			     "blocks live at the end: %llu; without their counter: %llu; "
-			     "recorded allocations that failed (taken back out of alloc_*): %llu",
-			     (unsigned long long)st->live_blocks,
-			     (unsigned long long)st->live_orphans,
-			     (unsigned long long)b->v[AP_STAT_FAILED]);
+	line_stats(&l, c, b, AP_SK_FREES);
+	profile__add_comment(p, "%s", l.s);
+	if (b->v[AP_STAT_NEW_ARMED]) {
+		l = (struct line){};
+		line_stats(&l, c, b, AP_SK_NEW);
+		line_add(&l, NEW_UNTRACKED, new_untracked(b));
+		profile__add_comment(p, "%s", l.s);
+	}
+	l = (struct line){};
+	line_add(&l, "blocks live at the end", st->live_blocks);
+	line_add(&l, "without their counter", st->live_orphans);
+	line_stats(&l, c, b, AP_SK_LIVE);
+	profile__add_comment(p, "%s", l.s);
+}
+
+/* A counter said on its own: lost allocations, warnings and notes. */
+static bool said_alone(enum ap_stat_kind kind)
+{
+	return kind == AP_SK_LOST || kind == AP_SK_WARN || kind == AP_SK_NOTE;
 }
 
 void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,
 		     uint64_t duration)
 {
 	const struct ap_stats *b = &st->bpf;
+	struct line calls = {};
 	uint64_t lost = 0;
 
 	profile__add_comment(p, "allocprof %s", ALLOCPROF_VERSION);
@@ -144,25 +145,19 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 				     "sampling: one per %llu bytes on average (Poisson, per "
 				     "thread); values are unbiased estimates",
 				     (unsigned long long)c->o.sample_bytes);
-	profile__add_comment(p,
-			     "allocator calls seen: %llu; recorded: %llu; nested calls inside the "
-			     "allocator: %llu; not allocations (realloc to 0, impossible sizes): "
-			     "%llu",
-			     (unsigned long long)b->v[AP_STAT_CALLS],
-			     (unsigned long long)b->v[AP_STAT_SAMPLED],
-			     (unsigned long long)b->v[AP_STAT_NESTED],
-			     (unsigned long long)b->v[AP_STAT_NOT_ALLOC]);
+	line_stats(&calls, c, b, AP_SK_CALLS);
+	profile__add_comment(p, "%s", calls.s);
 	if (c->o.alloc_only)
 		profile__add_comment(p, "in-use tracking: off (--alloc-only)");
 	else
 		in_use_comments(c, p, st);
-	for (size_t i = 0; i < ARRAY_SIZE(losses); i++) {
-		uint64_t v = b->v[losses[i].stat];
+	for (int i = 0; i < AP_STAT_NR; i++) {
+		uint64_t v = b->v[i];
 
-		if (!v)
+		if (!v || !said_alone(ap_stat_descs[i].kind))
 			continue;
-		profile__add_comment(p, "%s: %llu", losses[i].what, (unsigned long long)v);
-		if (losses[i].lost)
+		profile__add_comment(p, "%s: %llu", ap_stat_descs[i].text, (unsigned long long)v);
+		if (ap_stat_descs[i].kind == AP_SK_LOST)
 			lost += v;
 	}
 	if (!lost)
@@ -186,11 +181,12 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 
 void report_losses(const struct collect_stats *st)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(losses); i++) {
-		uint64_t v = st->bpf.v[losses[i].stat];
+	for (int i = 0; i < AP_STAT_NR; i++) {
+		enum ap_stat_kind kind = ap_stat_descs[i].kind;
+		uint64_t v = st->bpf.v[i];
 
-		if (v && losses[i].warn)
-			ap_warn("%s: %llu", losses[i].what, (unsigned long long)v);
+		if (v && (kind == AP_SK_LOST || kind == AP_SK_WARN))
+			ap_warn("%s: %llu", ap_stat_descs[i].text, (unsigned long long)v);
 	}
 	if (st->stacks_missing)
 		ap_warn("counters whose stack was missing: %llu",
