@@ -266,6 +266,20 @@ static uint64_t frame_location(const struct ap_proc_key *pk, uint64_t ret_addr, 
 	return profile__location(p, mapping_id, addr, &res);
 }
 
+const struct value_type *collect_sample_types(bool inuse, size_t *n)
+{
+	/* Indexed by enum collect_value, so a value cannot be filled under another's name. */
+	static const struct value_type types[VALUE_NR] = {
+		[VALUE_ALLOC_OBJECTS] = { "alloc_objects", "count" },
+		[VALUE_ALLOC_SPACE] = { "alloc_space", "bytes" },
+		[VALUE_INUSE_OBJECTS] = { "inuse_objects", "count" },
+		[VALUE_INUSE_SPACE] = { "inuse_space", "bytes" },
+	};
+
+	*n = inuse ? VALUE_NR : VALUE_INUSE_OBJECTS;
+	return types;
+}
+
 int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces *as,
 		    struct symbolizer *sym, struct profile *p, struct collect_stats *st)
 {
@@ -293,7 +307,7 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 	for (size_t i = 0; i < n; i++) {
 		const struct counter *e = &c[i];
 		const struct ap_stack *stack = NULL;
-		int64_t values[4];
+		int64_t values[VALUE_NR];
 		size_t nlocs = 0;
 		uint64_t si;
 
@@ -323,21 +337,23 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 		}
 		st->frames += nlocs;
 		if (exact) {
-			values[0] = clamp_value(e->val.count);
-			values[1] = clamp_value(e->val.bytes);
-			values[2] = clamp_value(e->inuse_count);
-			values[3] = clamp_value(e->inuse_bytes);
+			values[VALUE_ALLOC_OBJECTS] = clamp_value(e->val.count);
+			values[VALUE_ALLOC_SPACE] = clamp_value(e->val.bytes);
+			values[VALUE_INUSE_OBJECTS] = clamp_value(e->inuse_count);
+			values[VALUE_INUSE_SPACE] = clamp_value(e->inuse_bytes);
 		} else {
-			values[0] = clamp_value((e->val.w_objects + (1u << (AP_Q - 1))) >> AP_Q);
-			values[1] = clamp_value(e->val.w_bytes);
-			values[2] = clamp_value((e->inuse_w_objects + (1u << (AP_Q - 1))) >> AP_Q);
-			values[3] = clamp_value(e->inuse_w_bytes);
+			values[VALUE_ALLOC_OBJECTS] =
+				clamp_value((e->val.w_objects + (1u << (AP_Q - 1))) >> AP_Q);
+			values[VALUE_ALLOC_SPACE] = clamp_value(e->val.w_bytes);
+			values[VALUE_INUSE_OBJECTS] =
+				clamp_value((e->inuse_w_objects + (1u << (AP_Q - 1))) >> AP_Q);
+			values[VALUE_INUSE_SPACE] = clamp_value(e->inuse_w_bytes);
 		}
-		st->objects += (double)values[0];
-		st->bytes += (double)values[1];
+		st->objects += (double)values[VALUE_ALLOC_OBJECTS];
+		st->bytes += (double)values[VALUE_ALLOC_SPACE];
 		if (cm->live_fd >= 0) {
-			st->inuse_objects += (double)values[2];
-			st->inuse_bytes += (double)values[3];
+			st->inuse_objects += (double)values[VALUE_INUSE_OBJECTS];
+			st->inuse_bytes += (double)values[VALUE_INUSE_SPACE];
 		}
 		profile__add_sample(p, locs, nlocs, values, cur.pid, comm);
 		st->samples++;

@@ -13,10 +13,22 @@
 
 #include "allocprof.h"
 
+#include "profile.h"
+
 struct bpf_map;
 struct addrspaces;
 struct symbolizer;
-struct profile;
+
+/* The sample types collect_samples() fills, in this order: Go's heap profile types. */
+enum collect_value {
+	VALUE_ALLOC_OBJECTS,
+	VALUE_ALLOC_SPACE,
+	VALUE_INUSE_OBJECTS, /* these two only with a live map */
+	VALUE_INUSE_SPACE,
+	VALUE_NR,
+};
+/* The profile's sample types for them: all four, or without a live map the first two. */
+const struct value_type *collect_sample_types(bool inuse, size_t *n);
 
 struct collect_maps {
 	int counts_fd, stacks_fd, procs_fd, stats_fd, vmas_fd;

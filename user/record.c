@@ -291,11 +291,6 @@ static void summarize(struct run *r, struct profile *p, const struct collect_sta
 
 static int finish(struct run *r)
 {
-	/* Go's heap profile types, in its order; --alloc-only has the first two. */
-	static const struct value_type types[] = { { "alloc_objects", "count" },
-						   { "alloc_space", "bytes" },
-						   { "inuse_objects", "count" },
-						   { "inuse_space", "bytes" } };
 	struct capture *c = &r->c;
 	struct collect_maps maps = {
 		.counts_fd = bpf_map__fd(c->skel->maps.counts),
@@ -307,8 +302,6 @@ static int finish(struct run *r)
 	};
 	uint64_t duration = now_ns() - c->start_mono;
 	struct profile_meta meta = {
-		.sample_types = types,
-		.nsample_types = c->o.alloc_only ? 2 : ARRAY_SIZE(types),
 		.period_type = { "space", "bytes" },
 		.period = c->o.exact ? 1 : (int64_t)c->o.sample_bytes,
 		.time_nanos = (int64_t)c->start_real,
@@ -322,6 +315,7 @@ static int finish(struct run *r)
 	size_t len = 0;
 	int err;
 
+	meta.sample_types = collect_sample_types(!c->o.alloc_only, &meta.nsample_types);
 	report_prog_time(c);
 	/* Detach first: the counters stop moving while they are read. */
 	attacher__free(c->att);
