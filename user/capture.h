@@ -21,10 +21,8 @@
 struct allocprof_bpf;
 struct attacher;
 struct addrspaces;
-struct hashmap;
 struct profile;
 struct collect_stats;
-struct bpf_link;
 
 /* One process the capture was asked to watch (-p), or the started command. */
 struct watched {
@@ -35,40 +33,36 @@ struct watched {
 	char exe[4096]; /* its executable now, as /proc/PID/exe names it */
 };
 
+struct watch;
+struct notes;
+
+/*
+ * What the three files share. Each piece has one owner: record.c creates and frees the BPF
+ * object, the attacher, the address spaces and the notes, and alone writes the times; the
+ * processes watched are watch.c's (struct watch); the notes' text is report.c's.
+ */
 struct capture {
 	struct record_opts o;
 	struct allocprof_bpf *skel;
 	struct attacher *att;
-	struct bpf_link *exec_link; /* the exec tracepoint, once something is watched */
 	struct addrspaces *as;
-	struct child child;
-	bool have_child;
-	struct rlimit nofile; /* as allocprof was started: what the command gets */
-	struct watched *w;
-	size_t nw, wcap;
-	struct hashmap *gens;	  /* ap_proc_key -> procs map generation last snapshotted */
-	struct ap_proc_key *snap; /* from events: processes to snapshot */
-	size_t nsnap, snap_cap;
-	struct relink {
-		struct ap_proc_key proc; /* from events: processes to resolve again */
-		uint64_t since;		 /* when first asked: a dynamic linker gets 2 s */
-		bool linked;		 /* its dynamic linker said it is done */
-		bool waiting;		 /* an exec'd dynamic program: wait for that */
-	} * relink;
-	size_t nrelink, relink_cap;
-	char **notes; /* lines for the profile's comments: allocators, late attaches */
-	size_t nnotes, notes_cap;
+	struct watch *watch;	    /* watch.c */
+	struct notes *notes;	    /* report.c: lines for the profile's comments */
 	struct placement placement; /* how every plan's probe sites are chosen */
-	size_t probes;
-	bool sessions;		 /* in-use returns through uprobe sessions */
-	const char *no_sessions; /* why not, when in-use tracking uses return probes */
+	struct rlimit nofile;	    /* as allocprof was started: what the command gets */
+	bool sessions;		    /* in-use returns through uprobe sessions */
+	const char *no_sessions;    /* why not, when in-use tracking uses return probes */
 	uint64_t start_mono, start_real, end_mono;
 	bool stop;
 };
 
-/* watch.c */
+/* watch.c: the processes watched, from resolving them to their exit. */
+struct watch *watch__new(void);
+/* Closes what it holds (pidfds, the exec tracepoint's link). */
+void watch__free(struct watch *w);
 int watch_pids(struct capture *c);
 int watch_all(struct capture *c);
+/* Starts the command with its probes in place; it runs when this returns 0. */
 int watch_command(struct capture *c);
 void watch_event(struct capture *c, const struct ap_event *ev);
 void watch_handle_events(struct capture *c);
@@ -76,14 +70,27 @@ void watch_handle_events(struct capture *c);
 bool watch_pending(const struct capture *c);
 void watch_refresh_maps(struct capture *c);
 void watch_reap_child(struct capture *c);
-/* A watched process is gone: its pid may be reused, nothing about it is followed any more. */
-void watch_exited(struct capture *c, struct watched *w);
-/* At the end: what was still waiting is said in the comments. */
-void watch_give_up(struct capture *c);
+/* Readable when a watched process (not the command: SIGCHLD) may have exited. */
+int watch__exit_fd(const struct watch *w);
+/* After watch__exit_fd was readable: what exited is not followed any more (its pid is free). */
+void watch_check_exits(struct capture *c);
+/*
+ * At the end, after the probes are detached: execs are not followed any more, what was still
+ * waiting is said in the comments, and every process still there has its mappings read.
+ */
+void watch_finish(struct capture *c);
 bool watch_all_exited(const struct capture *c);
-void watch_note(struct capture *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The started command (NULL without one): its pid, and its status once it exited. */
+const struct child *watch__child(const struct watch *w);
+/* The processes watched, in the order given (for -a: none). */
+const struct watched *watch__targets(const struct watch *w, size_t *n);
+size_t watch__probes(const struct watch *w);
 
 /* report.c */
+struct notes *notes__new(void);
+void notes__free(struct notes *n);
+/* A line for the profile's comments (said once, however often it is added). */
+void report_note(struct capture *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void report_prog_time(const struct capture *c);
 void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,
 		     uint64_t duration);

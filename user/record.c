@@ -34,8 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TICK_MS	 1000
-#define MAX_POLL 1024
+#define TICK_MS 1000
 
 /* What only the event loop and the set-up need, around the shared capture state. */
 struct run {
@@ -190,9 +189,11 @@ static void show_progress(struct run *r)
  */
 static void forward_signal(struct capture *c, const struct signalfd_siginfo *si)
 {
-	if (c->have_child && !c->child.exited && si->ssi_code == SI_USER &&
-	    si->ssi_signo != SIGPIPE && si->ssi_pid != (uint32_t)c->child.pid)
-		kill(c->child.pid, (int)si->ssi_signo);
+	const struct child *ch = watch__child(c->watch);
+
+	if (ch && !ch->exited && si->ssi_code == SI_USER && si->ssi_signo != SIGPIPE &&
+	    si->ssi_pid != (uint32_t)ch->pid)
+		kill(ch->pid, (int)si->ssi_signo);
 }
 
 /* Reads the signalfd; true when a signal asked the capture to end. */
@@ -220,7 +221,7 @@ static bool read_signals(struct run *r)
 static void run_loop(struct run *r)
 {
 	struct capture *c = &r->c;
-	struct pollfd pfd[MAX_POLL];
+	struct pollfd pfd[3];
 	uint64_t next_tick = now_ns() + TICK_MS * 1000000ull;
 
 	while (!c->stop && !watch_all_exited(c)) {
@@ -238,9 +239,7 @@ static void run_loop(struct run *r)
 		pfd[n++] = (struct pollfd){ .fd = r->sigfd, .events = POLLIN };
 		pfd[n++] =
 			(struct pollfd){ .fd = ring_buffer__epoll_fd(r->events), .events = POLLIN };
-		for (size_t i = 0; i < c->nw && n < MAX_POLL; i++)
-			if (c->w[i].pidfd >= 0 && !c->w[i].exited)
-				pfd[n++] = (struct pollfd){ .fd = c->w[i].pidfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = watch__exit_fd(c->watch), .events = POLLIN };
 		ret = poll(pfd, n, timeout);
 		if (ret < 0 && errno != EINTR)
 			break;
@@ -248,13 +247,8 @@ static void run_loop(struct run *r)
 			c->stop = true;
 		if ((ret > 0 && (pfd[1].revents & POLLIN)) || watch_pending(c))
 			drain_events(r);
-		for (size_t k = 2; ret > 0 && k < n; k++) {
-			if (!pfd[k].revents)
-				continue;
-			for (size_t i = 0; i < c->nw; i++)
-				if (c->w[i].pidfd == pfd[k].fd)
-					watch_exited(c, &c->w[i]);
-		}
+		if (ret > 0 && (pfd[2].revents & POLLIN))
+			watch_check_exits(c);
 		if (now_ns() >= next_tick) {
 			watch_refresh_maps(c);
 			show_progress(r);
@@ -309,6 +303,8 @@ static int finish(struct run *r)
 		.default_sample_type = "alloc_space",
 	};
 	struct collect_stats st = {};
+	const struct watched *targets;
+	size_t ntargets;
 	struct symbolizer *sym;
 	struct profile *p;
 	void *data = NULL;
@@ -320,15 +316,8 @@ static int finish(struct run *r)
 	/* Detach first: the counters stop moving while they are read. */
 	attacher__free(c->att);
 	c->att = NULL;
-	bpf_link__destroy(c->exec_link);
-	c->exec_link = NULL;
 	ring_buffer__consume(r->events);
-	watch_give_up(c); /* nothing is attached any more */
-	watch_handle_events(c);
-	for (size_t i = 0; i < c->nw; i++)
-		if (!c->w[i].exited)
-			addrspaces__snapshot(c->as, c->w[i].pid);
-	watch_refresh_maps(c);
+	watch_finish(c);
 
 	collect_read_stats(maps.stats_fd, &st.bpf);
 	p = profile__new(&meta);
@@ -338,8 +327,9 @@ static int finish(struct run *r)
 		ap_err("cannot read the recorded counters: %s", strerror(-err));
 		goto out;
 	}
-	if (c->nw)
-		profile__set_main(p, c->w[0].exe);
+	targets = watch__targets(c->watch, &ntargets);
+	if (ntargets)
+		profile__set_main(p, targets[0].exe);
 	report_comments(c, p, &st, duration);
 	err = pprof_encode(profile__message(p), &data, &len);
 	if (!err)
@@ -400,18 +390,19 @@ static void raise_fd_limit(struct capture *c)
 static int wait_child(struct run *r)
 {
 	struct capture *c = &r->c;
+	const struct child *ch = watch__child(c->watch);
 
-	while (c->have_child && !c->child.exited) {
+	while (ch && !ch->exited) {
 		struct pollfd pfd = { .fd = r->sigfd, .events = POLLIN };
 
 		watch_reap_child(c);
-		if (c->child.exited)
+		if (ch->exited)
 			break;
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
 			break;
 		read_signals(r);
 	}
-	return c->have_child && c->child.exited ? exit_code(c->child.status) : 0;
+	return ch && ch->exited ? exit_code(ch->status) : 0;
 }
 
 static void cleanup(struct run *r)
@@ -419,21 +410,12 @@ static void cleanup(struct run *r)
 	struct capture *c = &r->c;
 
 	attacher__free(c->att);
-	bpf_link__destroy(c->exec_link);
+	watch__free(c->watch); /* its links before the BPF object they belong to */
 	ring_buffer__free(r->events);
 	allocprof_bpf__destroy(c->skel);
 	out_file__abort(r->out);
 	addrspaces__free(c->as);
-	hashmap__free(c->gens);
-	for (size_t i = 0; i < c->nw; i++)
-		if (c->w[i].pidfd >= 0)
-			close(c->w[i].pidfd);
-	free(c->w);
-	for (size_t i = 0; i < c->nnotes; i++)
-		free(c->notes[i]);
-	free(c->notes);
-	free(c->snap);
-	free(c->relink);
+	notes__free(c->notes);
 	free(r->out_path);
 	if (r->sigfd >= 0)
 		close(r->sigfd);
@@ -445,6 +427,7 @@ int cmd_record(int argc, char **argv)
 	struct run r = { .sigfd = -1 };
 	struct capture *c = &r.c;
 	char namebuf[128];
+	size_t ntargets;
 	int err, ret = 1;
 
 	err = record_opts__parse(argc, argv, &c->o);
@@ -466,7 +449,8 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	c->as = addrspaces__new();
-	c->gens = hashmap__new();
+	c->watch = watch__new();
+	c->notes = notes__new();
 	if (open_bpf(&r))
 		goto out;
 
@@ -478,23 +462,23 @@ int cmd_record(int argc, char **argv)
 		err = watch_command(c);
 	if (err)
 		goto out;
-	if (!c->start_mono) {
-		c->start_mono = now_ns();
-		c->start_real = realtime_ns();
-	}
+	/* From the moment every target is watched (the command: has just been let run). */
+	c->start_mono = now_ns();
+	c->start_real = realtime_ns();
 	if (c->o.duration_ns)
 		c->end_mono = c->start_mono + c->o.duration_ns;
 	/* Progress only on a terminal, and not over a command's own output. */
-	r.progress = !c->o.quiet && !c->have_child && isatty(STDERR_FILENO);
+	watch__targets(c->watch, &ntargets);
+	r.progress = !c->o.quiet && !watch__child(c->watch) && isatty(STDERR_FILENO);
 	if (r.progress)
 		fprintf(stderr, "allocprof: recording %s; Ctrl-C to stop\n",
-			c->o.all     ? "all processes"
-			: c->nw == 1 ? "1 process"
-				     : "processes");
+			c->o.all	  ? "all processes"
+			: ntargets == 1 ? "1 process"
+					: "processes");
 	run_loop(&r);
 	watch_reap_child(c);
 	ret = finish(&r) ? 1 : 0;
-	if (c->have_child) {
+	if (watch__child(c->watch)) {
 		int status = wait_child(&r);
 
 		if (!ret)

@@ -14,7 +14,47 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Lines for the comments that only the capture's course knows: allocators, late attaches. */
+struct notes {
+	char **line;
+	size_t n, cap;
+};
+
+struct notes *notes__new(void)
+{
+	return xcalloc(1, sizeof(struct notes));
+}
+
+void notes__free(struct notes *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->n; i++)
+		free(n->line[i]);
+	free(n->line);
+	free(n);
+}
+
+void report_note(struct capture *c, const char *fmt, ...)
+{
+	struct notes *n = c->notes;
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < n->n; i++)
+		if (!strcmp(n->line[i], buf))
+			return;
+	grow((void **)&n->line, &n->cap, n->n + 1, sizeof(*n->line));
+	n->line[n->n++] = xstrdup(buf);
+}
 
 static void prog_time(const char *what, const struct bpf_program *prog)
 {
@@ -126,18 +166,24 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 	const struct ap_stats *b = &st->bpf;
 	struct line calls = {};
 	uint64_t lost = 0;
+	size_t ntargets;
+
+	const struct child *child = watch__child(c->watch);
+	const struct watched *targets = watch__targets(c->watch, &ntargets);
 
 	profile__add_comment(p, "allocprof %s", ALLOCPROF_VERSION);
 	if (c->o.all)
 		profile__add_comment(p, "target: all processes");
-	else if (c->have_child)
+	else if (child)
 		profile__add_comment(p, "target: command '%s' (pid %d)", c->o.cmd[0],
-				     (int)c->child.pid);
-	for (size_t i = 0; i < c->nw && !c->have_child; i++)
-		profile__add_comment(p, "target: pid %d (%s)", (int)c->w[i].pid, c->w[i].comm);
-	for (size_t i = 0; i < c->nnotes; i++)
-		profile__add_comment(p, "%s", c->notes[i]);
-	profile__add_comment(p, "duration: %.3f s; %zu probes", (double)duration / 1e9, c->probes);
+				     (int)child->pid);
+	for (size_t i = 0; i < ntargets && !child; i++)
+		profile__add_comment(p, "target: pid %d (%s)", (int)targets[i].pid,
+				     targets[i].comm);
+	for (size_t i = 0; i < c->notes->n; i++)
+		profile__add_comment(p, "%s", c->notes->line[i]);
+	profile__add_comment(p, "duration: %.3f s; %zu probes", (double)duration / 1e9,
+			     watch__probes(c->watch));
 	if (c->o.exact)
 		profile__add_comment(p, "sampling: none (--exact), every allocation recorded");
 	else

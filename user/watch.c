@@ -19,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <sys/epoll.h>
 #include <poll.h>
 #include <errno.h>
 #include <signal.h>
@@ -30,26 +31,78 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-void watch_note(struct capture *c, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
+struct watch {
+	struct watched *w; /* what -p named, or the command */
+	size_t nw, wcap;
+	struct child child; /* the command, with -- CMD */
+	bool have_child;
+	int epfd;		  /* every watched pidfd: readable when one exits */
+	struct bpf_link *exec_link; /* the exec tracepoint, once something is watched */
+	struct hashmap *gens;	  /* ap_proc_key -> procs map generation last snapshotted */
+	struct ap_proc_key *snap; /* from events: processes to snapshot */
+	size_t nsnap, snap_cap;
+	struct relink {
+		struct ap_proc_key proc; /* from events: processes to resolve again */
+		uint64_t since;		 /* when first asked: a dynamic linker gets 2 s */
+		bool linked;		 /* its dynamic linker said it is done */
+		bool waiting;		 /* an exec'd dynamic program: wait for that */
+	} * relink;
+	size_t nrelink, relink_cap;
+	size_t probes;
+};
 
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	for (size_t i = 0; i < c->nnotes; i++)
-		if (!strcmp(c->notes[i], buf))
-			return;
-	grow((void **)&c->notes, &c->notes_cap, c->nnotes + 1, sizeof(*c->notes));
-	c->notes[c->nnotes++] = xstrdup(buf);
+struct watch *watch__new(void)
+{
+	struct watch *w = xcalloc(1, sizeof(*w));
+
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->gens = hashmap__new();
+	return w;
+}
+
+void watch__free(struct watch *w)
+{
+	if (!w)
+		return;
+	bpf_link__destroy(w->exec_link);
+	for (size_t i = 0; i < w->nw; i++)
+		if (w->w[i].pidfd >= 0)
+			close(w->w[i].pidfd);
+	if (w->epfd >= 0)
+		close(w->epfd);
+	free(w->w);
+	hashmap__free(w->gens);
+	free(w->snap);
+	free(w->relink);
+	free(w);
+}
+
+int watch__exit_fd(const struct watch *w)
+{
+	return w->epfd;
+}
+
+const struct child *watch__child(const struct watch *w)
+{
+	return w->have_child ? &w->child : NULL;
+}
+
+const struct watched *watch__targets(const struct watch *w, size_t *n)
+{
+	*n = w->nw;
+	return w->w;
+}
+
+size_t watch__probes(const struct watch *w)
+{
+	return w->probes;
 }
 
 static struct watched *find_watched(struct capture *c, pid_t pid)
 {
-	for (size_t i = 0; i < c->nw; i++)
-		if (c->w[i].pid == pid)
-			return &c->w[i];
+	for (size_t i = 0; i < c->watch->nw; i++)
+		if (c->watch->w[i].pid == pid)
+			return &c->watch->w[i];
 	return NULL;
 }
 
@@ -67,13 +120,20 @@ static void add_watched(struct capture *c, pid_t pid, bool is_child)
 	}
 	proc_read_comm(pid, w.comm);
 	proc_read_exe(pid, w.exe, sizeof(w.exe));
-	grow((void **)&c->w, &c->wcap, c->nw + 1, sizeof(*c->w));
-	c->w[c->nw++] = w;
+	if (w.pidfd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = w.pidfd };
+
+		if (epoll_ctl(c->watch->epfd, EPOLL_CTL_ADD, w.pidfd, &ev))
+			ap_warn("pid %d: its exit will be seen only at the end: %s", (int)pid,
+				strerror(errno));
+	}
+	grow((void **)&c->watch->w, &c->watch->wcap, c->watch->nw + 1, sizeof(*c->watch->w));
+	c->watch->w[c->watch->nw++] = w;
 	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.watched), &key, &one, BPF_ANY))
 		ap_warn("pid %d: its execs will not be followed: %s", (int)pid, strerror(errno));
-	if (!c->exec_link) {
-		c->exec_link = bpf_program__attach(c->skel->progs.on_exec);
-		if (!c->exec_link)
+	if (!c->watch->exec_link) {
+		c->watch->exec_link = bpf_program__attach(c->skel->progs.on_exec);
+		if (!c->watch->exec_link)
 			ap_warn("execs will not be followed: %s", strerror(errno));
 	}
 }
@@ -112,13 +172,13 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 		*added_out = added;
 	if (err)
 		return err;
-	c->probes += added;
-	watch_note(c, "allocator: %s", plan->libs[plan->malloc_lib].path);
+	c->watch->probes += added;
+	report_note(c, "allocator: %s", plan->libs[plan->malloc_lib].path);
 	if (plan->unsure) {
 		ap_warn("%s: cannot read %s, which is searched before %s: if it defines malloc, "
 			"allocations through it are missed",
 			what, plan->unsure, plan->libs[plan->malloc_lib].path);
-		watch_note(c, "%s: %s could not be read; allocations through it may be missing",
+		report_note(c, "%s: %s could not be read; allocations through it may be missing",
 			   what, plan->unsure);
 	}
 	/* Frames in these files resolve even in processes gone before their maps are read. */
@@ -207,7 +267,7 @@ int watch_pids(struct capture *c)
 			continue;
 		ap_warn("pid %d is not running (it exited?): recording the others",
 			(int)c->o.pids[i]);
-		watch_note(c, "target: pid %d exited before it was attached", (int)c->o.pids[i]);
+		report_note(c, "target: pid %d exited before it was attached", (int)c->o.pids[i]);
 	}
 	for (size_t i = 0; i < c->o.npids; i++) {
 		alloc_plan__free(&plans[i]);
@@ -254,12 +314,12 @@ int watch_all(struct capture *c)
 		alloc_plan__free(&plan);
 	}
 	closedir(d);
-	if (!c->probes) {
+	if (!c->watch->probes) {
 		ap_err("no process with a recognisable allocator found");
 		return -ENOENT;
 	}
 	if (failed)
-		watch_note(c, "processes whose allocator could not be probed: %zu", failed);
+		report_note(c, "processes whose allocator could not be probed: %zu", failed);
 	ap_info("all processes: allocators of %zu running processes probed", procs);
 	return 0;
 }
@@ -329,41 +389,39 @@ int watch_command(struct capture *c)
 	err = plan_for_command(c, image, interp, &plan);
 	if (err)
 		goto out;
-	err = child_spawn(c->o.cmd, path, &c->nofile, &c->child);
+	err = child_spawn(c->o.cmd, path, &c->nofile, &c->watch->child);
 	if (err) {
 		ap_err("cannot start '%s': %s", c->o.cmd[0], strerror(-err));
 		goto out;
 	}
-	c->have_child = true;
+	c->watch->have_child = true;
 	/*
 	 * The probes are placed for the child's pid before it execs; uprobes follow a process
 	 * through exec, so they are in place before its first instruction. A pid-bound probe on
 	 * its dynamic linker reports later programs (exec) and dlopens.
 	 */
 	snprintf(what, sizeof(what), "'%s'", c->o.cmd[0]);
-	err = attach_plan(c, c->child.pid, &plan, what, NULL);
+	err = attach_plan(c, c->watch->child.pid, &plan, what, NULL);
 	if (err == -ESRCH)
 		ap_err("cannot attach to %s: it exited before it ran", what);
 	if (err) {
-		child_abort(&c->child);
-		c->have_child = false;
+		child_abort(&c->watch->child);
+		c->watch->have_child = false;
 		goto out;
 	}
 	if (interp)
-		watch_linker(c, c->child.pid, interp);
-	add_watched(c, c->child.pid, true);
-	c->start_mono = now_ns();
-	c->start_real = realtime_ns();
-	err = child_release(&c->child);
+		watch_linker(c, c->watch->child.pid, interp);
+	add_watched(c, c->watch->child.pid, true);
+	err = child_release(&c->watch->child);
 	if (err) {
 		ap_err("cannot run '%s': %s", c->o.cmd[0], strerror(-err));
-		c->have_child = false;
+		c->watch->have_child = false;
 		goto out;
 	}
-	proc_read_exe(c->child.pid, c->w[c->nw - 1].exe, sizeof(c->w[0].exe));
+	proc_read_exe(c->watch->child.pid, c->watch->w[c->watch->nw - 1].exe, sizeof(c->watch->w[0].exe));
 	/* A static program's mappings are all there now; a dynamic one's come with its event. */
 	if (!interp)
-		addrspaces__snapshot(c->as, c->child.pid);
+		addrspaces__snapshot(c->as, c->watch->child.pid);
 out:
 	alloc_plan__free(&plan);
 	elf_file__free(ef);
@@ -384,23 +442,41 @@ static void queue(struct ap_proc_key **list, size_t *n, size_t *cap, const struc
 void watch_event(struct capture *c, const struct ap_event *ev)
 {
 	if (ev->kind == AP_EV_NEW_STACKS) {
-		queue(&c->snap, &c->nsnap, &c->snap_cap, &ev->proc);
+		queue(&c->watch->snap, &c->watch->nsnap, &c->watch->snap_cap, &ev->proc);
 		return;
 	}
 	if (ev->kind != AP_EV_LINKED && ev->kind != AP_EV_EXEC)
 		return;
-	for (size_t i = 0; i < c->nrelink; i++) {
-		if (memcmp(&c->relink[i].proc, &ev->proc, sizeof(ev->proc)))
+	for (size_t i = 0; i < c->watch->nrelink; i++) {
+		if (memcmp(&c->watch->relink[i].proc, &ev->proc, sizeof(ev->proc)))
 			continue;
-		c->relink[i].linked |= ev->kind == AP_EV_LINKED;
+		c->watch->relink[i].linked |= ev->kind == AP_EV_LINKED;
 		return;
 	}
-	grow((void **)&c->relink, &c->relink_cap, c->nrelink + 1, sizeof(*c->relink));
-	c->relink[c->nrelink++] = (struct relink){
+	grow((void **)&c->watch->relink, &c->watch->relink_cap, c->watch->nrelink + 1, sizeof(*c->watch->relink));
+	c->watch->relink[c->watch->nrelink++] = (struct relink){
 		.proc = ev->proc,
 		.since = now_ns(),
 		.linked = ev->kind == AP_EV_LINKED,
 	};
+}
+
+/* A watched process is gone: its pid may be reused, nothing about it is followed any more. */
+static void watch_exited(struct capture *c, struct watched *w)
+{
+	__u32 key = (__u32)w->pid;
+	size_t left = 0;
+
+	if (w->exited)
+		return;
+	w->exited = true;
+	if (w->pidfd >= 0)
+		epoll_ctl(c->watch->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
+	bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
+	for (size_t i = 0; i < c->watch->nw; i++)
+		left += !c->watch->w[i].exited;
+	ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid, w->comm, left,
+		c->watch->nw, c->watch->nw == 1 ? "" : "s");
 }
 
 /* Has the process behind `w` exited (so its pid may already be someone else's)? */
@@ -473,21 +549,21 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 	if (!err) {
 		err = attach_plan(c, w->pid, &plan, what, &added);
 		if (err == -ESRCH)
-			watch_note(c, "pid %d (%s): exited before its allocator was probed",
+			report_note(c, "pid %d (%s): exited before its allocator was probed",
 				   (int)w->pid, w->comm);
 		else if (err)
-			watch_note(c,
+			report_note(c,
 				   "pid %d (%s): its allocator could not be probed: its "
 				   "allocations are not in the profile",
 				   (int)w->pid, w->comm);
 		alloc_plan__free(&plan);
 	} else if (err == -ENOENT) {
-		watch_note(c, "pid %d (%s): no recognisable allocator in %s", (int)w->pid, w->comm,
+		report_note(c, "pid %d (%s): no recognisable allocator in %s", (int)w->pid, w->comm,
 			   w->exe);
 	}
 	addrspaces__snapshot(c->as, w->pid);
 	if (added)
-		watch_note(c,
+		report_note(c,
 			   "pid %d (%s): %zu probes attached after it started running: its "
 			   "allocations through them before that are not in the profile",
 			   (int)w->pid, w->comm, added);
@@ -499,43 +575,49 @@ void watch_handle_events(struct capture *c)
 	size_t keep = 0;
 
 	/* What cannot be done yet stays queued (watch_pending), until done or gone. */
-	for (size_t i = 0; i < c->nrelink; i++)
-		if (relink(c, &c->relink[i]) == RELINK_RETRY)
-			c->relink[keep++] = c->relink[i];
-	c->nrelink = keep;
-	for (size_t i = 0; i < c->nsnap; i++)
-		addrspaces__snapshot(c->as, (pid_t)c->snap[i].pid);
-	c->nsnap = 0;
+	for (size_t i = 0; i < c->watch->nrelink; i++)
+		if (relink(c, &c->watch->relink[i]) == RELINK_RETRY)
+			c->watch->relink[keep++] = c->watch->relink[i];
+	c->watch->nrelink = keep;
+	for (size_t i = 0; i < c->watch->nsnap; i++)
+		addrspaces__snapshot(c->as, (pid_t)c->watch->snap[i].pid);
+	c->watch->nsnap = 0;
 }
 
-void watch_give_up(struct capture *c)
+void watch_finish(struct capture *c)
 {
-	for (size_t i = 0; i < c->nrelink; i++) {
-		struct watched *w = find_watched(c, (pid_t)c->relink[i].proc.pid);
+	struct watch *wt = c->watch;
+
+	bpf_link__destroy(wt->exec_link);
+	wt->exec_link = NULL;
+	for (size_t i = 0; i < wt->nrelink; i++) {
+		struct watched *w = find_watched(c, (pid_t)wt->relink[i].proc.pid);
 
 		if (w && !w->exited)
-			watch_note(
+			report_note(
 				c,
 				"pid %d (%s): its new program was still loading when the capture "
 				"ended; its allocator was not resolved again",
 				(int)w->pid, w->comm);
 	}
-	c->nrelink = 0;
+	wt->nrelink = 0;
+	watch_handle_events(c); /* the snapshots still queued */
+	for (size_t i = 0; i < wt->nw; i++)
+		if (!wt->w[i].exited)
+			addrspaces__snapshot(c->as, wt->w[i].pid);
+	watch_refresh_maps(c);
 }
 
-void watch_exited(struct capture *c, struct watched *w)
+void watch_check_exits(struct capture *c)
 {
-	__u32 key = (__u32)w->pid;
-	size_t left = 0;
+	struct epoll_event ev[64];
+	int n;
 
-	if (w->exited)
-		return;
-	w->exited = true;
-	bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
-	for (size_t i = 0; i < c->nw; i++)
-		left += !c->w[i].exited;
-	ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid, w->comm, left,
-		c->nw, c->nw == 1 ? "" : "s");
+	while ((n = epoll_wait(c->watch->epfd, ev, ARRAY_SIZE(ev), 0)) > 0)
+		for (int k = 0; k < n; k++)
+			for (size_t i = 0; i < c->watch->nw; i++)
+				if (c->watch->w[i].pidfd == ev[k].data.fd)
+					watch_exited(c, &c->watch->w[i]);
 }
 
 /*
@@ -554,11 +636,11 @@ void watch_refresh_maps(struct capture *c)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t seen = 0;
 
-		if (hashmap__get(c->gens, &keys[i], sizeof(keys[i]), &seen) && seen == vals[i].gen)
+		if (hashmap__get(c->watch->gens, &keys[i], sizeof(keys[i]), &seen) && seen == vals[i].gen)
 			continue;
 		/* Gone, or running another program now: nothing to read for this one. */
 		addrspaces__snapshot(c->as, (pid_t)keys[i].pid);
-		hashmap__put(c->gens, &keys[i], sizeof(keys[i]), vals[i].gen);
+		hashmap__put(c->watch->gens, &keys[i], sizeof(keys[i]), vals[i].gen);
 	}
 	free(keys);
 	free(vals);
@@ -569,28 +651,28 @@ void watch_reap_child(struct capture *c)
 	struct watched *w;
 	int status;
 
-	if (!c->have_child || c->child.exited)
+	if (!c->watch->have_child || c->watch->child.exited)
 		return;
-	if (waitpid(c->child.pid, &status, WNOHANG) != c->child.pid)
+	if (waitpid(c->watch->child.pid, &status, WNOHANG) != c->watch->child.pid)
 		return;
-	c->child.status = status;
-	c->child.exited = true;
-	w = find_watched(c, c->child.pid);
+	c->watch->child.status = status;
+	c->watch->child.exited = true;
+	w = find_watched(c, c->watch->child.pid);
 	if (w)
 		watch_exited(c, w);
 }
 
 bool watch_pending(const struct capture *c)
 {
-	return c->nrelink > 0;
+	return c->watch->nrelink > 0;
 }
 
 bool watch_all_exited(const struct capture *c)
 {
-	if (c->o.all || !c->nw)
+	if (c->o.all || !c->watch->nw)
 		return false;
-	for (size_t i = 0; i < c->nw; i++)
-		if (!c->w[i].exited)
+	for (size_t i = 0; i < c->watch->nw; i++)
+		if (!c->watch->w[i].exited)
 			return false;
 	return true;
 }

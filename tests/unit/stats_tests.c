@@ -113,6 +113,8 @@ TEST(stats_all_reported)
 	int fd, saved;
 
 	c.as = addrspaces__new();
+	c.watch = watch__new();
+	c.notes = notes__new();
 	for (int i = 0; i < AP_STAT_NR; i++)
 		st.bpf.v[i] = value_of(i);
 	p = comments(&c, &st, &lines, &n);
@@ -191,6 +193,8 @@ TEST(stats_all_reported)
 	CHECK(has_line(lines, n, "lost allocations: 0"), "no \"lost allocations: 0\"");
 	profile__free(p);
 	addrspaces__free(c.as);
+	watch__free(c.watch);
+	notes__free(c.notes);
 	return true;
 }
 
