@@ -472,7 +472,7 @@ int cmd_record(int argc, char **argv)
 	r.progress = !c->o.quiet && !watch__child(c->watch) && isatty(STDERR_FILENO);
 	if (r.progress)
 		fprintf(stderr, "allocprof: recording %s; Ctrl-C to stop\n",
-			c->o.all	  ? "all processes"
+			c->o.all	? "all processes"
 			: ntargets == 1 ? "1 process"
 					: "processes");
 	run_loop(&r);

@@ -36,10 +36,10 @@ struct watch {
 	size_t nw, wcap;
 	struct child child; /* the command, with -- CMD */
 	bool have_child;
-	int epfd;		  /* every watched pidfd: readable when one exits */
+	int epfd;		    /* every watched pidfd: readable when one exits */
 	struct bpf_link *exec_link; /* the exec tracepoint, once something is watched */
-	struct hashmap *gens;	  /* ap_proc_key -> procs map generation last snapshotted */
-	struct ap_proc_key *snap; /* from events: processes to snapshot */
+	struct hashmap *gens;	    /* ap_proc_key -> procs map generation last snapshotted */
+	struct ap_proc_key *snap;   /* from events: processes to snapshot */
 	size_t nsnap, snap_cap;
 	struct relink {
 		struct ap_proc_key proc; /* from events: processes to resolve again */
@@ -179,7 +179,7 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 			"allocations through it are missed",
 			what, plan->unsure, plan->libs[plan->malloc_lib].path);
 		report_note(c, "%s: %s could not be read; allocations through it may be missing",
-			   what, plan->unsure);
+			    what, plan->unsure);
 	}
 	/* Frames in these files resolve even in processes gone before their maps are read. */
 	for (size_t i = 0; added && i < plan->nlibs; i++)
@@ -418,7 +418,8 @@ int watch_command(struct capture *c)
 		c->watch->have_child = false;
 		goto out;
 	}
-	proc_read_exe(c->watch->child.pid, c->watch->w[c->watch->nw - 1].exe, sizeof(c->watch->w[0].exe));
+	proc_read_exe(c->watch->child.pid, c->watch->w[c->watch->nw - 1].exe,
+		      sizeof(c->watch->w[0].exe));
 	/* A static program's mappings are all there now; a dynamic one's come with its event. */
 	if (!interp)
 		addrspaces__snapshot(c->as, c->watch->child.pid);
@@ -453,7 +454,8 @@ void watch_event(struct capture *c, const struct ap_event *ev)
 		c->watch->relink[i].linked |= ev->kind == AP_EV_LINKED;
 		return;
 	}
-	grow((void **)&c->watch->relink, &c->watch->relink_cap, c->watch->nrelink + 1, sizeof(*c->watch->relink));
+	grow((void **)&c->watch->relink, &c->watch->relink_cap, c->watch->nrelink + 1,
+	     sizeof(*c->watch->relink));
 	c->watch->relink[c->watch->nrelink++] = (struct relink){
 		.proc = ev->proc,
 		.since = now_ns(),
@@ -550,23 +552,23 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 		err = attach_plan(c, w->pid, &plan, what, &added);
 		if (err == -ESRCH)
 			report_note(c, "pid %d (%s): exited before its allocator was probed",
-				   (int)w->pid, w->comm);
+				    (int)w->pid, w->comm);
 		else if (err)
 			report_note(c,
-				   "pid %d (%s): its allocator could not be probed: its "
-				   "allocations are not in the profile",
-				   (int)w->pid, w->comm);
+				    "pid %d (%s): its allocator could not be probed: its "
+				    "allocations are not in the profile",
+				    (int)w->pid, w->comm);
 		alloc_plan__free(&plan);
 	} else if (err == -ENOENT) {
 		report_note(c, "pid %d (%s): no recognisable allocator in %s", (int)w->pid, w->comm,
-			   w->exe);
+			    w->exe);
 	}
 	addrspaces__snapshot(c->as, w->pid);
 	if (added)
 		report_note(c,
-			   "pid %d (%s): %zu probes attached after it started running: its "
-			   "allocations through them before that are not in the profile",
-			   (int)w->pid, w->comm, added);
+			    "pid %d (%s): %zu probes attached after it started running: its "
+			    "allocations through them before that are not in the profile",
+			    (int)w->pid, w->comm, added);
 	return RELINK_DONE;
 }
 
@@ -636,7 +638,8 @@ void watch_refresh_maps(struct capture *c)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t seen = 0;
 
-		if (hashmap__get(c->watch->gens, &keys[i], sizeof(keys[i]), &seen) && seen == vals[i].gen)
+		if (hashmap__get(c->watch->gens, &keys[i], sizeof(keys[i]), &seen) &&
+		    seen == vals[i].gen)
 			continue;
 		/* Gone, or running another program now: nothing to read for this one. */
 		addrspaces__snapshot(c->as, (pid_t)keys[i].pid);
