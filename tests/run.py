@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Runs every test: the C unit tests (build/tests/unit-*) and the integration tests
-(tests/test_*.py, Python's unittest), and ends with one line: "N passed, N failed".
+(tests/test_*.py, Python's unittest), and ends with one line: "N passed, N failed", followed
+by ", N skipped" when tests were skipped (each has a "SKIP <id>: <reason>" line: needs root,
+needs pprof).
 
   tests/run.py [-v] [PATTERN...]   PATTERN selects tests whose id contains it
 """
@@ -41,6 +43,7 @@ class Result(unittest.TextTestResult):
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         self.stream.write("SKIP %s: %s\n" % (test.id(), reason))
+        self.stream.flush()
 
 
 def selected(test_id, patterns):
@@ -91,7 +94,9 @@ def main():
     bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     passed += result.testsRun - bad - len(result.skipped)
     failed += bad
-    print("%d passed, %d failed" % (passed, failed))
+    skipped = len(result.skipped)
+    print("%d passed, %d failed%s" % (passed, failed,
+                                      ", %d skipped" % skipped if skipped else ""))
     return 1 if failed or passed == 0 else 0
 
 

@@ -10,8 +10,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
 from harness import (ALLOCPROF, Case, read_expect, read_expect_all, target,  # noqa: E402
                      wait_for_log)
+from harness import needs  # noqa: E402
 
 
+@needs("root", "pprof")
 class AllProcesses(Case):
     def run_later(self, argv):
         """Starts `argv` (which takes --expect FILE) once -a --exact is attached; returns

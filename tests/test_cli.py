@@ -11,6 +11,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
 from harness import ALLOCPROF, ROOT, Case, read_expect, record, target, wait_for_log  # noqa: E402
+from harness import needs  # noqa: E402
 
 SITES = target("sites")
 
@@ -49,6 +50,7 @@ class BadInput(Case):
         self.assertEqual(sorted(os.listdir(self.tmp)), before)
         return proc
 
+    @needs("root")
     def test_no_such_pid(self):
         pid = free_pid()
         self.expect_error(["-p", str(pid)], 1, ["pid %d" % pid, "no such process"])
@@ -58,6 +60,7 @@ class BadInput(Case):
         self.expect_error(["-p", "1,,2"], 2, ["pid"])
         self.expect_error(["-p", "0"], 2, ["'0'"])
 
+    @needs("root")
     def test_thread_id(self):
         tgt = subprocess.Popen([sys.executable, "-c", "import threading, time; "
                                 "threading.Thread(target=time.sleep, args=(30,)).start()"])
@@ -75,6 +78,7 @@ class BadInput(Case):
             tgt.kill()
             tgt.wait()
 
+    @needs("root")
     def test_nested_pid_namespace(self):
         proc = subprocess.run(["unshare", "-pf", "--mount-proc", ALLOCPROF, "record", "-o",
                                self.out, "--", "true"], capture_output=True, text=True)
@@ -83,6 +87,7 @@ class BadInput(Case):
         with open(self.out) as f:
             self.assertEqual(f.read(), "previous profile")
 
+    @needs("root")
     def test_process_without_allocator(self):
         tgt = subprocess.Popen([target("nomalloc"), "5"])
         try:
@@ -93,13 +98,16 @@ class BadInput(Case):
             tgt.kill()
             tgt.wait()
 
+    @needs("root")
     def test_command_without_allocator(self):
         self.expect_error(["--", target("nomalloc"), "0"], 1, ["no recognisable allocator"])
 
+    @needs("root")
     def test_output_directory_missing(self):
         self.expect_error(["-o", os.path.join(self.tmp, "nodir", "x.pb.gz"), "--", SITES],
                           1, ["nodir", "no such directory"])
 
+    @needs("root")
     def test_output_directory_not_writable(self):
         ro = self.path("ro")
         os.mkdir(ro)
@@ -111,6 +119,7 @@ class BadInput(Case):
             subprocess.run(["umount", ro], check=True)
             os.rmdir(ro)
 
+    @needs("root")
     def test_output_is_a_directory(self):
         os.mkdir(self.path("d"))
         try:
@@ -139,11 +148,13 @@ class BadInput(Case):
         self.expect_error(["--frobnicate", "--", SITES], 2, ["unknown option", "--frobnicate"])
         self.expect_error([SITES], 2, ["unexpected argument", "--"])
 
+    @needs("root")
     def test_command_not_found(self):
         self.expect_error(["--", "no-such-command-here"], 1,
                           ["no-such-command-here", "command not found"])
         self.expect_error(["--", self.out], 1, ["out.pb.gz"])
 
+    @needs("root")
     def test_not_root(self):
         proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                ALLOCPROF, "record", "-p", "1", "-o", "/tmp/never.pb.gz"],
@@ -153,6 +164,7 @@ class BadInput(Case):
         self.assertIn("needs root", proc.stderr)
         self.assertFalse(os.path.exists("/tmp/never.pb.gz"))
 
+    @needs("root")
     def test_kernel_without_btf_or_uprobes(self):
         fake = self.path("sys")
         os.makedirs(os.path.join(fake, "kernel", "btf"))
@@ -205,6 +217,7 @@ class Capture(Case):
                 break
         return holder, ap, log
 
+    @needs("root", "pprof")
     def test_ending_signals_write_the_profile(self):
         # SIGQUIT and SIGPIPE end a capture as SIGTERM does: with its profile.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -222,6 +235,7 @@ class Capture(Case):
                 holder.kill()
                 holder.wait()
 
+    @needs("root", "pprof")
     def test_sigusr1_is_ignored(self):
         # Reserved for periodic capture: it must not end (or kill) a capture meanwhile.
         out = self.path("p.pb.gz")
@@ -238,6 +252,7 @@ class Capture(Case):
             holder.kill()
             holder.wait()
 
+    @needs("root", "pprof")
     def test_sigusr1_is_not_passed_to_the_command(self):
         out = self.path("p.pb.gz")
         log = open(self.path("log"), "w")
@@ -256,6 +271,7 @@ class Capture(Case):
             ap.wait()
             log.close()
 
+    @needs("root", "pprof")
     def test_interrupt_with_a_live_target(self):
         out = self.path("p.pb.gz")
         with open(out, "w") as f:
@@ -276,6 +292,7 @@ class Capture(Case):
             sleeper.kill()
             sleeper.wait()
 
+    @needs("root", "pprof")
     def test_duration_ends_the_capture(self):
         out = self.path("p.pb.gz")
         sleeper = self.start_sleeper()
@@ -305,6 +322,7 @@ class Capture(Case):
             tgts.append((t, exp))
         return tgts
 
+    @needs("root", "pprof")
     def test_target_exit_ends_the_capture(self):
         # Ordered by states, not times: A exits (allocprof says so), then B allocates and
         # exits. A capture that ended with A would miss B's allocations and B's exit.
@@ -336,6 +354,7 @@ class Capture(Case):
         for site, (n, _) in read_expect(b_exp).items():
             self.assertEqual(objects.get(site, 0), n, site)
 
+    @needs("root", "pprof")
     def test_a_listed_pid_already_gone_is_a_warning(self):
         # One exited and reaped, one exited and not reaped (a zombie): both gone before
         # the attach; the capture goes on with the live one.
@@ -379,6 +398,7 @@ class Capture(Case):
         for site, (n, _) in read_expect(exp).items():
             self.assertEqual(objects.get(site, 0), n, site)
 
+    @needs("root")
     def test_every_listed_pid_gone_is_an_error(self):
         out = self.path("p.pb.gz")
         dead = [subprocess.Popen(["true"]) for _ in range(2)]
@@ -390,6 +410,7 @@ class Capture(Case):
         self.assertIn("none is running", proc.stderr)
         self.assertFalse(os.path.exists(out))
 
+    @needs("root")
     def test_default_output_name(self):
         proc = record(["-q", "--", SITES, "--rounds", "5"], cwd=self.tmp)
         self.assertRecorded(proc)
@@ -397,6 +418,7 @@ class Capture(Case):
         self.assertEqual(len(names), 1, os.listdir(self.tmp))
         self.assertRegex(os.path.basename(names[0]), r"^allocprof-.+-\d{8}T\d{6}\.pb\.gz$")
 
+    @needs("root")
     def test_quiet_and_summary(self):
         out = self.path("p.pb.gz")
         proc = record(["-q", "-o", out, "--", SITES, "--rounds", "5"])
@@ -407,6 +429,7 @@ class Capture(Case):
         self.assertIn("allocprof: wrote " + out, proc.stderr)
         self.assertIn("site_large", proc.stderr)  # the top functions, on stderr
 
+    @needs("root")
     def test_command_output_untouched(self):
         out = self.path("p.pb.gz")
         proc = record(["-o", out, "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2"])
@@ -414,6 +437,7 @@ class Capture(Case):
         self.assertEqual(proc.stdout, "to-stdout\n")
         self.assertTrue(proc.stderr.startswith("to-stderr\n"), proc.stderr)
 
+    @needs("root")
     def test_command_killed_by_signal(self):
         out = self.path("p.pb.gz")
         proc = record(["-q", "-o", out, "--", "sh", "-c", "kill -SEGV $$"])

@@ -9,6 +9,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
 from harness import LIBDIR, Case, read_expect, read_expect_all, record, target  # noqa: E402
+from harness import needs  # noqa: E402
 
 SITES = target("sites")
 
@@ -19,6 +20,7 @@ def lost(profile):
     return bad
 
 
+@needs("root", "pprof")
 class ExactCounts(Case):
     def check_exact(self, profile_path, expect_path):
         expect = read_expect(expect_path)
@@ -115,6 +117,7 @@ def preloaded(lib):
     return dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, lib))
 
 
+@needs("root", "pprof")
 class Programs(Case):
     def test_inlined_frames(self):
         """Every inlined frame, innermost first, then the real function, then its caller;
@@ -147,6 +150,7 @@ class Programs(Case):
             self.assertLessEqual(objects.get(site, 0), n, site)
 
 
+@needs("root", "pprof")
 class OtherAllocators(Case):
     """Preloaded allocators are traced through themselves, and counts stay exact: calls the
     allocator makes to its own entry points are not counted again."""
@@ -204,6 +208,7 @@ class OtherAllocators(Case):
 TOO_MUCH = (1 << 47) - (1 << 20)
 
 
+@needs("root", "pprof")
 class CxxNew(Case):
     """operator new is probed only where the allocator itself provides it; delete where the
     allocator provides it, else through free. What was never deleted is in use at exit.
@@ -285,6 +290,7 @@ class CxxNew(Case):
                         self.assertEqual(failed, 3 * TOO_MUCH if preload else 0)
                         self.assertLess(sum(space.values()), 1 << 30, space)
 
+@needs("root")
 class ProbeSafety(Case):
     """The kernel takes `xchg %eax,%r8d` (41 90) for a nop by its opcode byte: a probe on it
     would skip it. libmishandled.so's malloc starts with one; the program checks it ran."""
@@ -337,6 +343,7 @@ def estimate_sd(sizes, rate):
     return math.sqrt(vb), math.sqrt(vo)
 
 
+@needs("root", "pprof")
 class Sampled(Case):
     """Sampling with --sample-bytes 64KiB on a size mix whose truth the target reports.
 
@@ -382,6 +389,7 @@ class Sampled(Case):
         self.assertIn("lost allocations: 0", prof.comments)
 
 
+@needs("root", "pprof")
 class ProfileShape(Case):
     """What the standalone pprof sees: types, period, names, deep stacks, labels."""
 

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
 from harness import (ALLOCPROF, LIBDIR, Case, read_expect_all, record, target,  # noqa: E402
                      wait_for_log)
+from harness import needs  # noqa: E402
 
 LEAKS = target("leaks")
 TYPES = ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
@@ -29,6 +30,7 @@ def untracked(prof):
             if c.startswith("lost:") or c.startswith("allocations not tracked")]
 
 
+@needs("root", "pprof")
 class ExactLeaks(Case):
     """8 threads, --exact: inuse at exit is exactly what the program never freed, including
     blocks freed by another thread, realloc chains, a failed realloc and realloc(p, 0)."""
@@ -106,6 +108,7 @@ class ExactLeaks(Case):
 
 
 class AllocOnly(Case):
+    @needs("root", "pprof")
     def test_two_types_and_no_free_probes(self):
         out, exp = self.path("p.pb.gz"), self.path("expect")
         proc = record(["--exact", "--alloc-only", "-q", "-o", out, "--", LEAKS,
@@ -131,6 +134,7 @@ class AllocOnly(Case):
                          "allocprof: --max-live has no effect with --alloc-only")
 
 
+@needs("root", "pprof")
 class RunningProcess(Case):
     """-p on a process that keeps a live set: inuse is what it holds when the capture ends."""
 
@@ -161,6 +165,7 @@ class RunningProcess(Case):
         self.assertGreater(expect["site_hold"][3], 20 << 20)
 
 
+@needs("root", "pprof")
 class SampledLiveSet(Case):
     """--sample-bytes 32k on a process that exits holding ~100 MB in mixed sizes (64 B to
     256 KiB) after allocating and freeing ~4x that: inuse_space within 10% of the truth.
@@ -201,6 +206,7 @@ def comment_number(prof, pattern):
 
 
 class ReturnPaths(Case):
+    @needs("root", "pprof")
     def test_classic_return_probes_keep_tail_calls_nested(self):
         """A classic return probe takes over every allocation's return address, so a
         wrapper's tail call (reallocarray -> realloc) finds the kernel's trampoline where the
@@ -223,6 +229,7 @@ class ReturnPaths(Case):
         self.assertEqual(nested[True], nested[False])
         self.assertGreaterEqual(nested[True], 1600)  # site_reallocarray's, at least
 
+    @needs("root")
     def test_stripped_binary_uses_sessions(self):
         """Packaged binaries are stripped: the session check must not need symbols."""
         ap = self.path("allocprof")

@@ -10,6 +10,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
 from harness import Case, record  # noqa: E402
+from harness import needs  # noqa: E402
 
 
 def free_port():
@@ -18,6 +19,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@needs("root", "pprof")
 class Redis(Case):
     def setUp(self):
         super().setUp()

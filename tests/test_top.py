@@ -8,6 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import ALLOCPROF, ROOT, Case, record, target  # noqa: E402
+from harness import needs  # noqa: E402
 
 
 def top(*args):
@@ -28,6 +29,7 @@ def rows(out):
     return result
 
 
+@needs("root")
 class TopOurs(Case):
     @classmethod
     def setUpClass(cls):
@@ -119,6 +121,7 @@ class TopBadInput(Case):
             f.write(os.urandom(4096))
         self.expect_error([junk], 1, ["junk.pb.gz"])
 
+    @needs("root")
     def test_truncated_gzip(self):
         out = self.path("p.pb.gz")
         self.assertEqual(record(["-q", "-o", out, "--", target("sites"), "--rounds",
@@ -139,6 +142,7 @@ class TopBadInput(Case):
         self.expect_error(["a", "b"], 2, ["one profile"])
         self.expect_error(["-n", "x", "a"], 2, ["-n"])
 
+    @needs("root")
     def test_unknown_sample_type(self):
         out = self.path("p.pb.gz")
         self.assertEqual(record(["-q", "-o", out, "--", target("sites"), "--rounds",

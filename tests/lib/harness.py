@@ -2,11 +2,14 @@
 and reading a target's own account of what it allocated."""
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 import unittest
+
+import pprofraw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALLOCPROF = os.path.join(ROOT, "allocprof")
@@ -56,6 +59,28 @@ def wait_for_log(path, *texts, proc=None, timeout=60):
         if time.time() > deadline:
             raise AssertionError("no %r after %ds:\n%s" % (texts, timeout, text))
         time.sleep(0.05)
+
+
+# What a test may need that not every machine running the tests has, and the reason shown when
+# it is missing. The C unit tests need neither.
+_NEEDS = {
+    # allocprof record loads BPF programs and places uprobes.
+    "root": (lambda: os.geteuid() == 0, "needs root"),
+    # pprofraw reads profiles through the standalone pprof.
+    "pprof": (lambda: shutil.which(pprofraw.PPROF) is not None,
+              "needs pprof: run ../shared/tools/install-pprof.sh"),
+}
+
+
+def needs(*what):
+    """A decorator for a test class or method: skipped with the reason unless this machine has
+    everything in `what` ("root", "pprof"); the first missing one is the reason. On a class it
+    skips its setUpClass too."""
+    for w in what:
+        have, reason = _NEEDS[w]
+        if not have():
+            return unittest.skip(reason)
+    return lambda obj: obj
 
 
 class Case(unittest.TestCase):

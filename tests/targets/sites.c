@@ -6,7 +6,8 @@
  *   sites [--threads N] [--rounds N] [--wait] [--expect FILE] [--profile small|sampled]
  *
  * --wait: block until SIGUSR1 before allocating (for attaching with -p first).
- * --profile sampled: the size mix the sampled-mode test needs (see tests/run.sh).
+ * --profile sampled: the size mix the sampled-estimate test needs (Sampled in
+ *   tests/test_counts.py).
  * Memory is freed as it goes; nothing here measures speed.
  */
 #include <malloc.h>
