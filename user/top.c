@@ -169,7 +169,8 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 static void top_usage(FILE *f)
 {
 	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE]\n"
-	      "  Prints the top functions of a pprof profile (gzipped or not, any producer).\n"
+	      "  Prints the top functions of a pprof profile (gzipped, zlib'd or plain, any\n"
+	      "  producer). FILE may be a pipe, or - for standard input.\n"
 	      "  -n N                 how many functions (default 10)\n"
 	      "  --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
 	      "                       (default: the profile's default type)\n",
@@ -184,7 +185,7 @@ int cmd_top(int argc, char **argv)
 		{},
 	};
 	Perftools__Profiles__Profile *p;
-	const char *index = NULL, *why;
+	const char *index = NULL, *why, *name;
 	uint64_t n = 10;
 	int c, si, err;
 
@@ -213,12 +214,15 @@ int cmd_top(int argc, char **argv)
 		top_usage(stderr);
 		return 2;
 	}
+	name = strcmp(argv[optind], "-") ? argv[optind] : "standard input";
 	err = pprof_read(argv[optind], &p, &why);
 	if (err) {
 		if (err == -EBADMSG)
-			ap_err("%s: %s", argv[optind], why);
+			ap_err("%s: %s", name, why);
+		else if (err == -ENOMEM)
+			ap_err("%s: not enough memory to read the profile", name);
 		else
-			ap_err("cannot read %s: %s", argv[optind], strerror(-err));
+			ap_err("cannot read %s: %s", name, strerror(-err));
 		return 1;
 	}
 	si = top_sample_index(p, index);
@@ -228,8 +232,8 @@ int cmd_top(int argc, char **argv)
 		for (size_t i = 0; i < p->n_sample_type; i++)
 			snprintf(types + strlen(types), sizeof(types) - strlen(types), "%s%s",
 				 i ? ", " : "", pprof_str(p, p->sample_type[i]->type));
-		ap_err("%s: no sample type '%s' (it has: %s)", argv[optind],
-		       index ? index : "(default)", types);
+		ap_err("%s: no sample type '%s' (it has: %s)", name, index ? index : "(default)",
+		       types);
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 2;
 	}
