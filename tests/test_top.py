@@ -303,3 +303,24 @@ class TopHostile(Case):
                 pprofwrite.field_bytes(2, pprofwrite.varint(2 << 3 | 2) +
                                        pprofwrite.varint(1 << 30) + b"\x01")):
             self.expect_refused(gzip.compress(base + tail), ["not a pprof profile"])
+
+    def test_values_near_int64_max(self):
+        """Sums saturate rather than overflow."""
+        p = pprofwrite.Profile(types=[("alloc_objects", "count")])
+        a, b = p.function("alpha"), p.function("beta")
+        big = (1 << 63) - 1
+        p.sample([a], [big])
+        p.sample([a, b], [big])
+        p.sample([b], [-big])
+        path, proc = self.top_limited(gzip.compress(p.encode()))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(rows(proc.stdout), {"alpha": (str(big), str(big)),
+                                             "beta": (str(-big), "0")})
+
+    def test_no_samples(self):
+        p = pprofwrite.Profile()
+        p.function("alpha")
+        path, proc = self.top_limited(gzip.compress(p.encode()))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(proc.stdout.startswith("Top 0 of 0 functions by alloc_space"),
+                        proc.stdout)

@@ -54,6 +54,16 @@ static const char *fmt_value(int64_t v, const char *unit, char *buf, size_t len)
 	return buf;
 }
 
+/* Sums saturate: a crafted profile's values near INT64_MAX must not overflow. */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
 static int row_cmp(const void *a, const void *b)
 {
 	const struct row *x = a, *y = b;
@@ -85,7 +95,7 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 		int64_t v = (size_t)si < smp->n_value ? smp->value[si] : 0;
 		bool leaf = true;
 
-		total += v;
+		total = add_sat(total, v);
 		for (size_t k = 0; k < smp->n_location_id; k++) {
 			uint64_t li, fi, ri;
 			const Perftools__Profiles__Location *loc;
@@ -120,21 +130,22 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 				}
 				r = &rows[ri];
 				if (leaf) {
-					r->flat += v;
+					r->flat = add_sat(r->flat, v);
 					if (lineno && (!r->best_line || v > r->best_line_flat)) {
 						r->best_line = lineno;
 						r->best_line_flat = v;
 					}
 				}
 				if (r->last_sample != s) {
-					r->cum += v;
+					r->cum = add_sat(r->cum, v);
 					r->last_sample = s;
 				}
 				leaf = false;
 			}
 		}
 	}
-	qsort(rows, nrows, sizeof(*rows), row_cmp);
+	if (nrows) /* rows is NULL then, which qsort must not be given */
+		qsort(rows, nrows, sizeof(*rows), row_cmp);
 	fprintf(out, "Top %zu of %zu functions by %s, total %s\n", n < nrows ? n : nrows, nrows,
 		pprof_str(p, p->sample_type[si]->type), fmt_value(total, unit, b1, sizeof(b1)));
 	fprintf(out, "%12s %7s %7s %12s %7s  %s\n", "flat", "flat%", "sum%", "cum", "cum%",
@@ -143,7 +154,7 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 		struct row *r = &rows[i];
 		double d = total ? (double)total : 1;
 
-		sum += r->flat;
+		sum = add_sat(sum, r->flat);
 		fprintf(out, "%12s %6.2f%% %6.2f%% %12s %6.2f%%  %s",
 			fmt_value(r->flat, unit, b1, sizeof(b1)), 100.0 * (double)r->flat / d,
 			100.0 * (double)sum / d, fmt_value(r->cum, unit, b2, sizeof(b2)),
