@@ -324,3 +324,22 @@ class TopHostile(Case):
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertTrue(proc.stdout.startswith("Top 0 of 0 functions by alloc_space"),
                         proc.stdout)
+
+    def test_control_characters_are_escaped(self):
+        """Names come from the target: a terminal escape in one must not reach the terminal."""
+        p = pprofwrite.Profile(types=[("alloc_objects", "count"), ("alloc\x07space", "bytes")])
+        a = p.function("evil\x1b[31m\nname\x7f", "/src/\x1b]0;title\x07.c")
+        b = p.function("caf\u00e9_\u00fcber \x9b")  # UTF-8 stays, a C1 control does not
+        p.sample([a], [1, 64])
+        p.sample([b], [1, 32])
+        path, proc = self.top_limited(p.encode())
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        out = proc.stdout
+        self.assertIn("by alloc\\x07space,", out.splitlines()[0])
+        self.assertIn("  evil\\x1b[31m\\x0aname\\x7f (\\x1b]0;title\\x07.c:7)\n", out)
+        self.assertIn("  caf\u00e9_\u00fcber \\xc2\\x9b\n", out)
+        self.assertEqual([c for c in out if ord(c) < 0x20 and c != "\n"], [])
+        self.assertEqual(len(out.splitlines()), 4)
+        proc = top(path, "--sample-index", "cpu")
+        self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+        self.assertIn("(it has: alloc_objects, alloc\\x07space)", proc.stderr)

@@ -64,6 +64,15 @@ static int64_t add_sat(int64_t a, int64_t b)
 	return r;
 }
 
+/* Prints a string from the profile with its control characters escaped. */
+static void put_escaped(FILE *out, const char *s)
+{
+	char *e = xstrdup_escaped(s);
+
+	fputs(e, out);
+	free(e);
+}
+
 static int row_cmp(const void *a, const void *b)
 {
 	const struct row *x = a, *y = b;
@@ -146,8 +155,9 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 	}
 	if (nrows) /* rows is NULL then, which qsort must not be given */
 		qsort(rows, nrows, sizeof(*rows), row_cmp);
-	fprintf(out, "Top %zu of %zu functions by %s, total %s\n", n < nrows ? n : nrows, nrows,
-		pprof_str(p, p->sample_type[si]->type), fmt_value(total, unit, b1, sizeof(b1)));
+	fprintf(out, "Top %zu of %zu functions by ", n < nrows ? n : nrows, nrows);
+	put_escaped(out, pprof_str(p, p->sample_type[si]->type));
+	fprintf(out, ", total %s\n", fmt_value(total, unit, b1, sizeof(b1)));
 	fprintf(out, "%12s %7s %7s %12s %7s  %s\n", "flat", "flat%", "sum%", "cum", "cum%",
 		"function");
 	for (size_t i = 0; i < nrows && i < n; i++) {
@@ -155,14 +165,16 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 		double d = total ? (double)total : 1;
 
 		sum = add_sat(sum, r->flat);
-		fprintf(out, "%12s %6.2f%% %6.2f%% %12s %6.2f%%  %s",
+		fprintf(out, "%12s %6.2f%% %6.2f%% %12s %6.2f%%  ",
 			fmt_value(r->flat, unit, b1, sizeof(b1)), 100.0 * (double)r->flat / d,
 			100.0 * (double)sum / d, fmt_value(r->cum, unit, b2, sizeof(b2)),
-			100.0 * (double)r->cum / d, r->name);
+			100.0 * (double)r->cum / d);
+		put_escaped(out, r->name);
 		if (r->file && *r->file) {
 			const char *base = strrchr(r->file, '/');
 
-			fprintf(out, " (%s", base ? base + 1 : r->file);
+			fputs(" (", out);
+			put_escaped(out, base ? base + 1 : r->file);
 			if (r->best_line)
 				fprintf(out, ":%" PRId64, r->best_line);
 			fputc(')', out);
@@ -240,9 +252,13 @@ int cmd_top(int argc, char **argv)
 	if (si < 0) {
 		char types[256] = "";
 
-		for (size_t i = 0; i < p->n_sample_type; i++)
+		for (size_t i = 0; i < p->n_sample_type; i++) {
+			char *t = xstrdup_escaped(pprof_str(p, p->sample_type[i]->type));
+
 			snprintf(types + strlen(types), sizeof(types) - strlen(types), "%s%s",
-				 i ? ", " : "", pprof_str(p, p->sample_type[i]->type));
+				 i ? ", " : "", t);
+			free(t);
+		}
 		ap_err("%s: no sample type '%s' (it has: %s)", name, index ? index : "(default)",
 		       types);
 		perftools__profiles__profile__free_unpacked(p, NULL);
