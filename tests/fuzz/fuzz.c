@@ -19,12 +19,21 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* Enough to find what the sanitizers found in the reader (271 reports in 3,000 profiles). */
-#define PPROF_RUNS 3000
-#define MAPS_RUNS  3000
-#define ELF_RUNS   1500
+/*
+ * Enough to find what the sanitizers found in the reader (271 reports in 3,000 profiles), in a
+ * few seconds. A longer run by hand: -DFUZZ_SCALE=100 (and -DFUZZ_SEED=n for other inputs).
+ */
+#ifndef FUZZ_SCALE
+#define FUZZ_SCALE 1
+#endif
+#ifndef FUZZ_SEED
+#define FUZZ_SEED 0
+#endif
+#define PPROF_RUNS (3000 * FUZZ_SCALE)
+#define MAPS_RUNS  (3000 * FUZZ_SCALE)
+#define ELF_RUNS   (1500 * FUZZ_SCALE)
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint64_t rng = 0x2545f4914f6cdd1dull + FUZZ_SEED;
 
 static uint64_t rnd(void)
 {
