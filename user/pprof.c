@@ -390,7 +390,7 @@ int pprof_decode(const uint8_t *buf, size_t len, Perftools__Profiles__Profile **
 			   max_decoded_bytes(len), &size, 0);
 	if (err) {
 		free(raw);
-		*why = err == -EFBIG ? "too large to decode (more than 1 GiB or 32 times its size)"
+		*why = err == -EFBIG ? "too large to decode (over 1 GiB or 32 times its size)"
 				     : "not a pprof profile (protobuf decoding failed)";
 		return -EBADMSG;
 	}
