@@ -343,3 +343,13 @@ class TopHostile(Case):
         proc = top(path, "--sample-index", "cpu")
         self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
         self.assertIn("(it has: alloc_objects, alloc\\x07space)", proc.stderr)
+
+    def test_messages_are_escaped(self):
+        """Diagnostics too: they name files, processes and symbols a target chose."""
+        path = self.path("evil\x1b[2J.pb.gz")
+        with open(path, "w") as f:
+            f.write("not a profile\n")
+        proc = top(path)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr, "allocprof: %s: not a pprof profile (protobuf decoding "
+                         "failed)\n" % path.replace("\x1b", "\\x1b"))

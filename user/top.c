@@ -252,13 +252,10 @@ int cmd_top(int argc, char **argv)
 	if (si < 0) {
 		char types[256] = "";
 
-		for (size_t i = 0; i < p->n_sample_type; i++) {
-			char *t = xstrdup_escaped(pprof_str(p, p->sample_type[i]->type));
-
+		/* (ap_err escapes what the profile's names hold) */
+		for (size_t i = 0; i < p->n_sample_type; i++)
 			snprintf(types + strlen(types), sizeof(types) - strlen(types), "%s%s",
-				 i ? ", " : "", t);
-			free(t);
-		}
+				 i ? ", " : "", pprof_str(p, p->sample_type[i]->type));
 		ap_err("%s: no sample type '%s' (it has: %s)", name, index ? index : "(default)",
 		       types);
 		perftools__profiles__profile__free_unpacked(p, NULL);

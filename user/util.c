@@ -12,12 +12,15 @@
 
 int verbose;
 
+/* The message is escaped: names in it (comm, mapped files, symbols) come from targets. */
 static void vmsg(const char *prefix, const char *fmt, va_list ap)
 {
-	char buf[1024];
+	char buf[1024], *e;
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	fprintf(stderr, "allocprof: %s%s\n", prefix, buf);
+	e = xstrdup_escaped(buf);
+	fprintf(stderr, "allocprof: %s%s\n", prefix, e);
+	free(e);
 }
 
 void ap_err(const char *fmt, ...)
