@@ -1,9 +1,10 @@
 /*
  * A bounded, deterministic fuzz run of the parsers that read what users and targets hand us:
  * the pprof reader (pprof_decode, then top_print), the /proc/PID/maps parser and the ELF reader.
- * Seeds are real inputs (a profile encoded here by our own writer, /proc/self/maps, /bin/true),
- * mutated from a fixed seed so that a failure repeats. Built with ASan and UBSan, every report
- * is fatal; each parser is one test, "PASS fuzz_<parser>", counted by tests/run.py.
+ * Seeds are real inputs (a profile encoded here by our own writer, a captured maps file, the
+ * machine's /bin/true), mutated from a fixed seed so that a failure repeats. Built with ASan and
+ * UBSan, every report is fatal; each parser is one test, "PASS fuzz_<parser>", counted by
+ * tests/run.py.
  */
 #include "check.h"
 
@@ -138,9 +139,15 @@ static const struct value_type types[] = {
 /* A profile as a capture writes one: mappings, inlined frames, labels, comments. */
 static void seed_profile(struct buf *raw)
 {
-	struct profile_meta meta = { types,	   ARRAY_SIZE(types),	  { "space", "bytes" },
-				     524288,	   1700000000000000000ll, 30000000000ll,
-				     "alloc_space" };
+	struct profile_meta meta = {
+		.sample_types = types,
+		.nsample_types = ARRAY_SIZE(types),
+		.period_type = { "space", "bytes" },
+		.period = 524288,
+		.time_nanos = 1700000000000000000ll,
+		.duration_nanos = 30000000000ll,
+		.default_sample_type = "alloc_space",
+	};
 	struct profile *p = profile__new(&meta);
 	const Perftools__Profiles__Profile *m;
 	uint64_t locs[8], map;
@@ -251,12 +258,76 @@ TEST(fuzz_pprof)
 
 /* ---- /proc/PID/maps ----------------------------------------------------------------------- */
 
+/* `cat /proc/self/maps` on the build machine, kept fixed: a live one moves with ASLR. */
+static const char seed_maps[] =
+	"559cf538c000-559cf538e000 r--p 00000000 fe:00 247134                     /usr/bin/cat\n"
+	"559cf538e000-559cf5393000 r-xp 00002000 fe:00 247134                     /usr/bin/cat\n"
+	"559cf5393000-559cf5396000 r--p 00007000 fe:00 247134                     /usr/bin/cat\n"
+	"559cf5396000-559cf5397000 r--p 00009000 fe:00 247134                     /usr/bin/cat\n"
+	"559cf5397000-559cf5398000 rw-p 0000a000 fe:00 247134                     /usr/bin/cat\n"
+	"559d13889000-559d138aa000 rw-p 00000000 00:00 0                          [heap]\n"
+	"7fe8d1fb0000-7fe8d1fd2000 rw-p 00000000 00:00 0 \n"
+	"7fe8d1fd2000-7fe8d2029000 r--p 00000000 fe:00 320475                     "
+	"/usr/lib/locale/C.utf8/LC_CTYPE\n"
+	"7fe8d2029000-7fe8d202a000 r--p 00000000 fe:00 320482                     "
+	"/usr/lib/locale/C.utf8/LC_NUMERIC\n"
+	"7fe8d202a000-7fe8d202b000 r--p 00000000 fe:00 320485                     "
+	"/usr/lib/locale/C.utf8/LC_TIME\n"
+	"7fe8d202b000-7fe8d202c000 r--p 00000000 fe:00 320474                     "
+	"/usr/lib/locale/C.utf8/LC_COLLATE\n"
+	"7fe8d202c000-7fe8d202d000 r--p 00000000 fe:00 320480                     "
+	"/usr/lib/locale/C.utf8/LC_MONETARY\n"
+	"7fe8d202d000-7fe8d202e000 r--p 00000000 fe:00 320479                     "
+	"/usr/lib/locale/C.utf8/LC_MESSAGES/SYS_LC_MESSAGES\n"
+	"7fe8d202e000-7fe8d202f000 r--p 00000000 fe:00 320483                     "
+	"/usr/lib/locale/C.utf8/LC_PAPER\n"
+	"7fe8d202f000-7fe8d2030000 r--p 00000000 fe:00 320481                     "
+	"/usr/lib/locale/C.utf8/LC_NAME\n"
+	"7fe8d2030000-7fe8d2033000 rw-p 00000000 00:00 0 \n"
+	"7fe8d2033000-7fe8d2059000 r--p 00000000 fe:00 332835                     "
+	"/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+	"7fe8d2059000-7fe8d21af000 r-xp 00026000 fe:00 332835                     "
+	"/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+	"7fe8d21af000-7fe8d2202000 r--p 0017c000 fe:00 332835                     "
+	"/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+	"7fe8d2202000-7fe8d2206000 r--p 001cf000 fe:00 332835                     "
+	"/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+	"7fe8d2206000-7fe8d2208000 rw-p 001d3000 fe:00 332835                     "
+	"/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+	"7fe8d2208000-7fe8d2215000 rw-p 00000000 00:00 0 \n"
+	"7fe8d2215000-7fe8d2216000 r--p 00000000 fe:00 320473                     "
+	"/usr/lib/locale/C.utf8/LC_ADDRESS\n"
+	"7fe8d2216000-7fe8d2217000 r--p 00000000 fe:00 320484                     "
+	"/usr/lib/locale/C.utf8/LC_TELEPHONE\n"
+	"7fe8d2217000-7fe8d2218000 r--p 00000000 fe:00 320477                     "
+	"/usr/lib/locale/C.utf8/LC_MEASUREMENT\n"
+	"7fe8d2218000-7fe8d221f000 r--s 00000000 fe:00 332280                     "
+	"/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache\n"
+	"7fe8d221f000-7fe8d2220000 r--p 00000000 fe:00 320476                     "
+	"/usr/lib/locale/C.utf8/LC_IDENTIFICATION\n"
+	"7fe8d2220000-7fe8d2222000 rw-p 00000000 00:00 0 \n"
+	"7fe8d2222000-7fe8d2226000 r--p 00000000 00:00 0                          [vvar]\n"
+	"7fe8d2226000-7fe8d2228000 r--p 00000000 00:00 0                          [vvar_vclock]\n"
+	"7fe8d2228000-7fe8d222a000 r-xp 00000000 00:00 0                          [vdso]\n"
+	"7fe8d222a000-7fe8d222b000 r--p 00000000 fe:00 332383                     "
+	"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+	"7fe8d222b000-7fe8d2251000 r-xp 00001000 fe:00 332383                     "
+	"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+	"7fe8d2251000-7fe8d225b000 r--p 00027000 fe:00 332383                     "
+	"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+	"7fe8d225b000-7fe8d225d000 r--p 00031000 fe:00 332383                     "
+	"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+	"7fe8d225d000-7fe8d225f000 rw-p 00033000 fe:00 332383                     "
+	"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+	"7ffe501cc000-7ffe501ed000 rw-p 00000000 00:00 0                          [stack]\n"
+	"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+
 TEST(fuzz_procmaps)
 {
 	struct buf seed = {}, in = {};
 	int parsed = 0;
 
-	TRY(read_file("/proc/self/maps", &seed));
+	buf_set(&seed, seed_maps, strlen(seed_maps));
 	for (int i = 0; i < MAPS_RUNS; i++) {
 		struct proc_maps m = {};
 		int err;
