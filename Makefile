@@ -128,12 +128,44 @@ $(TARGETS_DIR)/apfloor: tests/bench/floor.c $(filter-out $(OUTPUT)/main.o,$(USER
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
+# ---- sanitizer build: the unit tests and a fuzz run of the parsers ---------------------------
+# The same sources under ASan and UBSan, any report fatal (-fno-sanitize-recover): the unit
+# binaries again as unit-asan-*, and tests/fuzz/fuzz.c, a bounded deterministic fuzz run of the
+# pprof reader, the maps parser and the ELF reader. tests/run.py runs them with the others.
+ASAN_DIR := $(OUTPUT)/asan
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OBJS := $(patsubst user/%.c,$(ASAN_DIR)/%.o,$(filter-out user/main.c,$(USER_SRCS))) \
+	$(ASAN_DIR)/profile.pb-c.o
+ASAN_TESTS := $(patsubst tests/unit/%.c,$(TARGETS_DIR)/unit-asan-%,$(wildcard tests/unit/*.c)) \
+	$(TARGETS_DIR)/unit-asan-fuzz
+
+$(ASAN_DIR):
+	$(Q)mkdir -p $@
+
+$(ASAN_DIR)/profile.pb-c.o: $(OUTPUT)/profile.pb-c.c | $(ASAN_DIR)
+	$(call msg,CC-ASAN,$@)
+	$(Q)$(CC) $(CFLAGS) $(ASAN_FLAGS) -Wall -I$(OUTPUT) -c $< -o $@
+
+$(ASAN_DIR)/%.o: user/%.c $(SKELS) $(OUTPUT)/profile.pb-c.h | $(ASAN_DIR)
+	$(call msg,CC-ASAN,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+$(TARGETS_DIR)/unit-asan-fuzz: tests/fuzz/fuzz.c $(ASAN_OBJS) | $(TARGETS_DIR)
+	$(call msg,CC-ASAN,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/unit $^ $(LDLIBS) -o $@
+
+$(TARGETS_DIR)/unit-asan-%: tests/unit/%.c $(ASAN_OBJS) | $(TARGETS_DIR)
+	$(call msg,CC-ASAN,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $^ $(LDLIBS) -o $@
+
+-include $(wildcard $(ASAN_DIR)/*.d $(TARGETS_DIR)/unit-asan-*.d)
+
 demo: deps check-root
 	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/demo
 	$(Q)scripts/demo.sh
 
 test: test-deps check-root
-	$(Q)$(MAKE) --no-print-directory allocprof $(TEST_TARGETS) $(UNIT_TESTS)
+	$(Q)$(MAKE) --no-print-directory allocprof $(TEST_TARGETS) $(UNIT_TESTS) $(ASAN_TESTS)
 	$(Q)tests/run.py
 
 bench: test-deps check-root

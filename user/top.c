@@ -54,6 +54,25 @@ static const char *fmt_value(int64_t v, const char *unit, char *buf, size_t len)
 	return buf;
 }
 
+/* Sums saturate: a crafted profile's values near INT64_MAX must not overflow. */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+/* Prints a string from the profile with its control characters escaped. */
+static void put_escaped(FILE *out, const char *s)
+{
+	char *e = xstrdup_escaped(s);
+
+	fputs(e, out);
+	free(e);
+}
+
 static int row_cmp(const void *a, const void *b)
 {
 	const struct row *x = a, *y = b;
@@ -85,7 +104,7 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 		int64_t v = (size_t)si < smp->n_value ? smp->value[si] : 0;
 		bool leaf = true;
 
-		total += v;
+		total = add_sat(total, v);
 		for (size_t k = 0; k < smp->n_location_id; k++) {
 			uint64_t li, fi, ri;
 			const Perftools__Profiles__Location *loc;
@@ -120,38 +139,42 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 				}
 				r = &rows[ri];
 				if (leaf) {
-					r->flat += v;
+					r->flat = add_sat(r->flat, v);
 					if (lineno && (!r->best_line || v > r->best_line_flat)) {
 						r->best_line = lineno;
 						r->best_line_flat = v;
 					}
 				}
 				if (r->last_sample != s) {
-					r->cum += v;
+					r->cum = add_sat(r->cum, v);
 					r->last_sample = s;
 				}
 				leaf = false;
 			}
 		}
 	}
-	qsort(rows, nrows, sizeof(*rows), row_cmp);
-	fprintf(out, "Top %zu of %zu functions by %s, total %s\n", n < nrows ? n : nrows, nrows,
-		pprof_str(p, p->sample_type[si]->type), fmt_value(total, unit, b1, sizeof(b1)));
+	if (nrows) /* rows is NULL then, which qsort must not be given */
+		qsort(rows, nrows, sizeof(*rows), row_cmp);
+	fprintf(out, "Top %zu of %zu functions by ", n < nrows ? n : nrows, nrows);
+	put_escaped(out, pprof_str(p, p->sample_type[si]->type));
+	fprintf(out, ", total %s\n", fmt_value(total, unit, b1, sizeof(b1)));
 	fprintf(out, "%12s %7s %7s %12s %7s  %s\n", "flat", "flat%", "sum%", "cum", "cum%",
 		"function");
 	for (size_t i = 0; i < nrows && i < n; i++) {
 		struct row *r = &rows[i];
 		double d = total ? (double)total : 1;
 
-		sum += r->flat;
-		fprintf(out, "%12s %6.2f%% %6.2f%% %12s %6.2f%%  %s",
+		sum = add_sat(sum, r->flat);
+		fprintf(out, "%12s %6.2f%% %6.2f%% %12s %6.2f%%  ",
 			fmt_value(r->flat, unit, b1, sizeof(b1)), 100.0 * (double)r->flat / d,
 			100.0 * (double)sum / d, fmt_value(r->cum, unit, b2, sizeof(b2)),
-			100.0 * (double)r->cum / d, r->name);
+			100.0 * (double)r->cum / d);
+		put_escaped(out, r->name);
 		if (r->file && *r->file) {
 			const char *base = strrchr(r->file, '/');
 
-			fprintf(out, " (%s", base ? base + 1 : r->file);
+			fputs(" (", out);
+			put_escaped(out, base ? base + 1 : r->file);
 			if (r->best_line)
 				fprintf(out, ":%" PRId64, r->best_line);
 			fputc(')', out);
@@ -169,7 +192,8 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 static void top_usage(FILE *f)
 {
 	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE]\n"
-	      "  Prints the top functions of a pprof profile (gzipped or not, any producer).\n"
+	      "  Prints the top functions of a pprof profile (gzipped, zlib'd or plain, any\n"
+	      "  producer). FILE may be a pipe, or - for standard input.\n"
 	      "  -n N                 how many functions (default 10)\n"
 	      "  --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
 	      "                       (default: the profile's default type)\n",
@@ -184,7 +208,7 @@ int cmd_top(int argc, char **argv)
 		{},
 	};
 	Perftools__Profiles__Profile *p;
-	const char *index = NULL, *why;
+	const char *index = NULL, *why, *name;
 	uint64_t n = 10;
 	int c, si, err;
 
@@ -213,23 +237,27 @@ int cmd_top(int argc, char **argv)
 		top_usage(stderr);
 		return 2;
 	}
+	name = strcmp(argv[optind], "-") ? argv[optind] : "standard input";
 	err = pprof_read(argv[optind], &p, &why);
 	if (err) {
 		if (err == -EBADMSG)
-			ap_err("%s: %s", argv[optind], why);
+			ap_err("%s: %s", name, why);
+		else if (err == -ENOMEM)
+			ap_err("%s: not enough memory to read the profile", name);
 		else
-			ap_err("cannot read %s: %s", argv[optind], strerror(-err));
+			ap_err("cannot read %s: %s", name, strerror(-err));
 		return 1;
 	}
 	si = top_sample_index(p, index);
 	if (si < 0) {
 		char types[256] = "";
 
+		/* (ap_err escapes what the profile's names hold) */
 		for (size_t i = 0; i < p->n_sample_type; i++)
 			snprintf(types + strlen(types), sizeof(types) - strlen(types), "%s%s",
 				 i ? ", " : "", pprof_str(p, p->sample_type[i]->type));
-		ap_err("%s: no sample type '%s' (it has: %s)", argv[optind],
-		       index ? index : "(default)", types);
+		ap_err("%s: no sample type '%s' (it has: %s)", name, index ? index : "(default)",
+		       types);
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 2;
 	}

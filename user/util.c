@@ -12,12 +12,15 @@
 
 int verbose;
 
+/* The message is escaped: names in it (comm, mapped files, symbols) come from targets. */
 static void vmsg(const char *prefix, const char *fmt, va_list ap)
 {
-	char buf[1024];
+	char buf[1024], *e;
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	fprintf(stderr, "allocprof: %s%s\n", prefix, buf);
+	e = xstrdup_escaped(buf);
+	fprintf(stderr, "allocprof: %s%s\n", prefix, e);
+	free(e);
 }
 
 void ap_err(const char *fmt, ...)
@@ -197,6 +200,46 @@ void grow(void **arr, size_t *cap, size_t need, size_t size)
 	*arr = xrealloc(*arr, n, size);
 	memset((char *)*arr + *cap * size, 0, (n - *cap) * size);
 	*cap = n;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (not a C1 control, U+0080-U+009F), 0 if none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+	uint32_t cp = s[0] & (0x7f >> n);
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < 0xa0 || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+char *xstrdup_escaped(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = 0, len = strlen(s);
+	char *out = xcalloc(len * 4 + 1, 1);
+
+	while (*u) {
+		size_t k = *u >= 0x80 ? utf8_len(u) : (*u >= 0x20 && *u != 0x7f);
+
+		if (k) {
+			memcpy(out + n, u, k);
+			n += k;
+			u += k;
+		} else {
+			n += (size_t)sprintf(out + n, "\\x%02x", *u++);
+		}
+	}
+	out[n] = '\0';
+	return out;
 }
 
 static uint64_t clock_ns(clockid_t id)

@@ -30,6 +30,12 @@ void *xrealloc(void *p, size_t n, size_t size);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * A copy of a string from outside (a target's symbol or file name) that is safe to print on a
+ * terminal: control characters, C1 controls and bytes that are not UTF-8 as "\x1b"; malloc'd.
+ */
+char *xstrdup_escaped(const char *s);
+
 /* Grow *arr (of *cap elements of `size`) so that index `need - 1` fits. */
 void grow(void **arr, size_t *cap, size_t need, size_t size);
 
