@@ -131,7 +131,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		.max_stacks = DEFAULT_MAX_STACKS,
 		.max_live = DEFAULT_MAX_LIVE,
 	};
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then forgets a cluster left over from an earlier parse */
 	opterr = 0;
 	/* "+": stop at the first non-option; ":": report a missing value as ':'. */
 	while ((c = getopt_long(argc, argv, "+:p:ad:o:n:qvh", opts, NULL)) != -1) {

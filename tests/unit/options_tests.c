@@ -456,12 +456,15 @@ TEST(command)
 	CHECK(!o.cmd[4], "cmd is not NULL-terminated");
 	CHECK(o.quiet && !o.exact && !o.npids, "options after -- were parsed as allocprof's");
 
-	TRY(good(ARGS("--", "prog"), &o));
+	/* o.cmd points into argv: the arrays must outlive the checks (not a literal in TRY). */
+	argv = ARGS("--", "prog");
+	TRY(good(argv, &o));
 	record_opts__free(&o);
 	CHECK_STR(o.cmd[0], "prog");
 	CHECK(!o.cmd[1], "cmd is not NULL-terminated");
 	/* A second -- is the command's first argument. */
-	TRY(good(ARGS("--", "--"), &o));
+	argv = ARGS("--", "--");
+	TRY(good(argv, &o));
 	record_opts__free(&o);
 	CHECK_STR(o.cmd[0], "--");
 	return true;
