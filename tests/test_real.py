@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
-from harness import Case, record  # noqa: E402
+from harness import ALLOCPROF, Case, wait_for_log  # noqa: E402
 from harness import needs  # noqa: E402
 
 
@@ -45,13 +46,21 @@ class Redis(Case):
         super().tearDown()
 
     def test_live_redis_through_jemalloc(self):
-        out = self.path("redis.pb.gz")
-        load = subprocess.Popen(["sh", "-c", "sleep 0.5; exec redis-benchmark -p %d -q -n "
-                                 "20000 -t set,lpush -d 300" % self.port],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        proc = record(["-p", str(self.server.pid), "-d", "3s", "-q", "-o", out])
-        load.wait()
-        self.assertRecorded(proc)
+        # The load runs once the probes are in, and the capture ends once it is done.
+        out, log = self.path("redis.pb.gz"), self.path("log")
+        with open(log, "w") as errf:
+            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-p", str(self.server.pid),
+                                   "-o", out], stdout=subprocess.DEVNULL, stderr=errf)
+            try:
+                wait_for_log(log, "probes attached", proc=ap)
+                subprocess.run(["redis-benchmark", "-p", str(self.port), "-q", "-n", "20000",
+                                "-t", "set,lpush", "-d", "300"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=300, check=True)
+                ap.send_signal(signal.SIGINT)
+                self.assertEqual(ap.wait(timeout=120), 0, open(log).read())
+            finally:
+                ap.kill()
+                ap.wait()
         self.assertIsNone(self.server.poll(), "redis-server must survive the capture")
         prof = pprofraw.read(out)
         self.assertIn("allocator: /usr/lib/x86_64-linux-gnu/libjemalloc.so.2", prof.comments)
