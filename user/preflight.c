@@ -104,7 +104,7 @@ static bool uprobes_permitted(int type)
 	long fd;
 
 	attr.config1 = (__u64)(uintptr_t) "/proc/self/exe"; /* uprobe_path */
-	attr.config2 = 1ull << 62;			     /* probe_offset */
+	attr.config2 = 1ull << 62;			    /* probe_offset */
 	fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd >= 0) {
 		close((int)fd);
@@ -121,8 +121,8 @@ static int check_probing(uint64_t caps, int uprobe_type)
 	if (!uprobes_permitted(uprobe_type)) {
 		if (has(caps, CAP_PERFMON))
 			ap_err("not permitted: this kernel places uprobes for CAP_SYS_ADMIN only "
-			       "(CAP_PERFMON was enough before Linux 6.16): allocprof needs root or "
-			       "CAP_SYS_ADMIN; try sudo");
+			       "(CAP_PERFMON was enough before Linux 6.16): allocprof needs root "
+			       "or CAP_SYS_ADMIN; try sudo");
 		else
 			ap_err("not permitted: allocprof needs root or CAP_SYS_ADMIN; try sudo");
 		return -EPERM;
