@@ -5,7 +5,12 @@
 #ifndef ALLOCPROF_PREFLIGHT_H
 #define ALLOCPROF_PREFLIGHT_H
 
-/* 0 when the capture can go ahead; -EPERM or -ENOTSUP with the reason printed. */
-int preflight_check(void);
+struct record_opts;
+
+/*
+ * 0 when the capture of `o`'s targets can go ahead; -EPERM or -ENOTSUP with the reason
+ * printed. Targets that do not exist are left for the caller to report.
+ */
+int preflight_check(const struct record_opts *o);
 
 #endif

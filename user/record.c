@@ -434,7 +434,7 @@ int cmd_record(int argc, char **argv)
 	if (err)
 		return err < 0 ? 0 : err;
 	libbpf_set_print(libbpf_print);
-	if (preflight_check())
+	if (preflight_check(&c->o))
 		goto out;
 	r.out_path = xstrdup(c->o.output ? c->o.output : default_output(namebuf, sizeof(namebuf)));
 	err = out_file__open(r.out_path, &r.out);
