@@ -46,7 +46,7 @@ void record_usage(FILE *f)
 	      "      --max-stacks N       distinct stacks kept in the kernel (default 16384)\n"
 	      "      --probe-at-entry     probe every function at its first instruction instead\n"
 	      "                           of the first one the kernel emulates (slower)\n"
-	      "  -v, --verbose            more detail (-vv: also libbpf's debug output)\n"
+	      "  -v, --verbose            more detail (-vv: also libbpf's own messages)\n"
 	      "  -h, --help               this text\n"
 	      "\n"
 	      "Exit status: 0 when the profile was written (with -- CMD: CMD's status),\n"
