@@ -85,15 +85,11 @@ static void add_known_file(struct addrspaces *as, struct mapped_file *f)
 	hashmap__put(as->by_file, key, sizeof(key), as->nfiles++);
 }
 
-/*
- * The file behind a mapping, opened once: through /proc/PID/map_files (the exact file, even
- * deleted or in another mount namespace), else through /proc/PID/root and its path.
- */
+/* The file behind a mapping, opened once, as proc_mapped_path says. */
 static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const struct map_entry *e)
 {
 	struct mapped_file *f = known_file(as, e->dev, e->ino);
-	char path[128];
-	char *rootpath;
+	char *path;
 
 	if (f)
 		return f;
@@ -101,14 +97,9 @@ static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const stru
 	f->dev = e->dev;
 	f->ino = e->ino;
 	f->path = xstrdup(e->path);
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid,
-		 (unsigned long long)e->start, (unsigned long long)e->end);
+	path = proc_mapped_path(pid, e);
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0) {
-		rootpath = proc_path(pid, e->path);
-		f->fd = open(rootpath, O_RDONLY | O_CLOEXEC);
-		free(rootpath);
-	}
+	free(path);
 	if (f->fd < 0) {
 		as->unreadable++;
 		ap_info("pid %d: cannot open mapped file %s: %s", (int)pid, e->path,
@@ -166,18 +157,6 @@ static struct space *get_space(struct addrspaces *as, pid_t pid, uint32_t image,
 	as->spaces[as->nspaces] = (struct space){ .pid = pid, .image = image };
 	hashmap__put(as->by_proc, &key, sizeof(key), as->nspaces);
 	return &as->spaces[as->nspaces++];
-}
-
-int proc_image(pid_t pid, uint32_t *image)
-{
-	char path[64];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-	if (stat(path, &st))
-		return -errno;
-	*image = (uint32_t)st.st_ino;
-	return 0;
 }
 
 static int cmp_start(const void *a, const void *b)

@@ -30,12 +30,6 @@ struct addrspaces *addrspaces__new(void);
 void addrspaces__free(struct addrspaces *as);
 
 /*
- * A process is known by its pid and the program it runs (see struct ap_proc_key): `image` is
- * the low 32 bits of its executable's inode number, which an exec changes.
- */
-int proc_image(pid_t pid, uint32_t *image);
-
-/*
  * Reads pid's mappings now and merges them into what is known of it for the program it runs
  * now: a mapping seen before and overlapped by none now is kept, so stacks recorded earlier
  * still resolve. 0 or -errno.

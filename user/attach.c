@@ -6,7 +6,6 @@
 #include "attach.h"
 #include "elffile.h"
 #include "procmaps.h"
-#include "target.h"
 #include "util.h"
 
 #include <bpf/bpf.h>

@@ -24,11 +24,6 @@
 /* Enough for any real program; the walk stops here rather than trust a corrupt list. */
 #define MAX_OBJECTS 4096
 
-char *proc_path(pid_t pid, const char *path)
-{
-	return xasprintf("/proc/%d/root%s", (int)pid, path);
-}
-
 /* Reads len bytes at addr of a process's memory, through its open /proc/PID/mem. */
 static int mem_read(int fd, uint64_t addr, void *buf, size_t len)
 {
@@ -61,9 +56,8 @@ static int read_auxv(pid_t pid, uint64_t *at_base, uint64_t *at_phdr)
 }
 
 /*
- * Adds the object mapped by `e` once; its first (lowest) mapping gives the base. A file deleted
- * since it was mapped (a package upgraded under a running process) is opened through
- * /proc/PID/map_files, which still reaches it; others through /proc/PID/root.
+ * Adds the object mapped by `e` once; its first (lowest) mapping gives the base, and says how
+ * it is opened from here (proc_mapped_path).
  */
 static void add_obj(struct load_order *lo, size_t *cap, pid_t pid, const struct map_entry *e,
 		    const struct proc_maps *m)
@@ -77,11 +71,7 @@ static void add_obj(struct load_order *lo, size_t *cap, pid_t pid, const struct 
 	for (size_t i = 0; i < m->n; i++) {
 		if (m->e[i].dev == e->dev && m->e[i].ino == e->ino) {
 			o.base = m->e[i].start;
-			o.open_path = map_entry__is_file(&m->e[i])
-					      ? proc_path(pid, o.path)
-					      : xasprintf("/proc/%d/map_files/%llx-%llx", (int)pid,
-							  (unsigned long long)m->e[i].start,
-							  (unsigned long long)m->e[i].end);
+			o.open_path = proc_mapped_path(pid, &m->e[i]);
 			break;
 		}
 	}

@@ -49,7 +49,5 @@ bool exec_is_secure(const char *path);
 int load_order__file(const char *path, struct load_order *out);
 void load_order__free(struct load_order *lo);
 
-/* /proc/PID/root + path: how we open a file the way the process sees it. */
-char *proc_path(pid_t pid, const char *path);
 
 #endif

@@ -1,11 +1,15 @@
 /*
  * /proc/PID/maps: parsing one snapshot of a process's mappings (a plain array, valid after the
- * process is gone), and the other small /proc/PID files. Knows nothing about ELF or symbols.
+ * process is gone), and every other small /proc/PID reader: whether a pid is a live process,
+ * its name, executable and image, and how a file it sees is opened from here (one policy,
+ * proc_mapped_path). Knows nothing about ELF or symbols.
  */
 #include "procmaps.h"
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,4 +163,67 @@ void proc_read_exe(pid_t pid, char *exe, size_t len)
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, exe, len - 1);
 	exe[n > 0 ? n : 0] = 0;
+}
+
+/* ---- the other small /proc/PID files -------------------------------------------------- */
+
+int pid_check(pid_t pid, pid_t *tgid)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	if (kill(pid, 0) && errno == ESRCH)
+		return -ESRCH;
+	/* /proc/TID/status exists for threads too: Tgid says which process it belongs to. */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -ESRCH;
+	*tgid = pid;
+	while (fgets(line, sizeof(line), f)) {
+		char state = 0;
+
+		/* A zombie (exited, its parent has not reaped it yet) has nothing left to trace. */
+		if (sscanf(line, "State: %c", &state) == 1 && (state == 'Z' || state == 'X')) {
+			fclose(f);
+			return -ESRCH;
+		}
+		if (sscanf(line, "Tgid: %d", tgid) == 1)
+			break;
+	}
+	fclose(f);
+	return 0;
+}
+
+bool pid_exited(pid_t pid)
+{
+	pid_t tgid;
+
+	return pid_check(pid, &tgid) == -ESRCH;
+}
+
+int proc_image(pid_t pid, uint32_t *image)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st))
+		return -errno;
+	*image = (uint32_t)st.st_ino;
+	return 0;
+}
+
+char *proc_path(pid_t pid, const char *path)
+{
+	return xasprintf("/proc/%d/root%s", (int)pid, path);
+}
+
+char *proc_mapped_path(pid_t pid, const struct map_entry *e)
+{
+	/* map_files needs more privilege (see README, Requirements): only where it must. */
+	if (map_entry__is_file(e))
+		return proc_path(pid, e->path);
+	return xasprintf("/proc/%d/map_files/%llx-%llx", (int)pid, (unsigned long long)e->start,
+			 (unsigned long long)e->end);
 }

@@ -1,6 +1,6 @@
 /*
  * /proc/PID/maps: parsing one snapshot of a process's mappings (a plain array, valid after the
- * process is gone), and the other small /proc/PID files. Knows nothing about ELF or symbols.
+ * process is gone), and every other small /proc/PID reader. Knows nothing about ELF or symbols.
  */
 #ifndef ALLOCPROF_PROCMAPS_H
 #define ALLOCPROF_PROCMAPS_H
@@ -31,6 +31,26 @@ int proc_maps__read(pid_t pid, struct proc_maps *out);
 int proc_maps__parse(const char *text, struct proc_maps *out);
 void proc_maps__free(struct proc_maps *m);
 const struct map_entry *proc_maps__find(const struct proc_maps *m, uint64_t addr);
+/*
+ * 0 and the process `pid` belongs to (itself, unless it is a thread's id), -ESRCH when there
+ * is no such process or it has exited.
+ */
+int pid_check(pid_t pid, pid_t *tgid);
+/* Has `pid` exited (gone, or a zombie its parent has not reaped)? */
+bool pid_exited(pid_t pid);
+/*
+ * A process is known by its pid and the program it runs (see struct ap_proc_key): `image` is
+ * the low 32 bits of its executable's inode number, which an exec changes. 0 or -errno.
+ */
+int proc_image(pid_t pid, uint32_t *image);
+/* /proc/PID/root + path: a path as the process sees it, opened from here. Malloc'd. */
+char *proc_path(pid_t pid, const char *path);
+/*
+ * How a file `pid` has mapped is opened from here: through /proc/PID/root and its path, or for
+ * a file deleted since it was mapped (a package upgraded under a running process) through the
+ * mapping's /proc/PID/map_files entry, which still reaches it. Malloc'd.
+ */
+char *proc_mapped_path(pid_t pid, const struct map_entry *e);
 /* The process's name (/proc/PID/comm), "" when it is gone. */
 void proc_read_comm(pid_t pid, char comm[16]);
 /* Its executable's path (/proc/PID/exe), "" when it is gone. */

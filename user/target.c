@@ -16,40 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int pid_check(pid_t pid, pid_t *tgid)
-{
-	char path[64], line[256];
-	FILE *f;
 
-	if (kill(pid, 0) && errno == ESRCH)
-		return -ESRCH;
-	/* /proc/TID/status exists for threads too: Tgid says which process it belongs to. */
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -ESRCH;
-	*tgid = pid;
-	while (fgets(line, sizeof(line), f)) {
-		char state = 0;
-
-		/* A zombie (exited, its parent has not reaped it yet) has nothing left to trace. */
-		if (sscanf(line, "State: %c", &state) == 1 && (state == 'Z' || state == 'X')) {
-			fclose(f);
-			return -ESRCH;
-		}
-		if (sscanf(line, "Tgid: %d", tgid) == 1)
-			break;
-	}
-	fclose(f);
-	return 0;
-}
-
-bool pid_exited(pid_t pid)
-{
-	pid_t tgid;
-
-	return pid_check(pid, &tgid) == -ESRCH;
-}
 
 static bool is_exec_file(const char *path)
 {

@@ -1,7 +1,7 @@
 /*
- * The processes a capture watches: checking that pids exist, finding a command the way the
- * shell would, and starting it held just before exec so probes can be attached first. Owns
- * the child's lifetime (fork, release, wait); knows nothing about BPF.
+ * The command a capture starts: finding it the way the shell would, and starting it held just
+ * before exec so probes can be attached first. Owns the child's lifetime (fork, release,
+ * wait); knows nothing about BPF.
  */
 #ifndef ALLOCPROF_TARGET_H
 #define ALLOCPROF_TARGET_H
@@ -18,13 +18,6 @@ struct child {
 	bool exited;
 };
 
-/*
- * 0 and the process `pid` belongs to (itself, unless it is a thread's id), -ESRCH when there
- * is no such process or it has exited.
- */
-int pid_check(pid_t pid, pid_t *tgid);
-/* Has `pid` exited (gone, or a zombie its parent has not reaped)? */
-bool pid_exited(pid_t pid);
 /* The executable CMD names, searched in $PATH when it has no '/'. NULL with errno set. */
 char *find_command(const char *cmd);
 /*
