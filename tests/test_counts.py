@@ -4,11 +4,14 @@ import math
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
-from harness import LIBDIR, Case, read_expect, read_expect_all, record, target  # noqa: E402
+from harness import (ALLOCPROF, LIBDIR, Case, read_expect, read_expect_all, record,  # noqa: E402
+                     target, wait_for_log)
 from harness import needs  # noqa: E402
 
 SITES = target("sites")
@@ -184,12 +187,22 @@ class OtherAllocators(Case):
         is attached when its dynamic linker reports it, just after CMD starts. The profile
         says so; what it has is never more than the truth, and each program is labelled
         with its own name."""
-        out, exp = self.path("p.pb.gz"), self.path("expect")
-        # Long enough (about a second) to be still running when its allocator is attached.
-        proc = record(["--exact", "-q", "-o", out, "--", "env",
-                       "LD_PRELOAD=" + os.path.join(LIBDIR, "libjemalloc.so.2"), SITES,
-                       "--rounds", "2000", "--expect", exp])
-        self.assertRecorded(proc)
+        out, exp, log = self.path("p.pb.gz"), self.path("expect"), self.path("log")
+        # CMD waits until its allocator is attached (-v says so), then allocates.
+        with open(log, "w") as errf:
+            ap = subprocess.Popen([ALLOCPROF, "record", "--exact", "-v", "-o", out, "--", "env",
+                                   "LD_PRELOAD=" + os.path.join(LIBDIR, "libjemalloc.so.2"),
+                                   SITES, "--wait", "--rounds", "20", "--expect", exp],
+                                  stdout=subprocess.DEVNULL, stderr=errf)
+            try:
+                attached = re.compile(r"pid (\d+) \(sites\): \d+ probes attached")
+                text = wait_for_log(log, "sites: waiting for SIGUSR1", attached, proc=ap)
+                pid = int(attached.search(text)[1])
+                os.kill(pid, signal.SIGUSR1)
+                self.assertEqual(ap.wait(timeout=120), 0, open(log).read())
+            finally:
+                ap.kill()
+                ap.wait()
         expect = read_expect(exp)
         prof = pprofraw.read(out)
         self.assertTrue(any("probes attached after it started running" in c

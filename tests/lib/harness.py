@@ -44,14 +44,15 @@ def record(args, timeout=120, env=None, **kw):
 
 
 def wait_for_log(path, *texts, proc=None, timeout=60):
-    """Waits until the file at `path` contains every one of `texts`; returns its contents.
+    """Waits until the file at `path` contains every one of `texts` (strings, or compiled
+    regular expressions that must match); returns its contents.
     Raises AssertionError with what it holds if `proc` (a Popen) exits first or `timeout`
     seconds pass: a bound for a broken run, not a guess of how long anything takes."""
     deadline = time.time() + timeout
     while True:
         with open(path, errors="replace") as f:
             text = f.read()
-        if all(t in text for t in texts):
+        if all(t.search(text) if hasattr(t, "search") else t in text for t in texts):
             return text
         if proc is not None and proc.poll() is not None:
             raise AssertionError("exited %s before logging %r:\n%s" % (proc.returncode, texts,
