@@ -132,12 +132,15 @@ class Streams(Base):
         fifo = self.path("fifo")
         os.mkfifo(fifo)
         got = []
-        reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+        # A daemon: if the FIFO were replaced, the reader would wait for a writer forever.
+        reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()),
+                                  daemon=True)
         reader.start()
         proc = record(["-q", "-o", fifo, "--", SITES, "--rounds", "3"], env=self.env)
         reader.join(30)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assertEqual(len(got), 1, "the reader got nothing")
         with open(self.path("f.pb.gz"), "wb") as f:
             f.write(got[0])
         self.assertProfile(self.path("f.pb.gz"))
