@@ -101,7 +101,8 @@ class Streams(Base):
                                    "300ms", "-o", name], capture_output=True, timeout=60)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertEqual(proc.stdout[:2], b"\x1f\x8b", name)  # the gzip stream, only it
-            self.assertIn(b"allocprof: wrote", proc.stderr)
+            self.assertIn(b"allocprof: wrote %s: " % (b"stdout" if name == "-" else
+                                                      name.encode()), proc.stderr)
             with open(self.path("s.pb.gz"), "wb") as f:
                 f.write(proc.stdout)
             self.assertProfile(self.path("s.pb.gz"))

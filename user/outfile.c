@@ -5,6 +5,8 @@
  * A regular file (or a name not taken yet) is written atomically: the destination's directory is
  * opened once when the capture starts, and every later step is relative to that descriptor, so
  * swapping a directory of the path for a symlink during the capture cannot redirect the write.
+ * (Symlinks in the path as it is at the start are followed, O_NOFOLLOW would refuse /var/run;
+ * a swap during the capture is told, see moved_to().)
  * An unnamed temporary file (O_TMPFILE) is created in it at the start, so a missing or read-only
  * directory fails before anything is attached and nothing is left behind if allocprof is killed.
  * When the data is complete it gets a random temporary name (never a predictable one another

@@ -452,6 +452,8 @@ int cmd_record(int argc, char **argv)
 		&r.out);
 	if (err)
 		goto out;
+	free(r.out_path); /* the summary says "stdout" for -o - */
+	r.out_path = xstrdup(out_file__path(r.out));
 	raise_fd_limit(c);
 	if (setup_signals(&r)) {
 		ap_err("cannot set up signal handling: %s", strerror(errno));
