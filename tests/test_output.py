@@ -18,6 +18,18 @@ from harness import ALLOCPROF, Case, as_user, record, target, throwaway_user  # 
 SITES = target("sites")
 
 
+# A /dev of its own in a private mount namespace: tests that name /dev/stdout, /dev/null...
+# can never replace the host's, whatever allocprof does (an old one did).
+PRIVATE_DEV = ('mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 && '
+               'ln -s /proc/self/fd /dev/fd && ln -s /proc/self/fd/1 /dev/stdout && '
+               'ln -s /proc/self/fd/2 /dev/stderr && exec "$@"')
+
+
+def private_dev(argv):
+    """argv, to be run with a private /dev (see PRIVATE_DEV)."""
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", PRIVATE_DEV, "sh", *argv]
+
+
 def runs_command(case):
     """A command that leaves a mark when it runs: to show a refusal came before it."""
     return ["--", "sh", "-c", 'touch "$1"', "sh", case.path("ran")]
@@ -97,8 +109,9 @@ class Streams(Base):
 
     def test_stdout(self):
         for name in ("-", "/dev/stdout", "/dev/fd/1"):
-            proc = subprocess.run([ALLOCPROF, "record", "-p", str(self.sleeper().pid), "-d",
-                                   "300ms", "-o", name], capture_output=True, timeout=60)
+            proc = subprocess.run(private_dev([ALLOCPROF, "record", "-p",
+                                               str(self.sleeper().pid), "-d", "300ms", "-o",
+                                               name]), capture_output=True, timeout=60)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertEqual(proc.stdout[:2], b"\x1f\x8b", name)  # the gzip stream, only it
             self.assertIn(b"allocprof: wrote %s: " % (b"stdout" if name == "-" else
@@ -121,13 +134,16 @@ class Streams(Base):
         proc = record(["-o", "-", *runs_command(self)])
         self.assertRefused(proc, ["stdout", "the command after --", "-o FILE"])
         with open(self.path("f"), "w") as f:
-            proc = subprocess.run([ALLOCPROF, "record", "-o", "/dev/stdout",
-                                   *runs_command(self)], stdout=f, stderr=subprocess.PIPE,
-                                  text=True)
+            proc = subprocess.run(private_dev([ALLOCPROF, "record", "-o", "/dev/stdout",
+                                               *runs_command(self)]), stdout=f,
+                                  stderr=subprocess.PIPE, text=True)
         self.assertRefused(proc, ["the command after --"])
 
     def test_stderr(self):
-        self.assertRefused(record(["-o", "/dev/stderr", *runs_command(self)]), ["stderr"])
+        proc = subprocess.run(private_dev([ALLOCPROF, "record", "-o", "/dev/stderr",
+                                           *runs_command(self)]), capture_output=True,
+                              text=True)
+        self.assertRefused(proc, ["stderr"])
 
     def test_fifo(self):
         fifo = self.path("fifo")
@@ -168,16 +184,14 @@ class Streams(Base):
         self.assertEqual(sorted(os.listdir(self.tmp)), before)  # no temporary file left
 
     def test_dev_null_itself(self):
-        """The real name, in a private mount namespace with a /dev of its own (the host's
-        /dev/null is never at risk, whatever allocprof does)."""
-        script = ('mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 && '
-                  '"$1" record -q -o /dev/null -- "$2" --rounds 3 >/dev/null; echo "rc=$?"; '
+        """The real name, in a private /dev."""
+        script = ('"$1" record -q -o /dev/null -- "$2" --rounds 3 >/dev/null; echo "rc=$?"; '
                   'stat -c "%F %t,%T %a" /dev/null; ls -A /dev')
-        proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                               "sh", ALLOCPROF, SITES], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(private_dev(["sh", "-c", script, "sh", ALLOCPROF, SITES]),
+                              capture_output=True, text=True, timeout=120)
         self.assertEqual(proc.stdout.split("\n")[:3],
-                         ["rc=0", "character special file 1,3 666", "null"], proc.stderr)
+                         ["rc=0", "character special file 1,3 666", "fd"], proc.stderr)
+        self.assertEqual(proc.stdout.split("\n")[3:-1], ["null", "stderr", "stdout"])
 
     def test_refused_kinds(self):
         sock = socket.socket(socket.AF_UNIX)
