@@ -543,9 +543,10 @@ static void save_fallback(struct out_file *f, int why, const void *data, size_t 
 			return;
 		}
 	}
-	ap_err("cannot write %s: %s; nor a copy in %s or the current directory (%s): the profile "
-	       "is lost",
-	       out_file__path(f), strerror(-why), dirs[0], strerror(-err));
+	ap_err("cannot write %s: %s; nor a copy in %s%s or the current directory (%s): the "
+	       "profile is lost",
+	       out_file__path(f), strerror(-why), n == 3 ? "$TMPDIR, " : "", "/tmp",
+	       strerror(-err));
 }
 
 /* ---- the interface ------------------------------------------------------------------- */
