@@ -551,7 +551,7 @@ static void save_fallback(struct out_file *f, int why, const void *data, size_t 
 
 /* ---- the interface ------------------------------------------------------------------- */
 
-int out_file__open(const char *path, const struct out_file_opts *opts, struct out_file **out)
+int out_file__open_opts(const char *path, const struct out_file_opts *opts, struct out_file **out)
 {
 	struct out_file *f = xcalloc(1, sizeof(*f));
 	int n = fd_alias(path), err;
@@ -566,6 +566,11 @@ int out_file__open(const char *path, const struct out_file_opts *opts, struct ou
 	}
 	*out = f;
 	return 0;
+}
+
+int out_file__open(const char *path, struct out_file **out)
+{
+	return out_file__open_opts(path, &(struct out_file_opts){ .mode = -1 }, out);
 }
 
 void out_file__abort(struct out_file *f)

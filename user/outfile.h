@@ -23,7 +23,9 @@ struct out_file_opts {
  * Checks the destination and prepares the write, before anything is attached. 0 or -errno;
  * on error the reason has been printed (one line) and nothing is left behind.
  */
-int out_file__open(const char *path, const struct out_file_opts *opts, struct out_file **out);
+int out_file__open_opts(const char *path, const struct out_file_opts *opts, struct out_file **out);
+/* The same with the defaults: a private file, no command sharing stdout. */
+int out_file__open(const char *path, struct out_file **out);
 /*
  * Writes the data and puts it in place, then frees. 0 or -errno; on error the reason and
  * where the profile went instead have been printed (one line).

@@ -446,7 +446,7 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	r.out_path = xstrdup(c->o.output ? c->o.output : default_output(namebuf, sizeof(namebuf)));
 	/* Checked before anything is attached; it says itself what is wrong. */
-	err = out_file__open(
+	err = out_file__open_opts(
 		r.out_path,
 		&(struct out_file_opts){ .mode = c->o.mode, .cmd_stdout = c->o.cmd != NULL },
 		&r.out);
