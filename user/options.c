@@ -30,7 +30,13 @@ void record_usage(FILE *f)
 	      "  -d, --duration DURATION  stop after DURATION (500ms, 30s, 2m, 1h); default: at\n"
 	      "                           Ctrl-C/SIGTERM or when every target has exited\n"
 	      "  -o, --output FILE        where the profile goes (default:\n"
-	      "                           allocprof-<host>-<time>.pb.gz in this directory)\n"
+	      "                           allocprof-<host>-<time>.pb.gz in this directory); a\n"
+	      "                           file is replaced whole, never partly written; '-'\n"
+	      "                           (stdout), a FIFO or a character device gets the\n"
+	      "                           gzip stream; if the write fails at the end, the\n"
+	      "                           profile goes to $TMPDIR or /tmp and exit is 1\n"
+	      "      --mode MODE          the file's mode, exactly (octal, e.g. 0640; default\n"
+	      "                           0600, or the replaced file's if stricter)\n"
 	      "      --sample-bytes N     sample one allocation per N bytes on average, per "
 	      "thread\n"
 	      "                           (default 512KiB; accepts k, M, G suffixes)\n"
@@ -62,6 +68,29 @@ static int bad(const char *fmt, const char *arg)
 	ap_err("%s", buf);
 	fputs("Try 'allocprof record --help'.\n", stderr);
 	return 2;
+}
+
+/* An octal mode of permission bits only: "0640", "600". */
+static int parse_mode(const char *s, int *mode)
+{
+	long v;
+
+	if (!*s || strlen(s) > 4 || strspn(s, "01234567") != strlen(s))
+		return -EINVAL;
+	v = strtol(s, NULL, 8);
+	if (v > 0777)
+		return -ERANGE;
+	*mode = (int)v;
+	return 0;
+}
+
+/* What can be told from the name alone: it must name a file, not a directory. */
+static bool names_directory(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return !*base || !strcmp(base, ".") || !strcmp(base, "..");
 }
 
 static int parse_pids(const char *arg, struct record_opts *o)
@@ -104,12 +133,14 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		OPT_ALLOC_ONLY,
 		OPT_MAX_LIVE,
 		OPT_PROBE_AT_ENTRY,
+		OPT_MODE,
 	};
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "sample-bytes", required_argument, NULL, OPT_SAMPLE_BYTES },
 		{ "exact", no_argument, NULL, OPT_EXACT },
 		{ "top", required_argument, NULL, 'n' },
@@ -130,6 +161,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		.top = 10,
 		.max_stacks = DEFAULT_MAX_STACKS,
 		.max_live = DEFAULT_MAX_LIVE,
+		.mode = -1,
 	};
 	optind = 0; /* 0, not 1: glibc then forgets a cluster left over from an earlier parse */
 	opterr = 0;
@@ -154,7 +186,17 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		case 'o':
 			if (!*optarg)
 				return bad("empty output file name%s", "");
+			if (names_directory(optarg))
+				return bad("bad --output '%s': it names a directory; give a file "
+					   "name",
+					   optarg);
 			o->output = optarg;
+			break;
+		case OPT_MODE:
+			if (parse_mode(optarg, &o->mode))
+				return bad("bad --mode '%s': expected an octal mode from 0 to 0777 "
+					   "(e.g. 0640)",
+					   optarg);
 			break;
 		case OPT_SAMPLE_BYTES:
 			if (parse_size(optarg, &o->sample_bytes) || o->sample_bytes < 1 ||

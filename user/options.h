@@ -22,6 +22,7 @@ struct record_opts {
 	char **cmd;	      /* argv after "--", NULL-terminated; NULL when none */
 	uint64_t duration_ns; /* 0: until Ctrl-C or every target exits */
 	const char *output;   /* NULL: allocprof-<host>-<time>.pb.gz */
+	int mode;	      /* --mode: the new file's exact mode; -1: private (outfile.c) */
 	uint64_t sample_bytes;
 	bool exact;
 	uint64_t top; /* functions printed at the end; 0: none */

@@ -332,13 +332,16 @@ static int finish(struct run *r)
 		profile__set_main(p, targets[0].exe);
 	report_comments(c, p, &st, duration);
 	err = pprof_encode(profile__message(p), &data, &len);
-	if (!err)
-		err = out_file__commit(r->out, data, len);
-	r->out = NULL;
 	if (err) {
-		ap_err("cannot write %s: %s", r->out_path, strerror(-err));
-		goto out;
+		ap_err("cannot encode the profile: %s", strerror(-err));
+		out_file__abort(r->out);
+	} else {
+		/* On failure it says why, and where the profile was written instead. */
+		err = out_file__commit(r->out, data, len);
 	}
+	r->out = NULL;
+	if (err)
+		goto out;
 	report_losses(&st);
 	if (!c->o.quiet)
 		summarize(r, p, &st, duration);
@@ -437,12 +440,15 @@ int cmd_record(int argc, char **argv)
 	if (preflight_check(&c->o))
 		goto out;
 	r.out_path = xstrdup(c->o.output ? c->o.output : default_output(namebuf, sizeof(namebuf)));
-	err = out_file__open(r.out_path, &r.out);
-	if (err) {
-		ap_err("cannot write %s: %s", r.out_path,
-		       err == -ENOENT ? "no such directory" : strerror(-err));
+	/* Checked before anything is attached; it says itself what is wrong. */
+	err = out_file__open_opts(
+		r.out_path,
+		&(struct out_file_opts){ .mode = c->o.mode, .cmd_stdout = c->o.cmd != NULL },
+		&r.out);
+	if (err)
 		goto out;
-	}
+	free(r.out_path); /* the summary says "stdout" for -o - */
+	r.out_path = xstrdup(out_file__path(r.out));
 	raise_fd_limit(c);
 	if (setup_signals(&r)) {
 		ap_err("cannot set up signal handling: %s", strerror(errno));

@@ -128,3 +128,29 @@ class Case(unittest.TestCase):
             rc = ap.wait(timeout=timeout)
         with open(log) as f:
             return subprocess.CompletedProcess(ap.args, rc, "", f.read())
+
+
+def throwaway_user(case):
+    """A user of the test's own, to play another user of the machine (useradd -M), removed
+    when the test ends. Skips the test, saying why, when none can be made. (name, uid, gid)."""
+    import pwd
+    import secrets
+
+    name = "aptest" + secrets.token_hex(3)
+    try:
+        proc = subprocess.run(["useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name],
+                              capture_output=True, text=True)
+    except OSError as e:
+        case.skipTest("cannot create a second user: %s" % e)
+    if proc.returncode != 0:
+        case.skipTest("cannot create a second user: useradd: %s" % proc.stderr.strip())
+    case.addCleanup(subprocess.run, ["userdel", name], capture_output=True)
+    pw = pwd.getpwnam(name)
+    return name, pw.pw_uid, pw.pw_gid
+
+
+def as_user(user, argv, check=True):
+    """Runs argv as a throwaway_user() (no supplementary groups); its CompletedProcess."""
+    _, uid, gid = user
+    return subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
+                           *argv], capture_output=True, text=True, check=check)
