@@ -192,30 +192,59 @@ static __always_inline bool mul_ok(__u64 a, __u64 b, __u64 *r)
 	return p / a == b;
 }
 
-/* Size requested by this call; false when the call allocates nothing. */
-static __always_inline bool alloc_size(struct pt_regs *ctx, __u32 kind, __u64 *size)
+/*
+ * A call's arguments as its size kind says to read them: the BPF side's one reading of enum
+ * ap_size_kind (userspace's, which registers these are, is allocator.c's args_read()).
+ */
+struct call_args {
+	__u64 size; /* bytes asked for, when `alloc` */
+	__u64 old;  /* realloc, reallocarray: the block it replaces (0: none) */
+	__u64 arg;  /* what the return needs (ap_pending.arg): memptr, or the old block */
+	bool alloc; /* false: the call allocates nothing (realloc to 0, an overflowing size) */
+	bool frees; /* realloc to size 0: it frees `old` */
+};
+
+static __always_inline void read_args(struct pt_regs *ctx, __u32 kind, struct call_args *ca)
 {
 	__u64 a = PT_REGS_PARM1(ctx), b = PT_REGS_PARM2(ctx), c = PT_REGS_PARM3(ctx);
 
+	ca->size = 0;
+	ca->old = 0;
+	ca->arg = 0;
+	ca->alloc = true;
+	ca->frees = false;
 	switch (kind) {
 	case AP_SIZE_ARG1:
-		*size = a;
-		return true;
+		ca->size = a;
+		return;
 	case AP_SIZE_ARG2:
-		*size = b;
-		return true;
-	case AP_SIZE_ARG3:
-		*size = c;
-		return true;
+		ca->size = b;
+		return;
+	case AP_SIZE_POSIX_MEMALIGN:
+		ca->size = c;
+		ca->arg = a;
+		return;
 	case AP_SIZE_ARG1_X_ARG2:
-		return mul_ok(a, b, size); /* an overflow fails with ENOMEM */
+		ca->alloc = mul_ok(a, b, &ca->size); /* an overflow fails with ENOMEM */
+		return;
 	case AP_SIZE_REALLOC:
-		*size = b;
-		return !a || b; /* realloc(p, 0) frees */
+		ca->size = b;
+		break;
 	case AP_SIZE_REALLOCARRAY:
-		return mul_ok(b, c, size) && (!a || *size);
+		if (!mul_ok(b, c, &ca->size)) {
+			ca->alloc = false;
+			return;
+		}
+		break;
+	default:
+		ca->alloc = false;
+		return;
 	}
-	return false;
+	/* realloc(p, 0) frees p */
+	ca->old = a;
+	ca->arg = a;
+	ca->frees = a && !ca->size;
+	ca->alloc = !ca->frees;
 }
 
 /* Is `ra` inside one of library `lib`'s probed allocator functions, loaded at `bias`? */
@@ -293,10 +322,10 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	/* %rip is the probe site: this is the library's load bias. */
 	__u64 bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie);
 	__u64 sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
-	__u64 old = PT_REGS_PARM1(ctx); /* realloc's block */
-	bool have_ra = false, is_realloc, sampled = true;
-	__u64 size, ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
+	bool have_ra = false, sampled = true;
+	__u64 ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
 	struct ap_live old_v = {};
+	struct call_args ca;
 	struct ap_pending *pd;
 	struct ap_thread *t;
 	struct ap_stats *st;
@@ -318,8 +347,9 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		t->bytes_left = next_distance();
 		t->init = 1;
 	}
+	read_args(ctx, kind, &ca);
 	if (nested(t, sp, fn, lib, bias, &ra, &have_ra, st))
-		return inner_of_new(ctx, t, sp, fn, kind, st);
+		return inner_of_new(t, sp, fn, kind, ca.arg, st);
 	/* A counted call: it is now the one later calls are compared with. */
 	t->last_fn = fn;
 	if (track_live)
@@ -339,20 +369,19 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		t->wrap_sp = 0;
 	}
 
-	is_realloc = kind == AP_SIZE_REALLOC || kind == AP_SIZE_REALLOCARRAY;
-	if (!alloc_size(ctx, kind, &size)) {
+	if (!ca.alloc) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC);
 		/* realloc(p, 0) frees p (the allocator's inner free then finds it gone). */
-		if (track_live && is_realloc && old && frees_old(ctx, kind) && forget(old, NULL))
+		if (track_live && ca.frees && forget(ca.old, NULL))
 			STAT_INC(st, AP_STAT_FREE_MATCHED);
 		return 1;
 	}
-	if (size > AP_MAX_ALLOC_SIZE) {
+	if (ca.size > AP_MAX_ALLOC_SIZE) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC); /* fails: larger than the address space */
 		return 1;
 	}
 	if (!exact) {
-		t->bytes_left -= (__s64)size;
+		t->bytes_left -= (__s64)ca.size;
 		sampled = t->bytes_left <= 0;
 		if (sampled)
 			t->bytes_left = next_distance();
@@ -361,7 +390,7 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	 * realloc's old block leaves the live set now, before the allocator can give its
 	 * address to another thread; a failed realloc puts it back at the return.
 	 */
-	if (track_live && is_realloc && old && forget(old, &old_v))
+	if (track_live && ca.old && forget(ca.old, &old_v))
 		STAT_INC(st, AP_STAT_FREE_MATCHED);
 	if (!sampled) {
 		if (!old_v.stack)
@@ -373,8 +402,8 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		STAT_INC(st, AP_STAT_RA_FAULT);
 		return 1; /* (an old block taken out stays out: realloc rarely fails) */
 	}
-	weights(size, &w_objects, &w_bytes);
-	stack = record(ctx, st, ra, size, w_objects, w_bytes);
+	weights(ca.size, &w_objects, &w_bytes);
+	stack = record(ctx, st, ra, ca.size, w_objects, w_bytes);
 	if (!track_live || (!stack && !old_v.stack))
 		return 1;
 pending:
@@ -383,10 +412,10 @@ pending:
 	pd->kind = kind;
 	pd->ra_slot = sp;
 	pd->stack = stack;
-	pd->size = size;
+	pd->size = ca.size;
 	pd->w_objects = w_objects;
 	pd->w_bytes = w_bytes;
-	pd->arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : is_realloc ? old : 0;
+	pd->arg = ca.arg;
 	pd->old = old_v;
 	/* A throwing operator new: no return probe, its inner allocator call will tell. */
 	if ((throwing_fns >> fn) & 1) {

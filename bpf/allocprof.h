@@ -35,15 +35,17 @@
 
 /*
  * How a probed function's size is computed from its arguments. The function identity itself
- * is kept by userspace; the BPF side needs only the argument shape.
+ * is kept by userspace; the BPF side needs only the argument shape. Each side reads a kind in
+ * one place: the BPF programs' read_args() (what the arguments mean), allocator.c's args_read()
+ * (which argument registers those are, so the probe site leaves them untouched).
  */
 enum ap_size_kind {
-	AP_SIZE_ARG1 = 0,	  /* malloc, valloc, pvalloc, operator new */
-	AP_SIZE_ARG2 = 1,	  /* aligned_alloc, memalign */
-	AP_SIZE_ARG3 = 2,	  /* posix_memalign */
-	AP_SIZE_ARG1_X_ARG2 = 3,  /* calloc */
-	AP_SIZE_REALLOC = 4,	  /* realloc: arg2, not an allocation when arg1 && !arg2 */
-	AP_SIZE_REALLOCARRAY = 5, /* reallocarray: arg2 * arg3, same rule as realloc */
+	AP_SIZE_ARG1 = 0,	    /* malloc, valloc, pvalloc, operator new */
+	AP_SIZE_ARG2 = 1,	    /* aligned_alloc, memalign */
+	AP_SIZE_POSIX_MEMALIGN = 2, /* arg3; arg1 is the out-parameter the return reads */
+	AP_SIZE_ARG1_X_ARG2 = 3,    /* calloc */
+	AP_SIZE_REALLOC = 4,	    /* realloc: arg2, not an allocation when arg1 && !arg2 */
+	AP_SIZE_REALLOCARRAY = 5,   /* reallocarray: arg2 * arg3, same rule as realloc */
 };
 
 /*
