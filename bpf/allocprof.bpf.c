@@ -17,159 +17,18 @@
  * Uprobe programs run with migration disabled but may be preempted, so nothing is kept in
  * per-CPU scratch space across a helper call, and per-CPU counters are added atomically.
  *
- * One object, three files: record.bpf.h (what a sampled allocation records) and inuse.bpf.h
- * (the live-block set and pending returns) are parts of this file, included where they fit.
+ * One object in four files: common.bpf.h (configuration, maps, the helpers every part uses),
+ * record.bpf.h (what a sampled allocation records) and inuse.bpf.h (the live-block set and
+ * pending returns) are parts of this file; each includes what it uses.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
-#include "allocprof.h"
-
-#define EEXIST 17
-#define EBUSY  16
+#include "common.bpf.h"
+#include "record.bpf.h"
+#include "inuse.bpf.h"
 
 /* Uprobe session kfuncs (Linux 6.13+); only the session program calls them. */
 extern bool bpf_session_is_return(void) __ksym __weak;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* Configuration, fixed before load. */
-const volatile bool exact = false;
-const volatile __u64 sample_bytes = 512 * 1024;
-const volatile __u32 self_tgid = 0;    /* non-zero with -a: our own allocations are not traced */
-const volatile bool track_live = true; /* false with --alloc-only */
-/* Function ids (bit n: id n) of the operator new variants that throw (see ap_pending). */
-const volatile __u64 throwing_fns = 0;
-
-/*
- * Tables filled by userspace after load and before attach (.bss: not stored in the object).
- * exp_q16: equal-probability quantiles of Exp(1) in Q16, the sampling distances.
- * weight_q16: f(x) = x / (1 - exp(-x)) in Q16, see allocprof.h.
- */
-__u32 exp_q16[AP_EXP_TABLE_SIZE];
-__u32 weight_q16[AP_WEIGHT_ENTRIES];
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ap_thread);
-} threads SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384); /* set by userspace */
-	__type(key, __u64);
-	__type(value, struct ap_stack);
-} stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536); /* set by userspace */
-	__type(key, struct ap_count_key);
-	__type(value, struct ap_count);
-} counts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192); /* set by userspace */
-	__type(key, struct ap_proc_key);
-	__type(value, struct ap_proc);
-} procs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1); /* set by userspace to the number of libraries */
-	__type(key, __u32);
-	__type(value, struct ap_lib);
-} libs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ap_stats);
-} stats SEC(".maps");
-
-/* Where a sampled call builds its stack: per thread, created on a thread's first sample. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ap_stack);
-} stack_buf SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536); /* set by userspace */
-	__type(key, struct ap_vma_key);
-	__type(value, struct ap_vma);
-} vmas SEC(".maps");
-
-/* Blocks allocated and not freed yet (struct ap_live). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144); /* set by userspace */
-	__type(key, struct ap_live_key);
-	__type(value, struct ap_live);
-} live SEC(".maps");
-
-/* struct ap_event, see allocprof.h. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-} events SEC(".maps");
-
-/* Processes whose execs are reported (the command started and -p targets): tgid -> 1. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u8);
-} watched SEC(".maps");
-
-#define STAT_INC(st, i) __sync_fetch_and_add(&(st)->v[i], 1)
-
-/*
- * Adds key -> val unless the key is there already. 0 when it is there now (added, or it was
- * already: another CPU's, or an earlier stack's), else the error (map full, no kernel memory).
- *
- * The helper's result is kept and compared as an int, not a long. With a JIT on a 64-bit
- * kernel the verifier turns the helper call into a direct call of the map's update function,
- * whose return type was int before Linux 6.4 (Debian 12's 6.1 among them): on x86-64 an int
- * is only the low half of r0, the upper half zero in practice (0x00000000ffffffef for
- * -EEXIST), undefined by the ABI. The 64-bit compare clang emits for a long never matches
- * -EEXIST then: every key already there would count as a full map (a stack two processes
- * share, a mapping two stacks share). Compared as an int, only the low half counts, right on
- * every kernel. (bcc's libbpf-tools/maps.bpf.h, bpf_map_lookup_or_try_init, notes the same.)
- */
-static __always_inline int map_add(void *map, const void *key, const void *val)
-{
-	int err = bpf_map_update_elem(map, key, val, BPF_NOEXIST);
-
-	return err == -EEXIST ? 0 : err;
-}
-
-static __always_inline __u32 image_of(struct task_struct *task)
-{
-	return (__u32)task->mm->exe_file->f_inode->i_ino;
-}
-
-static __always_inline void send_event(__u32 kind, __u32 tgid, __u32 image)
-{
-	struct ap_event ev = { .kind = kind, .proc = { .pid = tgid, .image = image } };
-	__u32 zero = 0;
-
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0)) {
-		struct ap_stats *st = bpf_map_lookup_elem(&stats, &zero);
-
-		if (st)
-			STAT_INC(st, AP_STAT_EVENTS_LOST);
-	}
-}
 
 static __always_inline __s64 next_distance(void)
 {
@@ -267,8 +126,6 @@ static __always_inline bool in_allocator(__u32 lib, __u64 bias, __u64 ra)
 	return false;
 }
 
-#include "record.bpf.h"
-
 /*
  * Where the kernel's return-probe trampoline is in this process: a return address it has
  * taken over reads as this.
@@ -307,8 +164,6 @@ nested:
 	STAT_INC(st, AP_STAT_NESTED);
 	return true;
 }
-
-#include "inuse.bpf.h"
 
 /*
  * The entry of every allocation function. Returns 1 when the call's return is not needed

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * In-use tracking, for allocprof.bpf.c only (included once, after its maps and configuration):
- * the live-block set and its count filter, the pending returns of a thread (struct
- * ap_pending), and the return of an allocation. The programs that use them (the allocation
- * entry, its return, free) are in allocprof.bpf.c.
+ * In-use tracking, a part of allocprof.bpf.c: the live-block set and its count filter, the
+ * pending returns of a thread (struct ap_pending), and the return of an allocation. The
+ * programs that use them (the allocation entry, its return, free) are in allocprof.bpf.c.
  */
 #ifndef ALLOCPROF_INUSE_BPF_H
 #define ALLOCPROF_INUSE_BPF_H
+
+#include "common.bpf.h"
 
 /*
  * Sampled mode: how many live blocks hash to each slot (by process and address), so that a
