@@ -2,7 +2,7 @@
 /*
  * The ABI shared by the BPF programs and userspace: limits, enums, map key and value layouts
  * and the statistics struct. Plain fixed-width types only, explicit padding, sizes asserted,
- * so both compilers agree byte for byte.
+ * so both compilers agree byte for byte. What only the BPF side uses is in bpf/common.bpf.h.
  */
 #ifndef ALLOCPROF_H
 #define ALLOCPROF_H
@@ -53,7 +53,8 @@ enum ap_size_kind {
  *   bits  0..3   enum ap_size_kind
  *   bits  4..9   function id (userspace's index; tells a tail call from one entry to another)
  *   bits 10..14  8-byte stack slots between the probe's %rsp and the return address
- *   bit  15      the function may call another allocator entry point (see ap_thread)
+ *   bit  15      the function may call another allocator entry point (see struct ap_thread,
+ *                bpf/common.bpf.h)
  *   bits 16..27  library index into the libs map, AP_NO_LIB when there is none
  *   bits 28..63  the probe site's file virtual address, to find the library's load bias
  */
@@ -71,12 +72,6 @@ enum ap_size_kind {
 #define AP_COOKIE_WRAPPER(c) ((__u32)(((c) >> 15) & 1))
 #define AP_COOKIE_LIB(c)     ((__u32)(((c) >> 16) & 0xfff))
 #define AP_COOKIE_VADDR(c)   ((__u64)(c) >> 28)
-
-/*
- * How far below a wrapper's entry (in bytes of stack) a nested call into another entry point
- * is looked for: the wrapper's own frame and those of its internal helpers.
- */
-#define AP_NEST_WINDOW 4096
 
 /*
  * Address ranges, in the library's own (file) virtual addresses, of the allocator functions
@@ -168,24 +163,6 @@ struct ap_proc {
 };
 
 /*
- * In-use tracking: an allocation's address is known only when it returns. The entry of a call
- * that needs its return (a sampled allocation, or a realloc of a block being tracked) leaves
- * this in the thread's state; the return finds it by the stack address of the return address,
- * which is the same at entry and (less 8, popped) at return, so a call nested inside cannot
- * take it. A thread has two: a counted allocation can run inside a pending one (the exception
- * object libstdc++ allocates inside a failing nothrow new, a signal handler's).
- *
- * A sampled operator new that may throw gets no return probe (the C++ unwinder cannot pass
- * the kernel's trampoline): it is "armed" instead, and the allocator call inside it (the
- * malloc libstdc++'s new calls) becomes pending with its allocation.
- */
-enum ap_pending_state {
-	AP_PEND_FREE = 0,
-	AP_PEND_WAITING = 1, /* ra_slot is the call's; its return is wanted */
-	AP_PEND_ARMED = 2,   /* ra_slot is a throwing new's; its inner call is wanted */
-};
-
-/*
  * A block allocated during the capture and not freed yet, by process and address. Its weights
  * are those its allocation added to its stack's counters, so in-use estimates are unbiased the
  * same way. Read at the end: what a process still running holds, what an exited one leaked.
@@ -200,47 +177,6 @@ struct ap_live {
 	__u64 size;
 	__u64 w_objects; /* Q16 */
 	__u64 w_bytes;
-};
-
-struct ap_pending {
-	__u32 state;   /* enum ap_pending_state */
-	__u32 kind;    /* enum ap_size_kind of the call whose return is wanted */
-	__u64 ra_slot; /* where the pending call's return address is */
-	__u64 stack;   /* its stack hash when it was recorded; 0: not recorded (realloc only) */
-	__u64 size;
-	__u64 w_objects; /* Q16, as in ap_count */
-	__u64 w_bytes;
-	__u64 arg; /* realloc: the old block; posix_memalign: memptr */
-	/*
-	 * realloc: the old block's entry, taken out of the live set at entry (before the
-	 * allocator can hand the address to another thread) and put back if realloc fails.
-	 * old.stack 0: the old block was not tracked.
-	 */
-	struct ap_live old;
-};
-
-/*
- * Per thread, in task storage. Some entry points call others: glibc's realloc calls malloc,
- * memalign tail-calls it, libstdc++'s operator new calls malloc in libc. Such an inner call is
- * the same allocation and is not counted again. The functions that may do this ("wrappers":
- * every probed function but malloc and the allocator's own operator new) leave a mark when
- * they are entered; a later call is examined only when it is entered while the mark could still
- * be live: deeper on the stack within AP_NEST_WINDOW (a direct call), or at the same stack
- * pointer as another function (a tail call). Only then is its return address read, which is the
- * expensive part (a user-memory read): a program calling malloc in a loop never pays for it.
- * The return address of the inner call lies inside a probed function (of the wrapper's library
- * or the inner function's own), or, for a tail call, equals the wrapper's.
- */
-struct ap_thread {
-	__s64 bytes_left; /* until the next sample */
-	__u64 wrap_sp;	  /* stack pointer at the last counted wrapper's entry; 0: none */
-	__u64 wrap_ra;	  /* its return address */
-	__u64 wrap_bias;  /* load bias of its library */
-	__u32 wrap_lib;	  /* its library index, AP_NO_LIB if none */
-	__u32 last_fn;	  /* function id of the last counted call */
-	__u32 init;
-	__u32 pad;
-	struct ap_pending pend[2];
 };
 
 /*
@@ -260,9 +196,6 @@ struct ap_event {
 	struct ap_proc_key proc;
 	__u32 pad;
 };
-
-/* The largest request that could succeed: user address space on x86_64 is 128 TiB. */
-#define AP_MAX_ALLOC_SIZE (1ull << 47)
 
 /*
  * Statistics, per CPU; every path that loses or skips an allocation has its own counter. One
@@ -347,8 +280,6 @@ _Static_assert(sizeof(struct ap_proc_key) == 8, "ap_proc_key layout");
 _Static_assert(sizeof(struct ap_count_key) == 16, "ap_count_key layout");
 _Static_assert(sizeof(struct ap_count) == 32, "ap_count layout");
 _Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");
-_Static_assert(sizeof(struct ap_pending) == 88, "ap_pending layout");
-_Static_assert(sizeof(struct ap_thread) == 48 + 2 * 88, "ap_thread layout");
 _Static_assert(sizeof(struct ap_live_key) == 16, "ap_live_key layout");
 _Static_assert(sizeof(struct ap_live) == 32, "ap_live layout");
 _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
