@@ -350,20 +350,19 @@ int BPF_KPROBE(on_free)
 /*
  * On the dynamic linker's _dl_debug_state(), which it calls around every change to its list of
  * objects: when r_debug says the list is consistent (a program's libraries are all mapped, or
- * a dlopen is done), tell userspace. Cookie: low 32 bits the probe site's vaddr in ld.so, high
- * 32 bits the vaddr of _r_debug.
+ * a dlopen is done), tell userspace. The cookie is AP_RTLD_COOKIE's (allocprof.h).
  */
 SEC("uprobe")
 int BPF_KPROBE(on_rtld_state)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 base = PT_REGS_IP(ctx) - (cookie & 0xffffffff);
+	__u64 base = PT_REGS_IP(ctx) - AP_RTLD_COOKIE_SITE(cookie);
+	__u64 r_debug = base + AP_RTLD_COOKIE_R_DEBUG(cookie);
 	int state;
 
-	/* struct r_debug { int r_version; link_map *r_map; ElfW(Addr) r_brk; r_state; ... } */
-	if (bpf_probe_read_user(&state, sizeof(state), (void *)(base + (cookie >> 32) + 24)))
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)(r_debug + AP_R_DEBUG_STATE_OFF)))
 		return 0;
-	if (state != 0 /* RT_CONSISTENT */)
+	if (state != AP_RT_CONSISTENT)
 		return 0;
 	send_event(AP_EV_LINKED, bpf_get_current_pid_tgid() >> 32,
 		   image_of(bpf_get_current_task_btf()));

@@ -57,21 +57,69 @@ enum ap_size_kind {
  *                bpf/common.bpf.h)
  *   bits 16..27  library index into the libs map, AP_NO_LIB when there is none
  *   bits 28..63  the probe site's file virtual address, to find the library's load bias
+ * Each field's width is the limit userspace keeps to when it fills it: the function table
+ * (AP_MAX_FNS), the probe site chooser (AP_MAX_SITE_SLOTS), the library table (AP_NO_LIB),
+ * the site's address (AP_MAX_SITE_VADDR).
  */
-#define AP_NO_LIB 0xfff
+#define AP_COOKIE_KIND_SHIFT	0
+#define AP_COOKIE_KIND_BITS	4
+#define AP_COOKIE_FN_SHIFT	4
+#define AP_COOKIE_FN_BITS	6
+#define AP_COOKIE_SLOTS_SHIFT	10
+#define AP_COOKIE_SLOTS_BITS	5
+#define AP_COOKIE_WRAPPER_SHIFT 15
+#define AP_COOKIE_WRAPPER_BITS	1
+#define AP_COOKIE_LIB_SHIFT	16
+#define AP_COOKIE_LIB_BITS	12
+#define AP_COOKIE_VADDR_SHIFT	28
+#define AP_COOKIE_VADDR_BITS	36
+
+#define AP_MAX_FNS (1 << AP_COOKIE_FN_BITS)
+/* The most 8-byte stack slots a probe site may be below the return address. */
+#define AP_MAX_SITE_SLOTS ((1 << AP_COOKIE_SLOTS_BITS) - 1)
+#define AP_NO_LIB	  ((1u << AP_COOKIE_LIB_BITS) - 1)
 /* Libraries the nested-call check knows (the libs map's size); others get AP_NO_LIB. */
 #define AP_LIBS_ENTRIES	  256
-#define AP_MAX_FNS	  64
-#define AP_MAX_SITE_VADDR ((1ull << 36) - 1)
+#define AP_MAX_SITE_VADDR ((1ull << AP_COOKIE_VADDR_BITS) - 1)
+
+#define AP_COOKIE_PUT(f, v) ((__u64)(v) << AP_COOKIE_##f##_SHIFT)
+#define AP_COOKIE_GET(c, f)                                                                        \
+	(((__u64)(c) >> AP_COOKIE_##f##_SHIFT) & ((1ull << AP_COOKIE_##f##_BITS) - 1))
 #define AP_COOKIE(kind, fn, slots, wrapper, lib, vaddr)                                            \
-	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) |                             \
-	 ((__u64)(!!(wrapper)) << 15) | ((__u64)(lib) << 16) | ((__u64)(vaddr) << 28))
-#define AP_COOKIE_KIND(c)    ((__u32)((c)&0xf))
-#define AP_COOKIE_FN(c)	     ((__u32)(((c) >> 4) & 0x3f))
-#define AP_COOKIE_SLOTS(c)   ((__u32)(((c) >> 10) & 0x1f))
-#define AP_COOKIE_WRAPPER(c) ((__u32)(((c) >> 15) & 1))
-#define AP_COOKIE_LIB(c)     ((__u32)(((c) >> 16) & 0xfff))
-#define AP_COOKIE_VADDR(c)   ((__u64)(c) >> 28)
+	(AP_COOKIE_PUT(KIND, kind) | AP_COOKIE_PUT(FN, fn) | AP_COOKIE_PUT(SLOTS, slots) |         \
+	 AP_COOKIE_PUT(WRAPPER, !!(wrapper)) | AP_COOKIE_PUT(LIB, lib) |                           \
+	 AP_COOKIE_PUT(VADDR, vaddr))
+#define AP_COOKIE_KIND(c)    ((__u32)AP_COOKIE_GET(c, KIND))
+#define AP_COOKIE_FN(c)	     ((__u32)AP_COOKIE_GET(c, FN))
+#define AP_COOKIE_SLOTS(c)   ((__u32)AP_COOKIE_GET(c, SLOTS))
+#define AP_COOKIE_WRAPPER(c) ((__u32)AP_COOKIE_GET(c, WRAPPER))
+#define AP_COOKIE_LIB(c)     ((__u32)AP_COOKIE_GET(c, LIB))
+#define AP_COOKIE_VADDR(c)   ((__u64)AP_COOKIE_GET(c, VADDR))
+
+/* Each field starts where the one before ends, the last ends at bit 63, each value fits. */
+_Static_assert(AP_COOKIE_FN_SHIFT == AP_COOKIE_KIND_SHIFT + AP_COOKIE_KIND_BITS &&
+		       AP_COOKIE_SLOTS_SHIFT == AP_COOKIE_FN_SHIFT + AP_COOKIE_FN_BITS &&
+		       AP_COOKIE_WRAPPER_SHIFT == AP_COOKIE_SLOTS_SHIFT + AP_COOKIE_SLOTS_BITS &&
+		       AP_COOKIE_LIB_SHIFT == AP_COOKIE_WRAPPER_SHIFT + AP_COOKIE_WRAPPER_BITS &&
+		       AP_COOKIE_VADDR_SHIFT == AP_COOKIE_LIB_SHIFT + AP_COOKIE_LIB_BITS &&
+		       AP_COOKIE_VADDR_SHIFT + AP_COOKIE_VADDR_BITS == 64,
+	       "attach cookie fields");
+_Static_assert(AP_SIZE_REALLOCARRAY < 1 << AP_COOKIE_KIND_BITS, "size kinds fit the cookie");
+_Static_assert(AP_LIBS_ENTRIES <= AP_NO_LIB, "library indexes fit the cookie, AP_NO_LIB apart");
+
+/*
+ * The dynamic linker's hook (on_rtld_state, on _dl_debug_state) reads glibc's r_debug, found
+ * through the cookie: the probe site's file virtual address in the dynamic linker in the low
+ * 32 bits (with %rip, its load bias), that of _r_debug in the high 32 bits. r_state is at
+ * AP_R_DEBUG_STATE_OFF in the 64-bit layout, which linkmap.c's struct r_debug64 also reads.
+ */
+#define AP_RTLD_MAX_VADDR	      0xffffffffull
+#define AP_RTLD_COOKIE(site, r_debug) ((__u64)(site) | ((__u64)(r_debug) << 32))
+#define AP_RTLD_COOKIE_SITE(c)	      ((__u64)(c)&AP_RTLD_MAX_VADDR)
+#define AP_RTLD_COOKIE_R_DEBUG(c)     ((__u64)(c) >> 32)
+/* struct r_debug { int r_version; struct link_map *r_map; ElfW(Addr) r_brk; r_state; ... } */
+#define AP_R_DEBUG_STATE_OFF 24
+#define AP_RT_CONSISTENT     0 /* r_state: the list of objects is complete */
 
 /*
  * Address ranges, in the library's own (file) virtual addresses, of the allocator functions
