@@ -321,7 +321,7 @@ struct ap_stats {
 	__u64 v[AP_STAT_NR];
 };
 
-#ifndef __VMLINUX_H__
+/* Both compilers check: a layout the two sides disagree on fails the build. */
 _Static_assert(sizeof(struct ap_lib) == 24 + AP_MAX_LIB_RANGES * 16, "ap_lib layout");
 _Static_assert(sizeof(struct ap_stack) == 8 + AP_MAX_FRAMES * 8, "ap_stack layout");
 _Static_assert(sizeof(struct ap_proc_key) == 8, "ap_proc_key layout");
@@ -334,7 +334,6 @@ _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
 _Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
 _Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");
 _Static_assert(sizeof(struct ap_real_file) == 24, "ap_real_file layout");
-#endif
 
 #ifndef __VMLINUX_H__
 /* Userspace only: what each counter is called, and where report.c writes it. */
