@@ -17,159 +17,18 @@
  * Uprobe programs run with migration disabled but may be preempted, so nothing is kept in
  * per-CPU scratch space across a helper call, and per-CPU counters are added atomically.
  *
- * One object, three files: record.bpf.h (what a sampled allocation records) and inuse.bpf.h
- * (the live-block set and pending returns) are parts of this file, included where they fit.
+ * One object in four files: common.bpf.h (configuration, maps, the helpers every part uses),
+ * record.bpf.h (what a sampled allocation records) and inuse.bpf.h (the live-block set and
+ * pending returns) are parts of this file; each includes what it uses.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
-#include "allocprof.h"
-
-#define EEXIST 17
-#define EBUSY  16
+#include "common.bpf.h"
+#include "record.bpf.h"
+#include "inuse.bpf.h"
 
 /* Uprobe session kfuncs (Linux 6.13+); only the session program calls them. */
 extern bool bpf_session_is_return(void) __ksym __weak;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* Configuration, fixed before load. */
-const volatile bool exact = false;
-const volatile __u64 sample_bytes = 512 * 1024;
-const volatile __u32 self_tgid = 0;    /* non-zero with -a: our own allocations are not traced */
-const volatile bool track_live = true; /* false with --alloc-only */
-/* Function ids (bit n: id n) of the operator new variants that throw (see ap_pending). */
-const volatile __u64 throwing_fns = 0;
-
-/*
- * Tables filled by userspace after load and before attach (.bss: not stored in the object).
- * exp_q16: equal-probability quantiles of Exp(1) in Q16, the sampling distances.
- * weight_q16: f(x) = x / (1 - exp(-x)) in Q16, see allocprof.h.
- */
-__u32 exp_q16[AP_EXP_TABLE_SIZE];
-__u32 weight_q16[AP_WEIGHT_ENTRIES];
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ap_thread);
-} threads SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384); /* set by userspace */
-	__type(key, __u64);
-	__type(value, struct ap_stack);
-} stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536); /* set by userspace */
-	__type(key, struct ap_count_key);
-	__type(value, struct ap_count);
-} counts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192); /* set by userspace */
-	__type(key, struct ap_proc_key);
-	__type(value, struct ap_proc);
-} procs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1); /* set by userspace to the number of libraries */
-	__type(key, __u32);
-	__type(value, struct ap_lib);
-} libs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ap_stats);
-} stats SEC(".maps");
-
-/* Where a sampled call builds its stack: per thread, created on a thread's first sample. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ap_stack);
-} stack_buf SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536); /* set by userspace */
-	__type(key, struct ap_vma_key);
-	__type(value, struct ap_vma);
-} vmas SEC(".maps");
-
-/* Blocks allocated and not freed yet (struct ap_live). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144); /* set by userspace */
-	__type(key, struct ap_live_key);
-	__type(value, struct ap_live);
-} live SEC(".maps");
-
-/* struct ap_event, see allocprof.h. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-} events SEC(".maps");
-
-/* Processes whose execs are reported (the command started and -p targets): tgid -> 1. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u8);
-} watched SEC(".maps");
-
-#define STAT_INC(st, i) __sync_fetch_and_add(&(st)->v[i], 1)
-
-/*
- * Adds key -> val unless the key is there already. 0 when it is there now (added, or it was
- * already: another CPU's, or an earlier stack's), else the error (map full, no kernel memory).
- *
- * The helper's result is kept and compared as an int, not a long. With a JIT on a 64-bit
- * kernel the verifier turns the helper call into a direct call of the map's update function,
- * whose return type was int before Linux 6.4 (Debian 12's 6.1 among them): on x86-64 an int
- * is only the low half of r0, the upper half zero in practice (0x00000000ffffffef for
- * -EEXIST), undefined by the ABI. The 64-bit compare clang emits for a long never matches
- * -EEXIST then: every key already there would count as a full map (a stack two processes
- * share, a mapping two stacks share). Compared as an int, only the low half counts, right on
- * every kernel. (bcc's libbpf-tools/maps.bpf.h, bpf_map_lookup_or_try_init, notes the same.)
- */
-static __always_inline int map_add(void *map, const void *key, const void *val)
-{
-	int err = bpf_map_update_elem(map, key, val, BPF_NOEXIST);
-
-	return err == -EEXIST ? 0 : err;
-}
-
-static __always_inline __u32 image_of(struct task_struct *task)
-{
-	return (__u32)task->mm->exe_file->f_inode->i_ino;
-}
-
-static __always_inline void send_event(__u32 kind, __u32 tgid, __u32 image)
-{
-	struct ap_event ev = { .kind = kind, .proc = { .pid = tgid, .image = image } };
-	__u32 zero = 0;
-
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0)) {
-		struct ap_stats *st = bpf_map_lookup_elem(&stats, &zero);
-
-		if (st)
-			STAT_INC(st, AP_STAT_EVENTS_LOST);
-	}
-}
 
 static __always_inline __s64 next_distance(void)
 {
@@ -192,30 +51,59 @@ static __always_inline bool mul_ok(__u64 a, __u64 b, __u64 *r)
 	return p / a == b;
 }
 
-/* Size requested by this call; false when the call allocates nothing. */
-static __always_inline bool alloc_size(struct pt_regs *ctx, __u32 kind, __u64 *size)
+/*
+ * A call's arguments as its size kind says to read them: the BPF side's one reading of enum
+ * ap_size_kind (userspace's, which registers these are, is allocator.c's args_read()).
+ */
+struct call_args {
+	__u64 size; /* bytes asked for, when `alloc` */
+	__u64 old;  /* realloc, reallocarray: the block it replaces (0: none) */
+	__u64 arg;  /* what the return needs (ap_pending.arg): memptr, or the old block */
+	bool alloc; /* false: the call allocates nothing (realloc to 0, an overflowing size) */
+	bool frees; /* realloc to size 0: it frees `old` */
+};
+
+static __always_inline void read_args(struct pt_regs *ctx, __u32 kind, struct call_args *ca)
 {
 	__u64 a = PT_REGS_PARM1(ctx), b = PT_REGS_PARM2(ctx), c = PT_REGS_PARM3(ctx);
 
+	ca->size = 0;
+	ca->old = 0;
+	ca->arg = 0;
+	ca->alloc = true;
+	ca->frees = false;
 	switch (kind) {
 	case AP_SIZE_ARG1:
-		*size = a;
-		return true;
+		ca->size = a;
+		return;
 	case AP_SIZE_ARG2:
-		*size = b;
-		return true;
-	case AP_SIZE_ARG3:
-		*size = c;
-		return true;
+		ca->size = b;
+		return;
+	case AP_SIZE_POSIX_MEMALIGN:
+		ca->size = c;
+		ca->arg = a;
+		return;
 	case AP_SIZE_ARG1_X_ARG2:
-		return mul_ok(a, b, size); /* an overflow fails with ENOMEM */
+		ca->alloc = mul_ok(a, b, &ca->size); /* an overflow fails with ENOMEM */
+		return;
 	case AP_SIZE_REALLOC:
-		*size = b;
-		return !a || b; /* realloc(p, 0) frees */
+		ca->size = b;
+		break;
 	case AP_SIZE_REALLOCARRAY:
-		return mul_ok(b, c, size) && (!a || *size);
+		if (!mul_ok(b, c, &ca->size)) {
+			ca->alloc = false;
+			return;
+		}
+		break;
+	default:
+		ca->alloc = false;
+		return;
 	}
-	return false;
+	/* realloc(p, 0) frees p */
+	ca->old = a;
+	ca->arg = a;
+	ca->frees = a && !ca->size;
+	ca->alloc = !ca->frees;
 }
 
 /* Is `ra` inside one of library `lib`'s probed allocator functions, loaded at `bias`? */
@@ -237,8 +125,6 @@ static __always_inline bool in_allocator(__u32 lib, __u64 bias, __u64 ra)
 	}
 	return false;
 }
-
-#include "record.bpf.h"
 
 /*
  * Where the kernel's return-probe trampoline is in this process: a return address it has
@@ -279,8 +165,6 @@ nested:
 	return true;
 }
 
-#include "inuse.bpf.h"
-
 /*
  * The entry of every allocation function. Returns 1 when the call's return is not needed
  * (a uprobe session then skips it), 0 when it is: the pending state is left in the thread.
@@ -293,10 +177,10 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	/* %rip is the probe site: this is the library's load bias. */
 	__u64 bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie);
 	__u64 sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
-	__u64 old = PT_REGS_PARM1(ctx); /* realloc's block */
-	bool have_ra = false, is_realloc, sampled = true;
-	__u64 size, ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
+	bool have_ra = false, sampled = true;
+	__u64 ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
 	struct ap_live old_v = {};
+	struct call_args ca;
 	struct ap_pending *pd;
 	struct ap_thread *t;
 	struct ap_stats *st;
@@ -318,8 +202,9 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		t->bytes_left = next_distance();
 		t->init = 1;
 	}
+	read_args(ctx, kind, &ca);
 	if (nested(t, sp, fn, lib, bias, &ra, &have_ra, st))
-		return inner_of_new(ctx, t, sp, fn, kind, st);
+		return inner_of_new(t, sp, fn, kind, ca.arg, st);
 	/* A counted call: it is now the one later calls are compared with. */
 	t->last_fn = fn;
 	if (track_live)
@@ -339,20 +224,19 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		t->wrap_sp = 0;
 	}
 
-	is_realloc = kind == AP_SIZE_REALLOC || kind == AP_SIZE_REALLOCARRAY;
-	if (!alloc_size(ctx, kind, &size)) {
+	if (!ca.alloc) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC);
 		/* realloc(p, 0) frees p (the allocator's inner free then finds it gone). */
-		if (track_live && is_realloc && old && frees_old(ctx, kind) && forget(old, NULL))
+		if (track_live && ca.frees && forget(ca.old, NULL))
 			STAT_INC(st, AP_STAT_FREE_MATCHED);
 		return 1;
 	}
-	if (size > AP_MAX_ALLOC_SIZE) {
+	if (ca.size > AP_MAX_ALLOC_SIZE) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC); /* fails: larger than the address space */
 		return 1;
 	}
 	if (!exact) {
-		t->bytes_left -= (__s64)size;
+		t->bytes_left -= (__s64)ca.size;
 		sampled = t->bytes_left <= 0;
 		if (sampled)
 			t->bytes_left = next_distance();
@@ -361,7 +245,7 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	 * realloc's old block leaves the live set now, before the allocator can give its
 	 * address to another thread; a failed realloc puts it back at the return.
 	 */
-	if (track_live && is_realloc && old && forget(old, &old_v))
+	if (track_live && ca.old && forget(ca.old, &old_v))
 		STAT_INC(st, AP_STAT_FREE_MATCHED);
 	if (!sampled) {
 		if (!old_v.stack)
@@ -373,8 +257,8 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		STAT_INC(st, AP_STAT_RA_FAULT);
 		return 1; /* (an old block taken out stays out: realloc rarely fails) */
 	}
-	weights(size, &w_objects, &w_bytes);
-	stack = record(ctx, st, ra, size, w_objects, w_bytes);
+	weights(ca.size, &w_objects, &w_bytes);
+	stack = record(ctx, st, ra, ca.size, w_objects, w_bytes);
 	if (!track_live || (!stack && !old_v.stack))
 		return 1;
 pending:
@@ -383,10 +267,10 @@ pending:
 	pd->kind = kind;
 	pd->ra_slot = sp;
 	pd->stack = stack;
-	pd->size = size;
+	pd->size = ca.size;
 	pd->w_objects = w_objects;
 	pd->w_bytes = w_bytes;
-	pd->arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : is_realloc ? old : 0;
+	pd->arg = ca.arg;
 	pd->old = old_v;
 	/* A throwing operator new: no return probe, its inner allocator call will tell. */
 	if ((throwing_fns >> fn) & 1) {
@@ -466,20 +350,19 @@ int BPF_KPROBE(on_free)
 /*
  * On the dynamic linker's _dl_debug_state(), which it calls around every change to its list of
  * objects: when r_debug says the list is consistent (a program's libraries are all mapped, or
- * a dlopen is done), tell userspace. Cookie: low 32 bits the probe site's vaddr in ld.so, high
- * 32 bits the vaddr of _r_debug.
+ * a dlopen is done), tell userspace. The cookie is AP_RTLD_COOKIE's (allocprof.h).
  */
 SEC("uprobe")
 int BPF_KPROBE(on_rtld_state)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 base = PT_REGS_IP(ctx) - (cookie & 0xffffffff);
+	__u64 base = PT_REGS_IP(ctx) - AP_RTLD_COOKIE_SITE(cookie);
+	__u64 r_debug = base + AP_RTLD_COOKIE_R_DEBUG(cookie);
 	int state;
 
-	/* struct r_debug { int r_version; link_map *r_map; ElfW(Addr) r_brk; r_state; ... } */
-	if (bpf_probe_read_user(&state, sizeof(state), (void *)(base + (cookie >> 32) + 24)))
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)(r_debug + AP_R_DEBUG_STATE_OFF)))
 		return 0;
-	if (state != 0 /* RT_CONSISTENT */)
+	if (state != AP_RT_CONSISTENT)
 		return 0;
 	send_event(AP_EV_LINKED, bpf_get_current_pid_tgid() >> 32,
 		   image_of(bpf_get_current_task_btf()));

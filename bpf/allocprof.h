@@ -2,7 +2,7 @@
 /*
  * The ABI shared by the BPF programs and userspace: limits, enums, map key and value layouts
  * and the statistics struct. Plain fixed-width types only, explicit padding, sizes asserted,
- * so both compilers agree byte for byte.
+ * so both compilers agree byte for byte. What only the BPF side uses is in bpf/common.bpf.h.
  */
 #ifndef ALLOCPROF_H
 #define ALLOCPROF_H
@@ -35,15 +35,17 @@
 
 /*
  * How a probed function's size is computed from its arguments. The function identity itself
- * is kept by userspace; the BPF side needs only the argument shape.
+ * is kept by userspace; the BPF side needs only the argument shape. Each side reads a kind in
+ * one place: the BPF programs' read_args() (what the arguments mean), allocator.c's args_read()
+ * (which argument registers those are, so the probe site leaves them untouched).
  */
 enum ap_size_kind {
-	AP_SIZE_ARG1 = 0,	  /* malloc, valloc, pvalloc, operator new */
-	AP_SIZE_ARG2 = 1,	  /* aligned_alloc, memalign */
-	AP_SIZE_ARG3 = 2,	  /* posix_memalign */
-	AP_SIZE_ARG1_X_ARG2 = 3,  /* calloc */
-	AP_SIZE_REALLOC = 4,	  /* realloc: arg2, not an allocation when arg1 && !arg2 */
-	AP_SIZE_REALLOCARRAY = 5, /* reallocarray: arg2 * arg3, same rule as realloc */
+	AP_SIZE_ARG1 = 0,	    /* malloc, valloc, pvalloc, operator new */
+	AP_SIZE_ARG2 = 1,	    /* aligned_alloc, memalign */
+	AP_SIZE_POSIX_MEMALIGN = 2, /* arg3; arg1 is the out-parameter the return reads */
+	AP_SIZE_ARG1_X_ARG2 = 3,    /* calloc */
+	AP_SIZE_REALLOC = 4,	    /* realloc: arg2, not an allocation when arg1 && !arg2 */
+	AP_SIZE_REALLOCARRAY = 5,   /* reallocarray: arg2 * arg3, same rule as realloc */
 };
 
 /*
@@ -51,30 +53,73 @@ enum ap_size_kind {
  *   bits  0..3   enum ap_size_kind
  *   bits  4..9   function id (userspace's index; tells a tail call from one entry to another)
  *   bits 10..14  8-byte stack slots between the probe's %rsp and the return address
- *   bit  15      the function may call another allocator entry point (see ap_thread)
+ *   bit  15      the function may call another allocator entry point (see struct ap_thread,
+ *                bpf/common.bpf.h)
  *   bits 16..27  library index into the libs map, AP_NO_LIB when there is none
  *   bits 28..63  the probe site's file virtual address, to find the library's load bias
+ * Each field's width is the limit userspace keeps to when it fills it: the function table
+ * (AP_MAX_FNS), the probe site chooser (AP_MAX_SITE_SLOTS), the library table (AP_NO_LIB),
+ * the site's address (AP_MAX_SITE_VADDR).
  */
-#define AP_NO_LIB 0xfff
+#define AP_COOKIE_KIND_SHIFT	0
+#define AP_COOKIE_KIND_BITS	4
+#define AP_COOKIE_FN_SHIFT	4
+#define AP_COOKIE_FN_BITS	6
+#define AP_COOKIE_SLOTS_SHIFT	10
+#define AP_COOKIE_SLOTS_BITS	5
+#define AP_COOKIE_WRAPPER_SHIFT 15
+#define AP_COOKIE_WRAPPER_BITS	1
+#define AP_COOKIE_LIB_SHIFT	16
+#define AP_COOKIE_LIB_BITS	12
+#define AP_COOKIE_VADDR_SHIFT	28
+#define AP_COOKIE_VADDR_BITS	36
+
+#define AP_MAX_FNS (1 << AP_COOKIE_FN_BITS)
+/* The most 8-byte stack slots a probe site may be below the return address. */
+#define AP_MAX_SITE_SLOTS ((1 << AP_COOKIE_SLOTS_BITS) - 1)
+#define AP_NO_LIB	  ((1u << AP_COOKIE_LIB_BITS) - 1)
 /* Libraries the nested-call check knows (the libs map's size); others get AP_NO_LIB. */
 #define AP_LIBS_ENTRIES	  256
-#define AP_MAX_FNS	  64
-#define AP_MAX_SITE_VADDR ((1ull << 36) - 1)
+#define AP_MAX_SITE_VADDR ((1ull << AP_COOKIE_VADDR_BITS) - 1)
+
+#define AP_COOKIE_PUT(f, v) ((__u64)(v) << AP_COOKIE_##f##_SHIFT)
+#define AP_COOKIE_GET(c, f)                                                                        \
+	(((__u64)(c) >> AP_COOKIE_##f##_SHIFT) & ((1ull << AP_COOKIE_##f##_BITS) - 1))
 #define AP_COOKIE(kind, fn, slots, wrapper, lib, vaddr)                                            \
-	((__u64)(kind) | ((__u64)(fn) << 4) | ((__u64)(slots) << 10) |                             \
-	 ((__u64)(!!(wrapper)) << 15) | ((__u64)(lib) << 16) | ((__u64)(vaddr) << 28))
-#define AP_COOKIE_KIND(c)    ((__u32)((c)&0xf))
-#define AP_COOKIE_FN(c)	     ((__u32)(((c) >> 4) & 0x3f))
-#define AP_COOKIE_SLOTS(c)   ((__u32)(((c) >> 10) & 0x1f))
-#define AP_COOKIE_WRAPPER(c) ((__u32)(((c) >> 15) & 1))
-#define AP_COOKIE_LIB(c)     ((__u32)(((c) >> 16) & 0xfff))
-#define AP_COOKIE_VADDR(c)   ((__u64)(c) >> 28)
+	(AP_COOKIE_PUT(KIND, kind) | AP_COOKIE_PUT(FN, fn) | AP_COOKIE_PUT(SLOTS, slots) |         \
+	 AP_COOKIE_PUT(WRAPPER, !!(wrapper)) | AP_COOKIE_PUT(LIB, lib) |                           \
+	 AP_COOKIE_PUT(VADDR, vaddr))
+#define AP_COOKIE_KIND(c)    ((__u32)AP_COOKIE_GET(c, KIND))
+#define AP_COOKIE_FN(c)	     ((__u32)AP_COOKIE_GET(c, FN))
+#define AP_COOKIE_SLOTS(c)   ((__u32)AP_COOKIE_GET(c, SLOTS))
+#define AP_COOKIE_WRAPPER(c) ((__u32)AP_COOKIE_GET(c, WRAPPER))
+#define AP_COOKIE_LIB(c)     ((__u32)AP_COOKIE_GET(c, LIB))
+#define AP_COOKIE_VADDR(c)   ((__u64)AP_COOKIE_GET(c, VADDR))
+
+/* Each field starts where the one before ends, the last ends at bit 63, each value fits. */
+_Static_assert(AP_COOKIE_FN_SHIFT == AP_COOKIE_KIND_SHIFT + AP_COOKIE_KIND_BITS &&
+		       AP_COOKIE_SLOTS_SHIFT == AP_COOKIE_FN_SHIFT + AP_COOKIE_FN_BITS &&
+		       AP_COOKIE_WRAPPER_SHIFT == AP_COOKIE_SLOTS_SHIFT + AP_COOKIE_SLOTS_BITS &&
+		       AP_COOKIE_LIB_SHIFT == AP_COOKIE_WRAPPER_SHIFT + AP_COOKIE_WRAPPER_BITS &&
+		       AP_COOKIE_VADDR_SHIFT == AP_COOKIE_LIB_SHIFT + AP_COOKIE_LIB_BITS &&
+		       AP_COOKIE_VADDR_SHIFT + AP_COOKIE_VADDR_BITS == 64,
+	       "attach cookie fields");
+_Static_assert(AP_SIZE_REALLOCARRAY < 1 << AP_COOKIE_KIND_BITS, "size kinds fit the cookie");
+_Static_assert(AP_LIBS_ENTRIES <= AP_NO_LIB, "library indexes fit the cookie, AP_NO_LIB apart");
 
 /*
- * How far below a wrapper's entry (in bytes of stack) a nested call into another entry point
- * is looked for: the wrapper's own frame and those of its internal helpers.
+ * The dynamic linker's hook (on_rtld_state, on _dl_debug_state) reads glibc's r_debug, found
+ * through the cookie: the probe site's file virtual address in the dynamic linker in the low
+ * 32 bits (with %rip, its load bias), that of _r_debug in the high 32 bits. r_state is at
+ * AP_R_DEBUG_STATE_OFF in the 64-bit layout, which linkmap.c's struct r_debug64 also reads.
  */
-#define AP_NEST_WINDOW 4096
+#define AP_RTLD_MAX_VADDR	      0xffffffffull
+#define AP_RTLD_COOKIE(site, r_debug) ((__u64)(site) | ((__u64)(r_debug) << 32))
+#define AP_RTLD_COOKIE_SITE(c)	      ((__u64)(c)&AP_RTLD_MAX_VADDR)
+#define AP_RTLD_COOKIE_R_DEBUG(c)     ((__u64)(c) >> 32)
+/* struct r_debug { int r_version; struct link_map *r_map; ElfW(Addr) r_brk; r_state; ... } */
+#define AP_R_DEBUG_STATE_OFF 24
+#define AP_RT_CONSISTENT     0 /* r_state: the list of objects is complete */
 
 /*
  * Address ranges, in the library's own (file) virtual addresses, of the allocator functions
@@ -166,24 +211,6 @@ struct ap_proc {
 };
 
 /*
- * In-use tracking: an allocation's address is known only when it returns. The entry of a call
- * that needs its return (a sampled allocation, or a realloc of a block being tracked) leaves
- * this in the thread's state; the return finds it by the stack address of the return address,
- * which is the same at entry and (less 8, popped) at return, so a call nested inside cannot
- * take it. A thread has two: a counted allocation can run inside a pending one (the exception
- * object libstdc++ allocates inside a failing nothrow new, a signal handler's).
- *
- * A sampled operator new that may throw gets no return probe (the C++ unwinder cannot pass
- * the kernel's trampoline): it is "armed" instead, and the allocator call inside it (the
- * malloc libstdc++'s new calls) becomes pending with its allocation.
- */
-enum ap_pending_state {
-	AP_PEND_FREE = 0,
-	AP_PEND_WAITING = 1, /* ra_slot is the call's; its return is wanted */
-	AP_PEND_ARMED = 2,   /* ra_slot is a throwing new's; its inner call is wanted */
-};
-
-/*
  * A block allocated during the capture and not freed yet, by process and address. Its weights
  * are those its allocation added to its stack's counters, so in-use estimates are unbiased the
  * same way. Read at the end: what a process still running holds, what an exited one leaked.
@@ -198,47 +225,6 @@ struct ap_live {
 	__u64 size;
 	__u64 w_objects; /* Q16 */
 	__u64 w_bytes;
-};
-
-struct ap_pending {
-	__u32 state;   /* enum ap_pending_state */
-	__u32 kind;    /* enum ap_size_kind of the call whose return is wanted */
-	__u64 ra_slot; /* where the pending call's return address is */
-	__u64 stack;   /* its stack hash when it was recorded; 0: not recorded (realloc only) */
-	__u64 size;
-	__u64 w_objects; /* Q16, as in ap_count */
-	__u64 w_bytes;
-	__u64 arg; /* realloc: the old block; posix_memalign: memptr */
-	/*
-	 * realloc: the old block's entry, taken out of the live set at entry (before the
-	 * allocator can hand the address to another thread) and put back if realloc fails.
-	 * old.stack 0: the old block was not tracked.
-	 */
-	struct ap_live old;
-};
-
-/*
- * Per thread, in task storage. Some entry points call others: glibc's realloc calls malloc,
- * memalign tail-calls it, libstdc++'s operator new calls malloc in libc. Such an inner call is
- * the same allocation and is not counted again. The functions that may do this ("wrappers":
- * every probed function but malloc and the allocator's own operator new) leave a mark when
- * they are entered; a later call is examined only when it is entered while the mark could still
- * be live: deeper on the stack within AP_NEST_WINDOW (a direct call), or at the same stack
- * pointer as another function (a tail call). Only then is its return address read, which is the
- * expensive part (a user-memory read): a program calling malloc in a loop never pays for it.
- * The return address of the inner call lies inside a probed function (of the wrapper's library
- * or the inner function's own), or, for a tail call, equals the wrapper's.
- */
-struct ap_thread {
-	__s64 bytes_left; /* until the next sample */
-	__u64 wrap_sp;	  /* stack pointer at the last counted wrapper's entry; 0: none */
-	__u64 wrap_ra;	  /* its return address */
-	__u64 wrap_bias;  /* load bias of its library */
-	__u32 wrap_lib;	  /* its library index, AP_NO_LIB if none */
-	__u32 last_fn;	  /* function id of the last counted call */
-	__u32 init;
-	__u32 pad;
-	struct ap_pending pend[2];
 };
 
 /*
@@ -258,9 +244,6 @@ struct ap_event {
 	struct ap_proc_key proc;
 	__u32 pad;
 };
-
-/* The largest request that could succeed: user address space on x86_64 is 128 TiB. */
-#define AP_MAX_ALLOC_SIZE (1ull << 47)
 
 /*
  * Statistics, per CPU; every path that loses or skips an allocation has its own counter. One
@@ -338,22 +321,19 @@ struct ap_stats {
 	__u64 v[AP_STAT_NR];
 };
 
-#ifndef __VMLINUX_H__
+/* Both compilers check: a layout the two sides disagree on fails the build. */
 _Static_assert(sizeof(struct ap_lib) == 24 + AP_MAX_LIB_RANGES * 16, "ap_lib layout");
 _Static_assert(sizeof(struct ap_stack) == 8 + AP_MAX_FRAMES * 8, "ap_stack layout");
 _Static_assert(sizeof(struct ap_proc_key) == 8, "ap_proc_key layout");
 _Static_assert(sizeof(struct ap_count_key) == 16, "ap_count_key layout");
 _Static_assert(sizeof(struct ap_count) == 32, "ap_count layout");
 _Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");
-_Static_assert(sizeof(struct ap_pending) == 88, "ap_pending layout");
-_Static_assert(sizeof(struct ap_thread) == 48 + 2 * 88, "ap_thread layout");
 _Static_assert(sizeof(struct ap_live_key) == 16, "ap_live_key layout");
 _Static_assert(sizeof(struct ap_live) == 32, "ap_live layout");
 _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
 _Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
 _Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");
 _Static_assert(sizeof(struct ap_real_file) == 24, "ap_real_file layout");
-#endif
 
 #ifndef __VMLINUX_H__
 /* Userspace only: what each counter is called, and where report.c writes it. */

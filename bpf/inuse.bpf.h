@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * In-use tracking, for allocprof.bpf.c only (included once, after its maps and configuration):
- * the live-block set and its count filter, the pending returns of a thread (struct
- * ap_pending), and the return of an allocation. The programs that use them (the allocation
- * entry, its return, free) are in allocprof.bpf.c.
+ * In-use tracking, a part of allocprof.bpf.c: the live-block set and its count filter, the
+ * pending returns of a thread (struct ap_pending), and the return of an allocation. The
+ * programs that use them (the allocation entry, its return, free) are in allocprof.bpf.c.
  */
 #ifndef ALLOCPROF_INUSE_BPF_H
 #define ALLOCPROF_INUSE_BPF_H
+
+#include "common.bpf.h"
 
 /*
  * Sampled mode: how many live blocks hash to each slot (by process and address), so that a
@@ -90,17 +91,6 @@ static __always_inline bool remember(__u64 addr, struct ap_live *v)
 	return !err;
 }
 
-/* Does this realloc (reallocarray) free its block: a size of 0? */
-static __always_inline bool frees_old(struct pt_regs *ctx, __u32 kind)
-{
-	__u64 n;
-
-	if (kind == AP_SIZE_REALLOC)
-		return !PT_REGS_PARM2(ctx);
-	return kind == AP_SIZE_REALLOCARRAY && mul_ok(PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), &n) &&
-	       !n;
-}
-
 /* Pending slots (see struct ap_pending) whose call's frame is gone, returned unseen. */
 static __always_inline void clear_stale(struct ap_thread *t, __u64 sp, struct ap_stats *st)
 {
@@ -145,11 +135,11 @@ static __always_inline struct ap_pending *free_slot(struct ap_thread *t, struct 
 
 /*
  * The allocator call inside a sampled throwing operator new (libstdc++'s calls malloc): its
- * return gives the block the new's allocation is. 0 when it takes that role (its return is
- * wanted), 1 otherwise.
+ * return gives the block the new's allocation is; `arg` is what that return needs (struct
+ * call_args). 0 when it takes that role (its return is wanted), 1 otherwise.
  */
-static __always_inline int inner_of_new(struct pt_regs *ctx, struct ap_thread *t, __u64 sp,
-					__u32 fn, __u32 kind, struct ap_stats *st)
+static __always_inline int inner_of_new(struct ap_thread *t, __u64 sp, __u32 fn, __u32 kind,
+					__u64 arg, struct ap_stats *st)
 {
 	struct ap_pending *a;
 
@@ -162,7 +152,7 @@ static __always_inline int inner_of_new(struct pt_regs *ctx, struct ap_thread *t
 	a->state = AP_PEND_WAITING;
 	a->kind = kind;
 	a->ra_slot = sp;
-	a->arg = kind == AP_SIZE_ARG3 ? PT_REGS_PARM1(ctx) : 0;
+	a->arg = arg;
 	a->old.stack = 0;
 	return 0;
 }
@@ -208,7 +198,7 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 		return;
 	pd->state = AP_PEND_FREE;
 	switch (pd->kind) {
-	case AP_SIZE_ARG3: /* posix_memalign: 0 and the block in *memptr */
+	case AP_SIZE_POSIX_MEMALIGN: /* 0 and the block in *memptr */
 		if (ret) {
 			addr = 0;
 			break;

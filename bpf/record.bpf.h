@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * What a sampled allocation records, for allocprof.bpf.c only (included once, after its maps
- * and configuration): the unbiased weights, the stack walk and its hash, the per-(process,
- * stack) counters, and for a stack seen for the first time the process's name and the mapping
- * of every frame, with a notice to userspace.
+ * What a sampled allocation records, a part of allocprof.bpf.c: the unbiased weights, the stack
+ * walk and its hash, the per-(process, stack) counters, and for a stack seen for the first time
+ * the process's name and the mapping of every frame, with a notice to userspace.
  */
 #ifndef ALLOCPROF_RECORD_BPF_H
 #define ALLOCPROF_RECORD_BPF_H
+
+#include "common.bpf.h"
 
 static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *st)
 {

@@ -25,7 +25,7 @@ const struct alloc_fn alloc_fns[] = {
 	{ "calloc", "calloc", AP_SIZE_ARG1_X_ARG2, FN_ALLOC },
 	{ "realloc", "realloc", AP_SIZE_REALLOC, FN_ALLOC },
 	{ "reallocarray", "reallocarray", AP_SIZE_REALLOCARRAY, FN_ALLOC },
-	{ "posix_memalign", "posix_memalign", AP_SIZE_ARG3, FN_ALLOC },
+	{ "posix_memalign", "posix_memalign", AP_SIZE_POSIX_MEMALIGN, FN_ALLOC },
 	{ "aligned_alloc", "aligned_alloc", AP_SIZE_ARG2, FN_ALLOC },
 	{ "memalign", "memalign", AP_SIZE_ARG2, FN_ALLOC },
 	{ "valloc", "valloc", AP_SIZE_ARG1, FN_ALLOC },
@@ -109,7 +109,7 @@ static int find_def(struct candidate *c, size_t n, bool static_exe, const char *
 	return -1;
 }
 
-/* The argument registers the BPF programs read at a function's site (see alloc_size()). */
+/* The argument registers the BPF programs read at a function's site (see read_args()). */
 static unsigned int args_read(const struct alloc_fn *f)
 {
 	if (f->role == FN_FREE)
@@ -119,7 +119,7 @@ static unsigned int args_read(const struct alloc_fn *f)
 		return PROBE_ARG_RDI;
 	case AP_SIZE_ARG2:
 		return PROBE_ARG_RSI;
-	case AP_SIZE_ARG3: /* posix_memalign: its out-parameter, and the size */
+	case AP_SIZE_POSIX_MEMALIGN: /* its out-parameter, and the size */
 		return PROBE_ARG_RDI | PROBE_ARG_RDX;
 	case AP_SIZE_ARG1_X_ARG2:
 	case AP_SIZE_REALLOC:

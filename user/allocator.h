@@ -47,7 +47,7 @@ struct probe_site {
 	uint64_t offset;    /* file offset of vaddr */
 	uint64_t site;	    /* where the probe goes: bytes from the entry (see probesite.h) */
 	unsigned int slots; /* 8-byte stack slots from %rsp to the return address at the site */
-	bool wrapper;	    /* may call another entry point (see struct ap_thread) */
+	bool wrapper;	    /* may call another entry point (bpf/common.bpf.h, struct ap_thread) */
 	char aliases[96];   /* other names at the same address, for messages */
 	char why[96];	    /* why the site is where it is, for -v */
 };

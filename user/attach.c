@@ -377,11 +377,12 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 	elf_file__free(ef);
 	if (err)
 		return err;
-	if (hook.vaddr > UINT32_MAX || rdebug.vaddr > UINT32_MAX)
+	if (hook.vaddr > AP_RTLD_MAX_VADDR || rdebug.vaddr > AP_RTLD_MAX_VADDR)
 		return -ERANGE;
 	if (already(a, pid, dev, st.st_ino, off))
 		return 0;
-	err = attach_one(a, prog, pid, rtld_path, off, hook.vaddr | (rdebug.vaddr << 32), false);
+	err = attach_one(a, prog, pid, rtld_path, off, AP_RTLD_COOKIE(hook.vaddr, rdebug.vaddr),
+			 false);
 	if (!err)
 		remember(a, pid, dev, st.st_ino, off);
 	return err;

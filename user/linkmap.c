@@ -6,6 +6,7 @@
  * of another process's memory; knows nothing about allocators.
  */
 #include "linkmap.h"
+#include "allocprof.h"
 #include "elffile.h"
 #include "util.h"
 
@@ -92,6 +93,9 @@ struct r_debug64 {
 	int32_t r_state;
 };
 
+_Static_assert(offsetof(struct r_debug64, r_state) == AP_R_DEBUG_STATE_OFF,
+	       "the BPF dynamic linker hook reads r_state where this does");
+
 struct link_map64 {
 	uint64_t l_addr, l_name, l_ld, l_next, l_prev;
 };
@@ -126,7 +130,7 @@ static int walk_link_map(pid_t pid, const struct proc_maps *m, const char *rtld_
 		close(fd);
 		return err;
 	}
-	lo->rtld_consistent = rd.r_state == 0;
+	lo->rtld_consistent = rd.r_state == AP_RT_CONSISTENT;
 	for (lm_addr = rd.r_map; lm_addr && n < MAX_OBJECTS; n++) {
 		const struct map_entry *e;
 		struct link_map64 lm;

@@ -2,9 +2,11 @@
  * Where in an allocator function to put its uprobe. The kernel emulates push, jmp/jcc/call
  * rel and its own nops (~0.7 us a hit) and single-steps everything else out of line (~10 us),
  * so a function starting with `test %rdi,%rdi; je` is probed at its je. Owns the choice;
- * knows nothing about ELF files, processes or BPF.
+ * knows nothing about ELF files, processes or BPF (but the most stack slots an attach cookie
+ * holds, AP_MAX_SITE_SLOTS in bpf/allocprof.h).
  */
 #include "probesite.h"
+#include "allocprof.h"
 #include "util.h"
 #include "x86insn.h"
 
@@ -139,9 +141,9 @@ static void choose(const uint8_t *code, size_t size, unsigned int args, bool kee
 				return;
 			}
 			slots += (unsigned int)(-in.sp_delta / 8);
-			if (slots > PROBE_SITE_MAX_SLOTS) {
+			if (slots > AP_MAX_SITE_SLOTS) { /* the cookie could not say so */
 				at_entry(out, first, "more than %d stack slots at +%llu",
-					 PROBE_SITE_MAX_SLOTS, (unsigned long long)off);
+					 AP_MAX_SITE_SLOTS, (unsigned long long)off);
 				return;
 			}
 		}

@@ -14,8 +14,6 @@
 
 /* How far from the entry a site may be: prologues are short. */
 #define PROBE_SITE_MAX_PREFIX 64
-/* At most this many stack slots: the attach cookie holds them in 5 bits (bpf/allocprof.h). */
-#define PROBE_SITE_MAX_SLOTS 31
 
 /* Argument registers the BPF program reads at the site. */
 #define PROBE_ARG_RDI (1u << 0)

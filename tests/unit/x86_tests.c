@@ -552,7 +552,7 @@ static const struct lib libs[] = {
 #define A_RDX PROBE_ARG_RDX
 
 /* The allocator entry points, the argument registers the BPF program reads at each (see
- * alloc_size() in bpf/allocprof.bpf.c), and whether a return probe shares the site. */
+ * read_args() in bpf/allocprof.bpf.c), and whether a return probe shares the site. */
 static const struct {
 	const char *name;
 	unsigned int args;
