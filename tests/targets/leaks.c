@@ -161,15 +161,17 @@ NOINLINE static void site_realloc_fails(int i)
 NOINLINE static void site_realloc_zero(int i)
 {
 	size_t n = 300;
-	void *p = malloc(n);
+	void *p = malloc(n), *r;
 
 	must(p);
 	alloced("site_realloc_zero", n);
+	/* In a local: `sink` is every thread's, another's block may be there by the free. */
 	if (i % 2)
-		sink = realloc(p, 0);
+		r = realloc(p, 0);
 	else
-		sink = reallocarray(p, 4, 0);
-	free(sink);
+		r = reallocarray(p, 4, 0);
+	sink = r;
+	free(r);
 }
 
 NOINLINE static void site_memalign(int i)
