@@ -154,8 +154,8 @@ static int check_stream(struct out_file *f, int fd, const struct stat *st,
 	if (o->cmd_stdout && !S_ISCHR(st->st_mode) && !fstat(STDOUT_FILENO, &so) &&
 	    so.st_dev == st->st_dev && so.st_ino == st->st_ino) {
 		ap_err("cannot write %s: the command after -- shares allocprof's stdout and its "
-		       "output would corrupt the profile; give -o FILE, or send the command's "
-		       "output elsewhere (-- sh -c 'CMD >&2')",
+		       "output would corrupt the profile; give -o FILE, or the profile another "
+		       "descriptor (-o /dev/fd/3 -- CMD 3>&1 >&2 | ...)",
 		       out_file__path(f));
 		return -EINVAL;
 	}
