@@ -2,7 +2,7 @@
  * The state of one capture, shared by the files that run it: record.c (the order of things and
  * the event loop), watch.c (the processes watched: resolving, attaching, following their execs
  * and dlopens) and report.c (what is said about it, in the profile and on stderr). Only these
- * three include it.
+ * three include it, and the unit test of report.c's statistics.
  */
 #ifndef ALLOCPROF_CAPTURE_H
 #define ALLOCPROF_CAPTURE_H
