@@ -227,7 +227,7 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	if (!ca.alloc) {
 		STAT_INC(st, AP_STAT_NOT_ALLOC);
 		/* realloc(p, 0) frees p (the allocator's inner free then finds it gone). */
-		if (track_live && ca.frees && forget(ca.old, NULL))
+		if (track_live && ca.frees && live_take(ca.old, NULL))
 			STAT_INC(st, AP_STAT_FREE_MATCHED);
 		return 1;
 	}
@@ -245,7 +245,7 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	 * realloc's old block leaves the live set now, before the allocator can give its
 	 * address to another thread; a failed realloc puts it back at the return.
 	 */
-	if (track_live && ca.old && forget(ca.old, &old_v))
+	if (track_live && ca.old && live_take(ca.old, &old_v))
 		STAT_INC(st, AP_STAT_FREE_MATCHED);
 	if (!sampled) {
 		if (!old_v.stack)
@@ -328,7 +328,7 @@ int BPF_KPROBE(on_free)
 	if (!st)
 		return 0;
 	STAT_INC(st, AP_STAT_FREES);
-	if (forget(addr, NULL)) {
+	if (live_take(addr, NULL)) {
 		STAT_INC(st, AP_STAT_FREE_MATCHED);
 		return 0;
 	}

@@ -45,7 +45,7 @@ static __always_inline struct ap_live_key live_key(__u64 addr)
  * Takes a block out of the live set, its entry copied to *out when `out` is given; false when
  * it was not in it.
  */
-static __always_inline bool forget(__u64 addr, struct ap_live *out)
+static __always_inline bool live_take(__u64 addr, struct ap_live *out)
 {
 	__u32 slot = filter_slot(addr);
 	struct ap_live_key k;
@@ -71,7 +71,7 @@ static __always_inline bool forget(__u64 addr, struct ap_live *out)
 }
 
 /* Puts a block into the live set; false when the map is full. */
-static __always_inline bool remember(__u64 addr, struct ap_live *v)
+static __always_inline bool live_add(__u64 addr, struct ap_live *v)
 {
 	__u32 slot = filter_slot(addr);
 	struct ap_live_key k = live_key(addr);
@@ -213,7 +213,7 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 	case AP_SIZE_REALLOCARRAY:
 		/* A failed realloc leaves the old block as it was: back into the live set. */
 		if (!ret && pd->old.stack) {
-			if (remember(pd->arg, &pd->old))
+			if (live_add(pd->arg, &pd->old))
 				__sync_fetch_and_add(&st->v[AP_STAT_FREE_MATCHED], -1);
 			else
 				STAT_INC(st, AP_STAT_LIVE_FULL);
@@ -231,7 +231,7 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 	v.size = pd->size;
 	v.w_objects = pd->w_objects;
 	v.w_bytes = pd->w_bytes;
-	if (!remember(addr, &v))
+	if (!live_add(addr, &v))
 		STAT_INC(st, AP_STAT_LIVE_FULL);
 }
 

@@ -145,13 +145,18 @@ void addrspaces__add_file(struct addrspaces *as, const char *open_path, const ch
 	add_known_file(as, f);
 }
 
-static struct space *get_space(struct addrspaces *as, pid_t pid, uint32_t image, bool create)
+enum lookup {
+	FIND,
+	FIND_OR_CREATE,
+};
+
+static struct space *get_space(struct addrspaces *as, pid_t pid, uint32_t image, enum lookup how)
 {
 	uint64_t key = ((uint64_t)(uint32_t)pid << 32) | image, idx;
 
 	if (hashmap__get(as->by_proc, &key, sizeof(key), &idx))
 		return &as->spaces[idx];
-	if (!create)
+	if (how == FIND)
 		return NULL;
 	grow((void **)&as->spaces, &as->cap, as->nspaces + 1, sizeof(*as->spaces));
 	as->spaces[as->nspaces] = (struct space){ .pid = pid, .image = image };
@@ -186,7 +191,7 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 		proc_maps__free(&maps);
 		return -EAGAIN;
 	}
-	sp = get_space(as, pid, image, true);
+	sp = get_space(as, pid, image, FIND_OR_CREATE);
 	/* Only executable mappings hold frames; the rest would only make the profile bigger. */
 	for (size_t i = 0; i < maps.n; i++) {
 		const struct map_entry *e = &maps.e[i];
@@ -234,7 +239,7 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 
 bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image)
 {
-	struct space *sp = get_space((struct addrspaces *)as, pid, image, false);
+	struct space *sp = get_space((struct addrspaces *)as, pid, image, FIND);
 
 	return sp && sp->snapshotted;
 }
@@ -242,7 +247,7 @@ bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image)
 const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,
 					 uint64_t addr)
 {
-	struct space *sp = get_space((struct addrspaces *)as, pid, image, false);
+	struct space *sp = get_space((struct addrspaces *)as, pid, image, FIND);
 	size_t lo = 0, hi;
 
 	if (!sp)
@@ -265,7 +270,7 @@ void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint6
 			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino,
 			 const char *name)
 {
-	struct space *sp = get_space(as, pid, image, true);
+	struct space *sp = get_space(as, pid, image, FIND_OR_CREATE);
 	struct mapped_file *f = known_file(as, dev, ino);
 	struct space_map sm = { .start = start, .end = end, .pgoff = offset, .file = f };
 	size_t at = 0;

@@ -176,7 +176,7 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 	snprintf(s->why, sizeof(s->why), "%s", ch.why);
 	if (ch.refuse)
 		return false;
-	s->site = ch.off;
+	s->past_entry = ch.off;
 	s->slots = ch.slots;
 	return true;
 }

@@ -40,16 +40,16 @@ struct alloc_lib {
 };
 
 struct probe_site {
-	unsigned int fn;    /* index into alloc_fns */
-	unsigned int lib;   /* index into plan.libs */
-	uint64_t vaddr;	    /* of the function, in the file's own address space */
-	uint64_t size;	    /* of the function, from its symbol */
-	uint64_t offset;    /* file offset of vaddr */
-	uint64_t site;	    /* where the probe goes: bytes from the entry (see probesite.h) */
-	unsigned int slots; /* 8-byte stack slots from %rsp to the return address at the site */
-	bool wrapper;	    /* may call another entry point (bpf/common.bpf.h, struct ap_thread) */
-	char aliases[96];   /* other names at the same address, for messages */
-	char why[96];	    /* why the site is where it is, for -v */
+	unsigned int fn;     /* index into alloc_fns */
+	unsigned int lib;    /* index into plan.libs */
+	uint64_t vaddr;	     /* of the function, in the file's own address space */
+	uint64_t size;	     /* of the function, from its symbol */
+	uint64_t offset;     /* file offset of vaddr */
+	uint64_t past_entry; /* where the probe goes: bytes from the entry (see probesite.h) */
+	unsigned int slots;  /* 8-byte stack slots from %rsp to the return address at the site */
+	bool wrapper;	     /* may call another entry point (bpf/common.bpf.h, struct ap_thread) */
+	char aliases[96];    /* other names at the same address, for messages */
+	char why[96];	     /* why the site is where it is, for -v */
 };
 
 /* How probe sites are chosen (probesite.h says how a site past the entry is found). */

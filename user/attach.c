@@ -184,7 +184,8 @@ void attacher__free(struct attacher *a)
 	free(a);
 }
 
-static bool already(const struct attacher *a, pid_t pid, uint64_t dev, uint64_t ino, uint64_t off)
+static bool site_attached(const struct attacher *a, pid_t pid, uint64_t dev, uint64_t ino,
+			  uint64_t off)
 {
 	for (size_t i = 0; i < a->nsites; i++) {
 		const struct attached *s = &a->sites[i];
@@ -195,16 +196,22 @@ static bool already(const struct attacher *a, pid_t pid, uint64_t dev, uint64_t 
 	return false;
 }
 
-static void remember(struct attacher *a, pid_t pid, uint64_t dev, uint64_t ino, uint64_t off)
+static void note_attached(struct attacher *a, pid_t pid, uint64_t dev, uint64_t ino, uint64_t off)
 {
 	grow((void **)&a->sites, &a->sites_cap, a->nsites + 1, sizeof(*a->sites));
 	a->sites[a->nsites++] = (struct attached){ pid, dev, ino, off };
 }
 
+/* Where a classic probe fires: at its site, or when the function returns (uretprobe). */
+enum probe_at {
+	AT_SITE,
+	AT_RETURN,
+};
+
 static int attach_one(struct attacher *a, struct bpf_program *prog, pid_t pid, const char *path,
-		      uint64_t offset, uint64_t cookie, bool retprobe)
+		      uint64_t offset, uint64_t cookie, enum probe_at at)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = at == AT_RETURN);
 	struct bpf_link *link;
 
 	link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
@@ -227,7 +234,8 @@ static uint64_t lib_ino(const struct alloc_lib *l)
 }
 
 /* Index of the library in the BPF libs map, with its ranges merged in; AP_NO_LIB if full. */
-static unsigned int lib_index(struct attacher *a, const struct alloc_plan *plan, unsigned int li)
+static unsigned int libs_map_slot(struct attacher *a, const struct alloc_plan *plan,
+				  unsigned int li)
 {
 	const struct alloc_lib *pl = &plan->libs[li];
 	struct lib_ranges *lr = NULL;
@@ -299,13 +307,13 @@ static int attach_site(struct attacher *a, pid_t pid, const char *path, const st
 	int err;
 
 	if (alloc_fns[s->fn].role == FN_FREE)
-		return attach_one(a, a->progs.free, pid, path, offset, cookie, false);
+		return attach_one(a, a->progs.free, pid, path, offset, cookie, AT_SITE);
 	if (a->progs.session)
 		return attach_session(a, pid, path, offset, cookie);
-	err = attach_one(a, a->progs.alloc, pid, path, offset, cookie, false);
+	err = attach_one(a, a->progs.alloc, pid, path, offset, cookie, AT_SITE);
 	/* Never on a throwing operator new: C++ unwinding cannot pass the kernel's trampoline. */
 	if (!err && a->progs.alloc_ret && !alloc_fns[s->fn].throws) {
-		err = attach_one(a, a->progs.alloc_ret, pid, path, offset, cookie, true);
+		err = attach_one(a, a->progs.alloc_ret, pid, path, offset, cookie, AT_RETURN);
 		if (err) /* not half a site: the entry without its return */
 			bpf_link__destroy(a->links[--a->nlinks]);
 	}
@@ -319,20 +327,20 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		const struct probe_site *s = &plan->sites[i];
 		const struct alloc_lib *l = &plan->libs[s->lib];
 		const struct alloc_fn *f = &alloc_fns[s->fn];
-		unsigned int lib;
+		unsigned int slot; /* the library's in the BPF libs map (s->lib is plan->libs's) */
 		uint64_t cookie;
 		int err;
 
 		if ((f->role == FN_FREE && !a->progs.free) ||
-		    already(a, pid, lib_dev(l), lib_ino(l), s->offset + s->site))
+		    site_attached(a, pid, lib_dev(l), lib_ino(l), s->offset + s->past_entry))
 			continue;
-		lib = lib_index(a, plan, s->lib);
-		if (s->vaddr + s->site > AP_MAX_SITE_VADDR)
-			lib = AP_NO_LIB;
+		slot = libs_map_slot(a, plan, s->lib);
+		if (s->vaddr + s->past_entry > AP_MAX_SITE_VADDR)
+			slot = AP_NO_LIB;
 		/* The cookie has the site's address: the program finds the load bias from it. */
-		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, lib,
-				   lib == AP_NO_LIB ? 0 : s->vaddr + s->site);
-		err = attach_site(a, pid, l->open_path, s, s->offset + s->site, cookie);
+		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, slot,
+				   slot == AP_NO_LIB ? 0 : s->vaddr + s->past_entry);
+		err = attach_site(a, pid, l->open_path, s, s->offset + s->past_entry, cookie);
 		/*
 		 * A short-lived process can exit while it is being attached: not an error. (A
 		 * zombie still answers kill(pid, 0), so the check is pid_exited's.)
@@ -348,7 +356,7 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 				       strerror(-err));
 			return err;
 		}
-		remember(a, pid, lib_dev(l), lib_ino(l), s->offset + s->site);
+		note_attached(a, pid, lib_dev(l), lib_ino(l), s->offset + s->past_entry);
 		(*added)++;
 	}
 	return 0;
@@ -379,12 +387,12 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 		return err;
 	if (hook.vaddr > AP_RTLD_MAX_VADDR || rdebug.vaddr > AP_RTLD_MAX_VADDR)
 		return -ERANGE;
-	if (already(a, pid, dev, st.st_ino, off))
+	if (site_attached(a, pid, dev, st.st_ino, off))
 		return 0;
 	err = attach_one(a, prog, pid, rtld_path, off, AP_RTLD_COOKIE(hook.vaddr, rdebug.vaddr),
-			 false);
+			 AT_SITE);
 	if (!err)
-		remember(a, pid, dev, st.st_ino, off);
+		note_attached(a, pid, dev, st.st_ino, off);
 	return err;
 }
 

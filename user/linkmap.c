@@ -280,9 +280,9 @@ bool exec_is_secure(const char *path)
 	return getxattr(path, "security.capability", NULL, 0) > 0;
 }
 
-int load_order__list(const char *interp, const char *image, bool secure, struct load_order *out)
+int load_order__list(const char *interp, const char *program, bool secure, struct load_order *out)
 {
-	char *argv[] = { (char *)interp, "--list", (char *)image, NULL };
+	char *argv[] = { (char *)interp, "--list", (char *)program, NULL };
 	size_t cap = 0, len = 0;
 	char *line = NULL;
 	int pfd[2], status, err = 0;
@@ -290,7 +290,7 @@ int load_order__list(const char *interp, const char *image, bool secure, struct 
 	FILE *f;
 
 	*out = (struct load_order){ .from_link_map = true, .rtld_path = xstrdup(interp) };
-	add_path(out, &cap, image);
+	add_path(out, &cap, program);
 	if (pipe2(pfd, O_CLOEXEC))
 		return -errno;
 	pid = fork();

@@ -36,18 +36,17 @@ int load_order__read(pid_t pid, const struct proc_maps *maps, struct load_order 
 /* The same from a snapshot of its mappings taken now. 0 or -errno (-ENOENT: no such pid). */
 int load_order__of_pid(pid_t pid, struct load_order *out);
 /*
- * What the dynamic linker `interp` will load for the program `image`, in this process's
+ * What the dynamic linker `interp` will load for the program file `program`, in this process's
  * environment and mount namespace (a command started from here inherits both). Asks it with
- * `interp --list image`, which maps the objects and runs none of their code. With `secure`
+ * `interp --list program`, which maps the objects and runs none of their code. With `secure`
  * (the program will run in secure-execution mode: setuid, setgid, file capabilities) the
  * variables such a program's linker ignores are left out. 0 or -errno.
  */
-int load_order__list(const char *interp, const char *image, bool secure, struct load_order *out);
+int load_order__list(const char *interp, const char *program, bool secure, struct load_order *out);
 /* Whether exec of `path` from here runs it in secure-execution mode (AT_SECURE). */
 bool exec_is_secure(const char *path);
 /* Just one file, for a statically linked program: nothing else is loaded. 0 or -errno. */
 int load_order__file(const char *path, struct load_order *out);
 void load_order__free(struct load_order *lo);
-
 
 #endif

@@ -16,8 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
-
 static bool is_exec_file(const char *path)
 {
 	struct stat st;
@@ -59,7 +57,7 @@ char *find_command(const char *cmd)
 	return NULL;
 }
 
-char *exec_image(const char *path)
+char *exec_file(const char *path)
 {
 	char buf[256], *nl, *interp, *end;
 	ssize_t n;

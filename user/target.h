@@ -24,7 +24,7 @@ char *find_command(const char *cmd);
  * The ELF file exec will load for `path`: itself, or for a "#!" script its interpreter.
  * Malloc'd, NULL with errno (ENOEXEC: neither).
  */
-char *exec_image(const char *path);
+char *exec_file(const char *path);
 
 /*
  * Forks a child that waits for child_release() and then execs argv[0] at `path`, with the

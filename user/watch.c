@@ -106,14 +106,20 @@ static struct watched *find_watched(struct capture *c, pid_t pid)
 	return NULL;
 }
 
+/* How a watched process's exit is seen: its pidfd, or (the command's) SIGCHLD. */
+enum exit_seen {
+	EXIT_BY_PIDFD,
+	EXIT_BY_SIGCHLD,
+};
+
 /* Its execs are reported from now on (the tracepoint is attached on first use). */
-static void add_watched(struct capture *c, pid_t pid, bool is_child)
+static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
 {
 	struct watched w = { .pid = pid, .pidfd = -1 };
 	__u32 key = (__u32)pid;
 	__u8 one = 1;
 
-	if (!is_child) {
+	if (seen == EXIT_BY_PIDFD) {
 		w.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 		/* Gone already: nothing will report its exit, so it has exited. */
 		w.exited = w.pidfd < 0 && errno == ESRCH;
@@ -247,7 +253,7 @@ int watch_pids(struct capture *c)
 		}
 		if (err)
 			break;
-		add_watched(c, c->o.pids[i], false);
+		add_watched(c, c->o.pids[i], EXIT_BY_PIDFD);
 		addrspaces__snapshot(c->as, c->o.pids[i]);
 		if (rtld[i])
 			watch_linker(c, c->o.pids[i], rtld[i]);
@@ -328,14 +334,14 @@ int watch_all(struct capture *c)
  * The command's plan, before it runs: its dynamic linker says which objects it will load
  * (`ld.so --list`), in this environment and mount namespace, which the command inherits.
  */
-static int plan_for_command(struct capture *c, const char *image, const char *interp,
+static int plan_for_command(struct capture *c, const char *elf_path, const char *interp,
 			    struct alloc_plan *plan)
 {
 	struct load_order lo;
 	int err;
 
-	err = interp ? load_order__list(interp, image, exec_is_secure(image), &lo)
-		     : load_order__file(image, &lo);
+	err = interp ? load_order__list(interp, elf_path, exec_is_secure(elf_path), &lo)
+		     : load_order__file(elf_path, &lo);
 	/* Opened now, so they symbolize even if the command is gone before its maps are read. */
 	for (size_t i = 0; i < lo.n; i++)
 		addrspaces__add_file(c->as, lo.o[i].path, lo.o[i].path);
@@ -360,7 +366,7 @@ static int plan_for_command(struct capture *c, const char *image, const char *in
 int watch_command(struct capture *c)
 {
 	struct alloc_plan plan = { .malloc_lib = -1 };
-	char *path, *image = NULL, what[64];
+	char *path, *elf_path = NULL, what[64];
 	struct elf_file *ef = NULL;
 	const char *interp = NULL;
 	int err;
@@ -372,21 +378,21 @@ int watch_command(struct capture *c)
 		       err == -ENOENT ? "command not found" : strerror(-err));
 		return err;
 	}
-	image = exec_image(path);
-	if (!image) {
+	elf_path = exec_file(path);
+	if (!elf_path) {
 		err = -errno;
 		ap_err("cannot run '%s': %s", c->o.cmd[0],
 		       err == -ENOEXEC ? "not an ELF executable or a #! script" : strerror(-err));
 		goto out;
 	}
-	ef = elf_file__open(image);
+	ef = elf_file__open(elf_path);
 	if (!ef) {
 		err = -errno;
-		ap_err("cannot read %s: %s", image, strerror(-err));
+		ap_err("cannot read %s: %s", elf_path, strerror(-err));
 		goto out;
 	}
 	interp = elf_file__interp(ef);
-	err = plan_for_command(c, image, interp, &plan);
+	err = plan_for_command(c, elf_path, interp, &plan);
 	if (err)
 		goto out;
 	err = child_spawn(c->o.cmd, path, &c->nofile, &c->watch->child);
@@ -411,7 +417,7 @@ int watch_command(struct capture *c)
 	}
 	if (interp)
 		watch_linker(c, c->watch->child.pid, interp);
-	add_watched(c, c->watch->child.pid, true);
+	add_watched(c, c->watch->child.pid, EXIT_BY_SIGCHLD);
 	err = child_release(&c->watch->child);
 	if (err) {
 		ap_err("cannot run '%s': %s", c->o.cmd[0], strerror(-err));
@@ -426,7 +432,7 @@ int watch_command(struct capture *c)
 out:
 	alloc_plan__free(&plan);
 	elf_file__free(ef);
-	free(image);
+	free(elf_path);
 	free(path);
 	return err;
 }

@@ -108,8 +108,9 @@ static bool plan_is_sound(const struct alloc_plan *p)
 
 		CHECK(s->fn < alloc_fns_nr && s->lib < p->nlibs, "site %zu: fn %u, lib %u", i,
 		      s->fn, s->lib);
-		CHECK(s->site < s->size, "%s: site +%llu past its size %llu", alloc_fns[s->fn].name,
-		      (unsigned long long)s->site, (unsigned long long)s->size);
+		CHECK(s->past_entry < s->size, "%s: site +%llu past its size %llu",
+		      alloc_fns[s->fn].name, (unsigned long long)s->past_entry,
+		      (unsigned long long)s->size);
 		CHECK(s->offset, "%s: file offset 0", alloc_fns[s->fn].name);
 	}
 	return true;
@@ -279,8 +280,8 @@ TEST(placement_at_entry)
 
 	TRY(plan_for("cxxsites", NULL, false, &at_entry, &p));
 	for (size_t i = 0; i < p.nsites; i++)
-		CHECK(p.sites[i].site == 0, "%s at +%llu with at_entry",
-		      alloc_fns[p.sites[i].fn].name, (unsigned long long)p.sites[i].site);
+		CHECK(p.sites[i].past_entry == 0, "%s at +%llu with at_entry",
+		      alloc_fns[p.sites[i].fn].name, (unsigned long long)p.sites[i].past_entry);
 	TRY(plan_for("cxxsites", NULL, false, &default_placement, &q));
 	/* The same functions in the same objects either way: only where in them differs. */
 	CHECK_INT(q.nsites, p.nsites);
