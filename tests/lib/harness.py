@@ -69,7 +69,7 @@ _NEEDS = {
     "root": (lambda: os.geteuid() == 0, "needs root"),
     # pprofraw reads profiles through the standalone pprof.
     "pprof": (lambda: shutil.which(pprofraw.PPROF) is not None,
-              "needs pprof: run ../shared/tools/install-pprof.sh"),
+              "needs pprof: run scripts/install-pprof.sh"),
 }
 
 
