@@ -14,6 +14,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
 from harness import ALLOCPROF, Case, as_user, record, target, throwaway_user  # noqa: E402
+from harness import needs  # noqa: E402
 
 SITES = target("sites")
 
@@ -98,6 +99,7 @@ class Base(Case):
         return finish
 
 
+@needs("root", "pprof")
 class Streams(Base):
     """Stdout, FIFOs and character devices get the gzip stream; none is ever replaced."""
 
@@ -220,6 +222,7 @@ class Streams(Base):
                                    str(os.getpid())]), ["--mode"])
 
 
+@needs("root", "pprof")
 class Modes(Base):
     """Private by default; --mode exactly; a rerun keeps a stricter mode and the owner."""
 
@@ -266,6 +269,7 @@ class Modes(Base):
         self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (12346, 23457, 0o600))
 
 
+@needs("root", "pprof")
 class SharedDirectory(Base):
     """Another user of a sticky, world-writable directory (like /tmp) cannot fail the
     capture, redirect the write, or have their file replaced."""
@@ -337,6 +341,7 @@ class SharedDirectory(Base):
         self.assertEqual(os.listdir(d + ".old"), ["p.pb.gz"])
 
 
+@needs("root", "pprof")
 class Validation(Base):
     """What can be known before the capture is told before it; what fails after it does not
     lose the profile."""
