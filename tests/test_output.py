@@ -36,6 +36,10 @@ def runs_command(case):
     return ["--", "sh", "-c", 'touch "$1"', "sh", case.path("ran")]
 
 
+# What a capture says when the name it checked at the start has become something else.
+PUT_THERE = "something else was put at that name during the capture, and is kept"
+
+
 class Base(Case):
     def setUp(self):
         super().setUp()
@@ -258,7 +262,16 @@ class Modes(Base):
         with open(out, "w") as f:
             f.write("old")
         os.chown(out, 12345, 23456)
+        # A stranger's file is replaced by one of allocprof's user: they could have planted
+        # it to be given the profile.
         st = self.capture(out)
+        self.assertEqual((st.st_uid, st.st_gid), (os.geteuid(), os.getegid()))
+        # The sudo user's file stays theirs.
+        os.chown(out, 12345, 23456)
+        proc = record(["-q", "-o", out, "--", SITES, "--rounds", "2"],
+                      env=dict(os.environ, SUDO_UID="12345", SUDO_GID="23456"))
+        self.assertRecorded(proc)
+        st = os.stat(out)
         self.assertEqual((st.st_uid, st.st_gid), (12345, 23456))
         # Under sudo a new file is the sudo user's.
         new = self.path("n.pb.gz")
@@ -299,7 +312,8 @@ class SharedDirectory(Base):
         go = self.held_capture(out)
         as_user(self.user, ["mkdir", out])
         proc = go()
-        self.assertFellBack(proc, out, "Is a directory")
+        # Only what was checked at the start is replaced: here, nothing.
+        self.assertFellBack(proc, out, PUT_THERE)
         self.assertEqual(os.listdir(out), [])
         self.assertEqual(os.listdir(self.pub), ["p.pb.gz"])
 
@@ -307,7 +321,7 @@ class SharedDirectory(Base):
         out = os.path.join(self.pub, "p.pb.gz")
         as_user(self.user, ["sh", "-c", 'echo theirs > "$1"', "sh", out])
         proc = record(["-o", out, *runs_command(self)])
-        self.assertRefused(proc, [out, "another user", "sticky"])
+        self.assertRefused(proc, [out, "another user", "shared directory"])
         with open(out) as f:
             self.assertEqual(f.read(), "theirs\n")
         # A link of theirs is not followed either.
@@ -319,6 +333,28 @@ class SharedDirectory(Base):
         self.assertRefused(record(["-o", link, *runs_command(self)]), [link, "another user"])
         with open(victim) as f:
             self.assertEqual(f.read(), "root's")
+
+    def test_their_fifo_or_link_to_a_device(self):
+        # Their FIFO would hand them the profile; their link could point at any device, even
+        # in a directory of their own.
+        fifo = os.path.join(self.pub, "f.pb.gz")
+        as_user(self.user, ["mkfifo", fifo])
+        self.assertRefused(record(["-o", fifo, *runs_command(self)]), [fifo, "another user"])
+        own = os.path.join(self.pub, "theirs")
+        as_user(self.user, ["mkdir", own])
+        os.mkfifo(self.path("rootfifo"))
+        link = os.path.join(own, "l.pb.gz")
+        as_user(self.user, ["ln", "-s", self.path("rootfifo"), link])
+        self.assertRefused(record(["-o", link, *runs_command(self)]), [link, "symbolic link"])
+
+    def test_file_created_at_the_destination_is_kept(self):
+        out = os.path.join(self.pub, "p.pb.gz")
+        go = self.held_capture(out)
+        as_user(self.user, ["sh", "-c", 'echo theirs > "$1"', "sh", out])
+        proc = go()
+        self.assertFellBack(proc, out, PUT_THERE)
+        with open(out) as f:
+            self.assertEqual(f.read(), "theirs\n")
 
     def test_directory_swapped_for_a_symlink(self):
         """The directory of the path becomes a symlink to elsewhere while recording: the

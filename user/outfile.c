@@ -13,14 +13,17 @@
  * user could take first) and is renamed over the destination, so a reader never sees a partial
  * file. Filesystems without O_TMPFILE get a randomly named temporary file from the start.
  *
- * Stdout (-o -, /dev/stdout, /dev/fd/N), a FIFO or a character device gets the gzip stream
- * written to it directly. Anything else (a socket, a block device, a directory, a symlink to a
- * regular file) is refused at the start, as is another user's file in a sticky directory (as
- * fs.protected_regular does).
+ * Stdout (-o -, /dev/stdout, /dev/fd/N: whatever it is, a pipe, a socket, a file), a FIFO or
+ * a character device gets the gzip stream written to it directly. A path naming anything else
+ * (a socket, a block device, a directory, a symlink to a regular file) is refused at the start,
+ * as is another user's entry in a directory others can write to (as fs.protected_regular
+ * does) and a symlink that is not ours. The destination is replaced only if it is still what
+ * was checked at the start (nothing, or the same file).
  *
  * Permissions: a profile carries its targets' address-space layout, so it is private (0600) by
- * default; a file it replaces keeps a stricter mode, and its owner and group. --mode is applied
- * exactly, without the umask. Under sudo, a new file belongs to the user who ran sudo.
+ * default; a file it replaces keeps a stricter mode, and its owner and group when they are
+ * allocprof's user (or the sudo user). --mode is applied exactly, without the umask. Under
+ * sudo, a new file belongs to the user who ran sudo (its group stays a setgid directory's).
  *
  * When the final write fails anyway (disk full, /dev/full, the destination became a
  * directory), the profile is written to a fallback file in $TMPDIR, /tmp or the current
@@ -34,6 +37,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,7 +64,10 @@ struct out_file {
 	bool named;	 /* the temporary file has the name tmp in dirfd */
 	char tmp[48];
 	struct stat dir_st; /* the directory as opened, to notice it being moved or replaced */
-	uid_t uid;	    /* owner to give the new file; (uid_t)-1: the creator's */
+	bool existed;	    /* the destination existed at the start: replaced only if unchanged */
+	dev_t old_dev;	    /* and was this file */
+	ino_t old_ino;
+	uid_t uid; /* owner to give the new file; (uid_t)-1: the creator's */
 	gid_t gid;
 	mode_t mode;
 };
@@ -101,6 +108,14 @@ static int write_all(int fd, const void *data, size_t len)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* An inherited non-blocking stdout: wait for room (its flags are shared). */
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				return -errno;
+			continue;
+		}
 		if (n < 0)
 			return -errno;
 		if (n == 0)
@@ -159,6 +174,14 @@ static int check_stream(struct out_file *f, int fd, const struct stat *st,
 		       out_file__path(f));
 		return -EINVAL;
 	}
+	/* Messages on stderr would land inside the gzip stream (-o - 2>&1 | ...). */
+	if (!S_ISCHR(st->st_mode) && !fstat(STDERR_FILENO, &so) && so.st_dev == st->st_dev &&
+	    so.st_ino == st->st_ino) {
+		ap_err("cannot write %s: it is also allocprof's stderr, whose messages would "
+		       "corrupt the profile; send stderr elsewhere (2>FILE) or give -o FILE",
+		       out_file__path(f));
+		return -EINVAL;
+	}
 	if (o->mode >= 0) {
 		ap_err("--mode applies to a file allocprof creates, not to %s", out_file__path(f));
 		return -EINVAL;
@@ -193,32 +216,43 @@ static int open_fd(struct out_file *f, int n, const struct out_file_opts *o)
 		       n);
 		return -EBADF;
 	}
+	/* A command started later must not hold the profile's pipe open (or write into it). */
+	if (n > STDERR_FILENO)
+		fcntl(n, F_SETFD, FD_CLOEXEC);
 	return check_stream(f, n, &st, o);
 }
 
-/* A FIFO or character device named by a path (st: what the path leads to). */
+/*
+ * A FIFO or character device named by a path (st: what the path leads to). The path is
+ * pinned with O_PATH and checked before anything opens it for writing (opening a device can
+ * act by itself), then reopened through /proc/self/fd: what is written is what was checked.
+ */
 static int open_special(struct out_file *f, const struct stat *st, const struct out_file_opts *o)
 {
 	struct stat now;
-	int fd, err;
+	char pinned[64];
+	int pin, fd, err;
 
-	/* Non-blocking first: a FIFO without a reader would otherwise hang here, unexplained. */
-	fd = open(f->path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0 && errno == ENXIO && S_ISFIFO(st->st_mode)) {
-		ap_info("waiting for a reader on the FIFO %s", f->path);
-		fd = open(f->path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	pin = open(f->path, O_PATH | O_CLOEXEC);
+	if (pin < 0 || fstat(pin, &now) || now.st_dev != st->st_dev || now.st_ino != st->st_ino ||
+	    (!S_ISFIFO(now.st_mode) && !S_ISCHR(now.st_mode))) {
+		ap_err("cannot write %s: it changed while being opened; try again", f->path);
+		if (pin >= 0)
+			close(pin);
+		return -EAGAIN;
 	}
+	snprintf(pinned, sizeof(pinned), "/proc/self/fd/%d", pin);
+	/* Non-blocking first: a FIFO without a reader would otherwise hang here, unexplained. */
+	fd = open(pinned, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && errno == ENXIO && S_ISFIFO(now.st_mode)) {
+		ap_warn("no reader on the FIFO %s yet: waiting for one", f->path);
+		fd = open(pinned, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	}
+	close(pin);
 	if (fd < 0) {
 		err = -errno;
 		ap_err("cannot write %s: %s", f->path, strerror(errno));
 		return err;
-	}
-	/* The path may have been swapped since it was looked at: check what was opened. */
-	if (fstat(fd, &now) || now.st_dev != st->st_dev || now.st_ino != st->st_ino ||
-	    (!S_ISFIFO(now.st_mode) && !S_ISCHR(now.st_mode))) {
-		ap_err("cannot write %s: it changed while being opened; try again", f->path);
-		close(fd);
-		return -EAGAIN;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	err = check_stream(f, fd, &now, o);
@@ -297,14 +331,16 @@ static int check_existing(struct out_file *f, const struct stat *st, const struc
 	gid_t sg;
 	bool sudo = sudo_user(&su, &sg);
 
+	/* Ours: allocprof's user, or the user who ran it through sudo. */
+	bool ours = st->st_uid == geteuid() || (sudo && st->st_uid == su);
+
 	/*
-	 * In a sticky directory others can write to, another user's entry is theirs to keep: as
-	 * fs.protected_regular/protected_symlinks do, even for root.
+	 * In a directory others can write to, another user's entry is theirs to keep (as
+	 * fs.protected_regular/protected_symlinks do, even for root): they could have planted it
+	 * to be given the profile, or to have it written into something of their choosing.
 	 */
-	if ((f->dir_st.st_mode & S_ISVTX) && (f->dir_st.st_mode & (S_IWOTH | S_IWGRP)) &&
-	    st->st_uid != geteuid() && st->st_uid != f->dir_st.st_uid &&
-	    !(sudo && st->st_uid == su)) {
-		ap_err("will not replace %s: it belongs to another user (uid %u) in the sticky "
+	if ((f->dir_st.st_mode & (S_IWOTH | S_IWGRP)) && !ours && st->st_uid != f->dir_st.st_uid) {
+		ap_err("will not replace %s: it belongs to another user (uid %u) in the shared "
 		       "directory %s; remove it or choose another name",
 		       f->path, (unsigned)st->st_uid, f->dir);
 		return -EPERM;
@@ -315,7 +351,8 @@ static int check_existing(struct out_file *f, const struct stat *st, const struc
 
 		if (n > 0)
 			target[n] = 0;
-		if (!stat(f->path, &to) && (S_ISFIFO(to.st_mode) || S_ISCHR(to.st_mode))) {
+		/* Followed only when ours: another's link could point at any device. */
+		if (ours && !stat(f->path, &to) && (S_ISFIFO(to.st_mode) || S_ISCHR(to.st_mode))) {
 			*special = true;
 			return open_special(f, &to, o);
 		}
@@ -325,6 +362,14 @@ static int check_existing(struct out_file *f, const struct stat *st, const struc
 		return -ELOOP;
 	}
 	if (S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode)) {
+		/* Devices are root's; a FIFO of another user would hand them the profile. */
+		if (!ours && st->st_uid != 0) {
+			ap_err("will not write %s: it belongs to another user (uid %u); remove it "
+			       "or "
+			       "choose another name",
+			       f->path, (unsigned)st->st_uid);
+			return -EPERM;
+		}
 		*special = true;
 		return open_special(f, st, o);
 	}
@@ -338,9 +383,15 @@ static int check_existing(struct out_file *f, const struct stat *st, const struc
 		       f->path, S_ISSOCK(st->st_mode) ? "socket" : "block device");
 		return -EINVAL;
 	}
-	/* A rerun keeps the file's owner, and its mode when that is stricter than private. */
-	f->uid = st->st_uid;
-	f->gid = st->st_gid;
+	/*
+	 * A rerun keeps the file's owner when it is ours (the sudo user's), and its mode when that
+	 * is stricter than private; another's file is replaced by one of allocprof's user.
+	 */
+	f->existed = true;
+	f->old_dev = st->st_dev;
+	f->old_ino = st->st_ino;
+	f->uid = ours ? st->st_uid : (uid_t)-1;
+	f->gid = ours ? st->st_gid : (gid_t)-1;
 	if (o->mode < 0 && !(st->st_mode & 0777 & ~PRIVATE_MODE))
 		f->mode = st->st_mode & 0777;
 	return 0;
@@ -377,8 +428,11 @@ static int open_path(struct out_file *f, const struct out_file_opts *o)
 	} else if (!sudo_user(&f->uid, &f->gid)) {
 		f->uid = (uid_t)-1;
 		f->gid = (gid_t)-1;
+	} else if (f->dir_st.st_mode & S_ISGID) {
+		f->gid = (gid_t)-1; /* the directory's group, as the kernel gave it */
 	}
-	if (!fstatvfs(f->dirfd, &vfs)) {
+	/* Some filesystems (FUSE) report no sizes at all: nothing to check then. */
+	if (!fstatvfs(f->dirfd, &vfs) && vfs.f_blocks && vfs.f_frsize) {
 		uint64_t blocks = geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail;
 		uint64_t avail = blocks * vfs.f_frsize;
 
@@ -404,7 +458,7 @@ static int open_path(struct out_file *f, const struct out_file_opts *o)
 	/* Owner first: a chown may clear mode bits. As non-root it may fail: the creator's. */
 	if (f->uid != (uid_t)-1 && (f->uid != geteuid() || f->gid != getegid()))
 		if (fchown(f->fd, f->uid, f->gid))
-			ap_info("cannot give %s to uid %u: %s", f->path, (unsigned)f->uid,
+			ap_warn("cannot give %s to uid %u: %s", f->path, (unsigned)f->uid,
 				strerror(errno));
 	/* Exactly this mode: O_TMPFILE's was filtered by the umask. */
 	if (fchmod(f->fd, f->mode)) {
@@ -433,6 +487,29 @@ static int link_tmp(struct out_file *f)
 	return -EEXIST;
 }
 
+/*
+ * Puts the temporary file in place, but only over what was checked at the start: nothing
+ * (RENAME_NOREPLACE), or the same file. Something put there meanwhile is kept (-EEXIST).
+ */
+static int replace(struct out_file *f)
+{
+	struct stat now;
+
+	if (!f->existed) {
+		if (!renameat2(f->dirfd, f->tmp, f->dirfd, f->base, RENAME_NOREPLACE))
+			return 0;
+		if (errno != EINVAL)
+			return -errno;
+		/* A filesystem without RENAME_NOREPLACE: the check below, then a rename. */
+		if (!fstatat(f->dirfd, f->base, &now, AT_SYMLINK_NOFOLLOW))
+			return -EEXIST;
+	} else if (fstatat(f->dirfd, f->base, &now, AT_SYMLINK_NOFOLLOW) ||
+		   now.st_dev != f->old_dev || now.st_ino != f->old_ino) {
+		return -EEXIST;
+	}
+	return renameat(f->dirfd, f->tmp, f->dirfd, f->base) ? -errno : 0;
+}
+
 static int commit_file(struct out_file *f, const void *data, size_t len)
 {
 	int err = write_all(f->fd, data, len);
@@ -441,8 +518,8 @@ static int commit_file(struct out_file *f, const void *data, size_t len)
 		err = -errno;
 	if (!err && !f->named)
 		err = link_tmp(f);
-	if (!err && renameat(f->dirfd, f->tmp, f->dirfd, f->base))
-		err = -errno;
+	if (!err)
+		err = replace(f);
 	if (err) {
 		if (f->named)
 			unlinkat(f->dirfd, f->tmp, 0);
@@ -524,6 +601,10 @@ static int write_fallback(const char *dir, const void *data, size_t len, char **
 static void save_fallback(struct out_file *f, int why, const void *data, size_t len)
 {
 	const char *tmpdir = getenv("TMPDIR"), *dirs[3];
+	/* -EEXIST: replace() found something other than what was checked at the start. */
+	const char *reason = why == -EEXIST ? "something else was put at that name during the "
+					      "capture, and is kept"
+					    : strerror(-why);
 	size_t n = 0;
 	char *name = NULL;
 	int err = 0;
@@ -538,14 +619,14 @@ static void save_fallback(struct out_file *f, int why, const void *data, size_t 
 		err = write_fallback(dirs[i], data, len, &name);
 		if (!err) {
 			ap_err("cannot write %s: %s; the profile was written to %s instead",
-			       out_file__path(f), strerror(-why), name);
+			       out_file__path(f), reason, name);
 			free(name);
 			return;
 		}
 	}
 	ap_err("cannot write %s: %s; nor a copy in %s%s or the current directory (%s): the "
 	       "profile is lost",
-	       out_file__path(f), strerror(-why), n == 3 ? "$TMPDIR, " : "", "/tmp",
+	       out_file__path(f), reason, n == 3 ? "$TMPDIR, " : "", "/tmp",
 	       strerror(-err));
 }
 
