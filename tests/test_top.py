@@ -298,6 +298,16 @@ class TopHostile(Case):
             crafted = base + filler * (8 << 20)
             self.expect_refused(gzip.compress(crafted, 6), ["too large to decode"])
 
+    def test_too_many_location_lines(self):
+        """Small in memory, endless in work: one location of 40,000 lines in 2,000 samples
+        (80 M rows to visit, a 17 KB file at 1 M x 1 M took hours). Refused, not run."""
+        p = pprofwrite.Profile()
+        f = p.function("fn", "file.c")
+        p.locations[0] = (1, 0x1000, [1] * 40000)
+        for _ in range(2000):
+            p.sample([f], [1, 100])
+        self.expect_refused(gzip.compress(p.encode()), ["too complex to summarize"])
+
     def test_huge_declared_lengths(self):
         base = small_profile()
         for tail in (

@@ -232,10 +232,10 @@ static int read_varint(const uint8_t **at, const uint8_t *end, uint64_t *v)
 	return -EBADMSG;
 }
 
-static int decoded_size(const ProtobufCMessageDescriptor *desc, const uint8_t *at, size_t len,
-			uint64_t limit, uint64_t *total, int depth)
+static int message_size(const ProtobufCMessageDescriptor *desc, const uint8_t *at, size_t len,
+			uint64_t limit, uint64_t *total, uint64_t *scratch, int depth)
 {
-	uint64_t count[64] = {}, fields = 0, unknown = 0;
+	uint64_t count[64] = {}, fields = 0, unknown = 0, child_scratch = 0;
 	const uint8_t *end = at + len;
 	int err;
 
@@ -281,9 +281,13 @@ static int decoded_size(const ProtobufCMessageDescriptor *desc, const uint8_t *a
 		} else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
 			if ((key & 7) != 2)
 				return -EBADMSG;
-			err = decoded_size(f->descriptor, data, flen, limit, total, depth + 1);
+			uint64_t s = 0;
+
+			err = message_size(f->descriptor, data, flen, limit, total, &s, depth + 1);
 			if (err)
 				return err;
+			if (s > child_scratch)
+				child_scratch = s;
 			n = 1;
 		} else if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES) {
 			*total += BLOCK(flen + 1);
@@ -326,9 +330,23 @@ static int decoded_size(const ProtobufCMessageDescriptor *desc, const uint8_t *a
 	}
 	if (unknown)
 		*total += BLOCK(unknown * sizeof(ProtobufCMessageUnknownField));
-	if (fields > 16)
-		*total += BLOCK(2 * fields * 32);
-	return *total > limit ? -EFBIG : 0;
+	/*
+	 * Scratch space protobuf-c takes for a message of many fields and frees when that
+	 * message is done: only one chain of messages holds it at once, the largest counts.
+	 */
+	*scratch = (fields > 16 ? BLOCK(2 * fields * 32) : 0) + child_scratch;
+	return *total + *scratch > limit ? -EFBIG : 0;
+}
+
+/* An upper bound of what protobuf-c allocates to unpack the message (0, -EFBIG, -EBADMSG). */
+static int decoded_size(const ProtobufCMessageDescriptor *desc, const uint8_t *at, size_t len,
+			uint64_t limit, uint64_t *total, int depth)
+{
+	uint64_t scratch = 0;
+	int err = message_size(desc, at, len, limit, total, &scratch, depth);
+
+	*total += scratch;
+	return err;
 }
 
 /* protobuf-c's allocator, noting whether it ran out of memory (unpack then just fails). */

@@ -84,11 +84,35 @@ static int row_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/*
+ * The rows top_print visits: every line of every location of every sample. A small file can
+ * ask for very many (one location of a million lines in a million samples): bounded here.
+ */
+#define MAX_WORK (1ull << 26)
+
+static uint64_t top_work(const Perftools__Profiles__Profile *p)
+{
+	struct hashmap *lines = hashmap__new();
+	uint64_t work = 0, n;
+
+	for (size_t i = 0; i < p->n_location; i++)
+		hashmap__put(lines, &p->location[i]->id, sizeof(uint64_t),
+			     p->location[i]->n_line ? p->location[i]->n_line : 1);
+	for (size_t s = 0; s < p->n_sample && work <= MAX_WORK; s++)
+		for (size_t k = 0; k < p->sample[s]->n_location_id; k++)
+			if (hashmap__get(lines, &p->sample[s]->location_id[k], sizeof(uint64_t),
+					 &n))
+				work += n;
+	hashmap__free(lines);
+	return work;
+}
+
 void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t n)
 {
 	struct hashmap *loc_idx = hashmap__new(), *fn_idx = hashmap__new(),
 		       *row_of = hashmap__new();
 	struct row *rows = NULL;
+	uint64_t *fn_row;
 	size_t nrows = 0, cap = 0;
 	const char *unit = pprof_str(p, p->sample_type[si]->unit);
 	int64_t total = 0, sum = 0;
@@ -98,6 +122,10 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 		hashmap__put(loc_idx, &p->location[i]->id, sizeof(uint64_t), i);
 	for (size_t i = 0; i < p->n_function; i++)
 		hashmap__put(fn_idx, &p->function[i]->id, sizeof(uint64_t), i);
+	/* Each function's row, found by its name once: names are not hashed again per line. */
+	fn_row = xcalloc(p->n_function ? p->n_function : 1, sizeof(*fn_row));
+	for (size_t i = 0; i < p->n_function; i++)
+		fn_row[i] = UINT64_MAX;
 
 	for (size_t s = 0; s < p->n_sample; s++) {
 		const Perftools__Profiles__Sample *smp = p->sample[s];
@@ -119,6 +147,7 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 				struct row *r;
 				int64_t lineno = 0;
 
+				fi = UINT64_MAX;
 				if (loc->n_line && hashmap__get(fn_idx, &loc->line[l]->function_id,
 								sizeof(uint64_t), &fi)) {
 					name = pprof_str(p, p->function[fi]->name);
@@ -128,8 +157,11 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 				if (!name || !*name) {
 					snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
 					name = addr;
+					fi = UINT64_MAX;
 				}
-				if (!hashmap__get(row_of, name, strlen(name), &ri)) {
+				if (fi != UINT64_MAX && fn_row[fi] != UINT64_MAX) {
+					ri = fn_row[fi];
+				} else if (!hashmap__get(row_of, name, strlen(name), &ri)) {
 					grow((void **)&rows, &cap, nrows + 1, sizeof(*rows));
 					rows[nrows] = (struct row){ .name = xstrdup(name),
 								    .file = file,
@@ -137,6 +169,8 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 					hashmap__put(row_of, name, strlen(name), nrows);
 					ri = nrows++;
 				}
+				if (fi != UINT64_MAX)
+					fn_row[fi] = ri;
 				r = &rows[ri];
 				if (leaf) {
 					r->flat = add_sat(r->flat, v);
@@ -184,6 +218,7 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 	for (size_t i = 0; i < nrows; i++)
 		free((char *)rows[i].name);
 	free(rows);
+	free(fn_row);
 	hashmap__free(loc_idx);
 	hashmap__free(fn_idx);
 	hashmap__free(row_of);
@@ -260,6 +295,13 @@ int cmd_top(int argc, char **argv)
 		       types);
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 2;
+	}
+	if (top_work(p) > MAX_WORK) {
+		ap_err("%s: too complex to summarize (its samples reach more than %llu location "
+		       "lines)",
+		       name, (unsigned long long)MAX_WORK);
+		perftools__profiles__profile__free_unpacked(p, NULL);
+		return 1;
 	}
 	top_print(stdout, p, si, n);
 	perftools__profiles__profile__free_unpacked(p, NULL);
