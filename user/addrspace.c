@@ -85,6 +85,15 @@ static void add_known_file(struct addrspaces *as, struct mapped_file *f)
 	hashmap__put(as->by_file, key, sizeof(key), as->nfiles++);
 }
 
+/* Is the open `fd` the file the mapping `e` shows (its device and inode)? */
+static bool same_file(int fd, const struct map_entry *e)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && st.st_ino == e->ino &&
+	       DEV_ID(major(st.st_dev), minor(st.st_dev)) == e->dev;
+}
+
 /* The file behind a mapping, opened once, as proc_mapped_path says. */
 static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const struct map_entry *e)
 {
@@ -100,6 +109,24 @@ static struct mapped_file *get_file(struct addrspaces *as, pid_t pid, const stru
 	path = proc_mapped_path(pid, e);
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
+	/*
+	 * The path may name another file by now (replaced since the maps were read): then the
+	 * mapping's own entry, which is that file whatever its name. It needs more privilege, and
+	 * an overlay's file shows another identity than its path's: without it, the path's.
+	 */
+	if (f->fd < 0 || !same_file(f->fd, e)) {
+		char mf[96];
+		int fd;
+
+		snprintf(mf, sizeof(mf), "/proc/%d/map_files/%llx-%llx", (int)pid,
+			 (unsigned long long)e->start, (unsigned long long)e->end);
+		fd = open(mf, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (f->fd >= 0)
+				close(f->fd);
+			f->fd = fd;
+		}
+	}
 	if (f->fd < 0) {
 		as->unreadable++;
 		ap_info("pid %d: cannot open mapped file %s: %s", (int)pid, e->path,

@@ -74,9 +74,11 @@ void watch_reap_child(struct capture *c);
 int watch__exit_fd(const struct watch *w);
 /* After watch__exit_fd was readable: what exited is not followed any more (its pid is free). */
 void watch_check_exits(struct capture *c);
+/* At the end, with the probes: execs are not followed any more. */
+void watch_stop_following(struct capture *c);
 /*
- * At the end, after the probes are detached: execs are not followed any more, what was still
- * waiting is said in the comments, and every process still there has its mappings read.
+ * Then, once the last events are read: what was still waiting is said in the comments, and
+ * every process still there has its mappings read.
  */
 void watch_finish(struct capture *c);
 bool watch_all_exited(const struct capture *c);

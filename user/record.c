@@ -316,6 +316,7 @@ static int finish(struct run *r)
 	/* Detach first: the counters stop moving while they are read. */
 	attacher__free(c->att);
 	c->att = NULL;
+	watch_stop_following(c);
 	ring_buffer__consume(r->events);
 	watch_finish(c);
 
@@ -468,9 +469,14 @@ int cmd_record(int argc, char **argv)
 		err = watch_command(c);
 	if (err)
 		goto out;
-	/* From the moment every target is watched (the command: has just been let run). */
-	c->start_mono = now_ns();
-	c->start_real = realtime_ns();
+	/* From the moment every target is watched, or the command was let run. */
+	if (watch__child(c->watch)) {
+		c->start_mono = watch__child(c->watch)->released_mono;
+		c->start_real = watch__child(c->watch)->released_real;
+	} else {
+		c->start_mono = now_ns();
+		c->start_real = realtime_ns();
+	}
 	if (c->o.duration_ns)
 		c->end_mono = c->start_mono + c->o.duration_ns;
 	/* Progress only on a terminal, and not over a command's own output. */

@@ -150,6 +150,8 @@ int child_release(struct child *c)
 	int e = 0;
 	ssize_t n;
 
+	c->released_mono = now_ns();
+	c->released_real = realtime_ns();
 	if (write(c->go_fd, &b, 1) != 1) {
 		int err = -errno;
 

@@ -7,6 +7,7 @@
 #define ALLOCPROF_TARGET_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -16,6 +17,7 @@ struct child {
 	int err_fd; /* read end: the child's errno if exec fails, EOF when it succeeded */
 	int status; /* as from waitpid, once exited */
 	bool exited;
+	uint64_t released_mono, released_real; /* when it was let exec (now_ns, realtime_ns) */
 };
 
 /* The executable CMD names, searched in $PATH when it has no '/'. NULL with errno set. */

@@ -525,8 +525,9 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 	proc_read_exe(w->pid, w->exe, sizeof(w->exe));
 	snprintf(what, sizeof(what), "pid %d (%s)", (int)w->pid, w->comm);
 	err = load_order__of_pid(w->pid, &lo);
-	if (err == -ENOENT)
-		return RELINK_DONE; /* gone */
+	/* Gone, or not ours to read any more (a setuid program): nothing to wait for. */
+	if (err == -ENOENT || err == -EACCES || err == -EPERM)
+		return RELINK_DONE;
 	if (err)
 		return late ? RELINK_DONE : RELINK_RETRY;
 	if (lo.rtld_path) {
@@ -592,12 +593,17 @@ void watch_handle_events(struct capture *c)
 	c->watch->nsnap = 0;
 }
 
+void watch_stop_following(struct capture *c)
+{
+	bpf_link__destroy(c->watch->exec_link);
+	c->watch->exec_link = NULL;
+}
+
 void watch_finish(struct capture *c)
 {
 	struct watch *wt = c->watch;
 
-	bpf_link__destroy(wt->exec_link);
-	wt->exec_link = NULL;
+	watch_check_exits(c); /* a pid that exited meanwhile may be another process's now */
 	for (size_t i = 0; i < wt->nrelink; i++) {
 		struct watched *w = find_watched(c, (pid_t)wt->relink[i].proc.pid);
 
