@@ -46,7 +46,6 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Less free space than this fails at the start: a small profile would not fit. */
@@ -552,24 +551,18 @@ static char *moved_to(struct out_file *f)
 
 static int write_fallback(const char *dir, const void *data, size_t len, char **name)
 {
-	char host[64] = "host", stamp[32], rnd[48];
-	time_t t = time(NULL);
-	struct tm tm;
+	char stamp[96], rnd[48];
 	uid_t uid;
 	gid_t gid;
 	int fd = -1, err;
 
-	gethostname(host, sizeof(host) - 1);
-	host[strcspn(host, ".")] = 0;
-	localtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	host_stamp(stamp, sizeof(stamp));
 	for (int i = 0; i < TMP_TRIES && fd < 0; i++) {
 		/* The plain name first; a random part only if someone has taken it. */
 		tmp_name(rnd, sizeof(rnd));
-		*name = i ? xasprintf("%s/allocprof-%s-%s-%d-%.8s.pb.gz", dir, host, stamp,
-				      (int)getpid(), rnd + 11)
-			  : xasprintf("%s/allocprof-%s-%s-%d.pb.gz", dir, host, stamp,
-				      (int)getpid());
+		*name = i ? xasprintf("%s/allocprof-%s-%d-%.8s.pb.gz", dir, stamp, (int)getpid(),
+				      rnd + 11)
+			  : xasprintf("%s/allocprof-%s-%d.pb.gz", dir, stamp, (int)getpid());
 		fd = open(*name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			  PRIVATE_MODE);
 		if (fd < 0) {
@@ -583,7 +576,7 @@ static int write_fallback(const char *dir, const void *data, size_t len, char **
 	if (fd < 0)
 		return -EEXIST;
 	if (sudo_user(&uid, &gid) && fchown(fd, uid, gid))
-		ap_info("cannot give %s to uid %u: %s", *name, (unsigned)uid, strerror(errno));
+		ap_warn("cannot give %s to uid %u: %s", *name, (unsigned)uid, strerror(errno));
 	err = fchmod(fd, PRIVATE_MODE) ? -errno : 0;
 	if (!err)
 		err = write_all(fd, data, len);
@@ -626,8 +619,7 @@ static void save_fallback(struct out_file *f, int why, const void *data, size_t 
 	}
 	ap_err("cannot write %s: %s; nor a copy in %s%s or the current directory (%s): the "
 	       "profile is lost",
-	       out_file__path(f), reason, n == 3 ? "$TMPDIR, " : "", "/tmp",
-	       strerror(-err));
+	       out_file__path(f), reason, n == 3 ? "$TMPDIR, " : "", "/tmp", strerror(-err));
 }
 
 /* ---- the interface ------------------------------------------------------------------- */

@@ -60,15 +60,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 static const char *default_output(char *buf, size_t len)
 {
-	char host[64] = "host";
-	time_t t = time(NULL);
-	struct tm tm;
+	char stamp[96];
 
-	gethostname(host, sizeof(host) - 1);
-	host[strcspn(host, ".")] = 0;
-	localtime_r(&t, &tm);
-	snprintf(buf, len, "allocprof-%s-%04d%02d%02dT%02d%02d%02d.pb.gz", host, tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	snprintf(buf, len, "allocprof-%s.pb.gz", host_stamp(stamp, sizeof(stamp)));
 	return buf;
 }
 

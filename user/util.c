@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 int verbose;
 
@@ -277,5 +278,19 @@ const char *fmt_bytes(double b, char *buf, size_t len)
 		snprintf(buf, len, "%s%.0f %s", neg ? "-" : "", b, units[u]);
 	else
 		snprintf(buf, len, "%s%.2f %s", neg ? "-" : "", b, units[u]);
+	return buf;
+}
+
+const char *host_stamp(char *buf, size_t len)
+{
+	char host[64] = "host";
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gethostname(host, sizeof(host) - 1);
+	host[strcspn(host, ".")] = 0;
+	localtime_r(&t, &tm);
+	snprintf(buf, len, "%s-%04d%02d%02dT%02d%02d%02d", host, tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return buf;
 }

@@ -42,6 +42,9 @@ void grow(void **arr, size_t *cap, size_t need, size_t size);
 uint64_t now_ns(void);	    /* CLOCK_MONOTONIC */
 uint64_t realtime_ns(void); /* CLOCK_REALTIME */
 
+/* "<host>-<YYYYMMDD>T<HHMMSS>" (short host name, local time) into buf: profiles' names. */
+const char *host_stamp(char *buf, size_t len);
+
 /* "1.5 MiB", "312 B" into buf. */
 const char *fmt_bytes(double b, char *buf, size_t len);
 
