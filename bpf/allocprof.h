@@ -139,11 +139,102 @@ struct ap_lib {
 	struct ap_range r[AP_MAX_LIB_RANGES];
 };
 
+/*
+ * Why a stack walk ended. The frame-pointer walk (the kernel's) cannot tell, so it says
+ * AP_END_FP; the CFI walk knows, and only AP_END_ROOT is a stack that reached its thread's
+ * first frame (_start, clone3): the others are counted (AP_STATS) and shown in the summary.
+ */
+enum ap_stack_end {
+	AP_END_FP = 0,		/* the kernel's frame-pointer walk ended (root or not: unknown) */
+	AP_END_ROOT = 1,	/* CFI: the outermost frame */
+	AP_END_NOT_CODE = 2,	/* the next return address is outside executable code */
+	AP_END_NO_CFI = 3,	/* code without CFI, and no frame pointer to follow (--stacks cfi) */
+	AP_END_NO_TABLE = 4,	/* the file's table is not loaded (yet), --stacks cfi */
+	AP_END_UNSUPPORTED = 5, /* a CFI rule not expressible in a row */
+	AP_END_SIGNAL = 6,	/* a signal frame */
+	AP_END_READ_FAULT = 7,	/* the stack could not be read (paged out, or a bad CFA) */
+	AP_END_DEPTH = 8,	/* AP_MAX_FRAMES reached */
+	AP_END_VMA_BUSY = 9,	/* a frame's mapping could not be looked up (mmap lock busy) */
+	AP_END_RBP_LOST = 10,	/* a CFA based on a %rbp no frame had saved */
+	AP_END_NR
+};
+
 /* One user stack, innermost frame first: [0] is the allocator's immediate caller. */
 struct ap_stack {
 	__u32 nr;
-	__u32 pad;
+	__u32 end; /* enum ap_stack_end */
 	__u64 ip[AP_MAX_FRAMES];
+};
+
+/*
+ * Unwind tables (issue: whole stacks without frame pointers). Userspace turns each mapped
+ * file's call-frame information (.eh_frame, .debug_frame) into sorted rows, one per code
+ * range with one rule; the BPF walk finds a frame's row by binary search and computes the
+ * caller's %rip, %rsp and %rbp from it. Rows are keyed by file offset (what the walk knows
+ * from the mapping: ip - vm_start + vm_pgoff * 4096), not by ELF virtual address.
+ *
+ * A row covers [off, next row's off). Its rule, 32 bits:
+ *   bits  0..3   enum ap_cfi_kind
+ *   bits  4..11  where the caller's %rbp was saved, as a signed count of 8-byte slots from
+ *                the CFA (0: %rbp is unchanged in this frame; AP_CFI_RBP_LOST: not
+ *                recoverable, a later %rbp-based CFA ends the walk); for AP_CFI_PLT the
+ *                threshold of the PLT expression (11 for a 16-byte .plt entry)
+ *   bits 12..31  the CFA's offset from its base register, in bytes (< 1 MiB)
+ * The return address is always at CFA - 8 (x86-64's rule; a file that says otherwise gets
+ * AP_CFI_UNSUPPORTED rows).
+ */
+enum ap_cfi_kind {
+	AP_CFI_NONE = 0,	/* no CFI covers this code: a frame-pointer step, or the end */
+	AP_CFI_RSP = 1,		/* CFA = %rsp + off */
+	AP_CFI_RBP = 2,		/* CFA = %rbp + off */
+	AP_CFI_PLT = 3,		/* CFA = %rsp + off + ((%rip & 15) >= threshold ? 8 : 0) */
+	AP_CFI_END = 4,		/* the return address is undefined: the outermost frame */
+	AP_CFI_SIGNAL = 5,	/* a signal frame (sigreturn trampoline): the walk ends */
+	AP_CFI_UNSUPPORTED = 6, /* a DWARF expression or register rule not expressible here */
+};
+
+#define AP_CFI_KIND_BITS 4
+#define AP_CFI_RBP_SHIFT 4
+#define AP_CFI_RBP_BITS	 8
+#define AP_CFI_OFF_SHIFT 12
+#define AP_CFI_OFF_BITS	 20
+#define AP_CFI_MAX_OFF	 ((1u << AP_CFI_OFF_BITS) - 1)
+#define AP_CFI_RBP_LOST	 (-128) /* the rbp field's value when %rbp cannot be recovered */
+
+#define AP_CFI_RULE(kind, rbp_slots, off)                                                          \
+	((__u32)(kind) | ((__u32)((rbp_slots)&0xff) << AP_CFI_RBP_SHIFT) |                         \
+	 ((__u32)(off) << AP_CFI_OFF_SHIFT))
+#define AP_CFI_KIND(r) ((r) & ((1u << AP_CFI_KIND_BITS) - 1))
+#define AP_CFI_RBP(r)  ((__s32)(__s8)(((r) >> AP_CFI_RBP_SHIFT) & 0xff))
+#define AP_CFI_OFF(r)  ((r) >> AP_CFI_OFF_SHIFT)
+
+struct ap_cfi_row {
+	__u32 off; /* file offset of the first byte of code the row covers */
+	__u32 rule;
+};
+
+/* A file as the kernel names it (the inode a mapping holds, as uprobes do). */
+struct ap_file_key {
+	__u64 ino;
+	__u32 dev; /* major << 20 | minor, as in struct ap_vma */
+	__u32 pad;
+};
+
+/* Where a file's rows are in the row pool: [first, first + nr), sorted by off. */
+struct ap_cfi_file {
+	__u32 first;
+	__u32 nr;
+};
+
+/* The most binary-search steps a row lookup takes: tables of up to 2^AP_CFI_SEARCH_STEPS rows. */
+#define AP_CFI_SEARCH_STEPS 24
+#define AP_CFI_MAX_ROWS	    (1u << AP_CFI_SEARCH_STEPS)
+
+/* How a stack walk is made (--stacks). */
+enum ap_stack_mode {
+	AP_STACKS_FP = 0,   /* the kernel's frame-pointer walk */
+	AP_STACKS_AUTO = 1, /* CFI where a file has a table, a frame-pointer step elsewhere */
+	AP_STACKS_CFI = 2,  /* CFI only: a frame without a table ends the stack */
 };
 
 /*
@@ -334,6 +425,13 @@ _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
 _Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
 _Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");
 _Static_assert(sizeof(struct ap_real_file) == 24, "ap_real_file layout");
+_Static_assert(sizeof(struct ap_cfi_row) == 8, "ap_cfi_row layout");
+_Static_assert(sizeof(struct ap_file_key) == 16, "ap_file_key layout");
+_Static_assert(sizeof(struct ap_cfi_file) == 8, "ap_cfi_file layout");
+_Static_assert(AP_CFI_OFF_SHIFT + AP_CFI_OFF_BITS == 32 &&
+		       AP_CFI_RBP_SHIFT == AP_CFI_KIND_BITS &&
+		       AP_CFI_OFF_SHIFT == AP_CFI_RBP_SHIFT + AP_CFI_RBP_BITS,
+	       "unwind rule fields");
 
 #ifndef __VMLINUX_H__
 /* Userspace only: what each counter is called, and where report.c writes it. */
