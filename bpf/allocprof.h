@@ -373,6 +373,20 @@ struct ap_event {
 	X(EVENTS_LOST, WARN,                                                                       \
 	  "notices dropped (new stacks: mappings read at the next tick; new programs or "          \
 	  "libraries: not followed)")                                                              \
+	/* How stack walks ended before the thread's first frame (enum ap_stack_end). */         \
+	X(END_NOT_CODE, NOTE, "stacks ended at a frame outside executable code")                  \
+	X(END_NO_CFI, NOTE, "stacks ended in code without unwind information")                    \
+	X(END_NO_TABLE, NOTE, "stacks ended: the file's unwind table was not loaded yet")        \
+	X(END_UNSUPPORTED, NOTE, "stacks ended at an unwind rule allocprof cannot follow")       \
+	X(END_SIGNAL, NOTE, "stacks ended at a signal frame")                                     \
+	X(END_READ_FAULT, NOTE, "stacks ended: the stack could not be read")                      \
+	X(END_VMA_BUSY, NOTE,                                                                      \
+	  "stacks ended: a frame's mapping could not be looked up (address space busy)")          \
+	X(END_RBP_LOST, NOTE, "stacks ended: a frame's %rbp could not be recovered")              \
+	/* frames stepped by frame pointer in --stacks auto (no table for their file) */          \
+	X(FP_STEPS, NOTE, "frames walked with frame pointers (no unwind table for their file)")   \
+	/* a pending return probe's trampoline, in place of a return address */                   \
+	X(TRAMPOLINE, NOTE, "return addresses restored from the uretprobe trampoline")            \
 	/* A frame these miss resolves through /proc instead, or counts as outside any mapping. */ \
 	X(VMAS_FULL, NOTE, "mapping table full: frames resolved via /proc only")                   \
 	/* a frame's mapping could not be looked up (mmap lock busy) */                            \
