@@ -60,7 +60,8 @@ struct builder {
 	size_t errlen;
 };
 
-static int fail(struct builder *b, int ret, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct builder *b, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(struct builder *b, int ret, const char *fmt, ...)
 {
@@ -147,10 +148,11 @@ static uint32_t frame_rule(Dwarf_Frame *f, bool signal)
 		return RULE_UNSUPPORTED;
 	if (is_plt_expr(ops, nops, &threshold))
 		return AP_CFI_RULE(AP_CFI_PLT, threshold, 8);
-	if (nops == 1 && ops[0].atom == DW_OP_bregx)
-		kind = ops[0].number == REG_RSP ? AP_CFI_RSP : ops[0].number == REG_RBP ? AP_CFI_RBP : -1;
-	else
-		kind = -1;
+	kind = -1;
+	if (nops == 1 && ops[0].atom == DW_OP_bregx && ops[0].number == REG_RSP)
+		kind = AP_CFI_RSP;
+	else if (nops == 1 && ops[0].atom == DW_OP_bregx && ops[0].number == REG_RBP)
+		kind = AP_CFI_RBP;
 	if (kind < 0 || (int64_t)ops[0].number2 < 0 || ops[0].number2 > AP_CFI_MAX_OFF)
 		return RULE_UNSUPPORTED;
 	off = ops[0].number2;
@@ -294,7 +296,8 @@ static int eh_frame_starts(struct builder *b, uint64_t **starts, size_t *n)
 	hdr = d->d_buf;
 	end = hdr + d->d_size;
 	if (hdr[0] != 1)
-		return fail(b, -EINVAL, ".eh_frame_hdr version %u, only version 1 is known", hdr[0]);
+		return fail(b, -EINVAL, ".eh_frame_hdr version %u, only version 1 is known",
+			    hdr[0]);
 	p = hdr + 4;
 	if (read_hdr_ptr(p, end, hdr[1], shdr.sh_addr + 4, &eh_ptr, &len))
 		return fail(b, -EINVAL, ".eh_frame_hdr: unknown .eh_frame pointer encoding %#x",
@@ -387,8 +390,9 @@ static void walk_uncovered(struct builder *b, Dwarf_CFI *cfi, uint64_t lo, uint6
 
 			if (end > lo)
 				b->t->debug_frame = true;
+			/* The end, unless .eh_frame goes on there. */
 			if (end == piece_hi && (i >= b->neh || b->eh[i].lo >= hi))
-				add_row(b, end, RULE_NONE); /* the end, unless .eh_frame goes on there */
+				add_row(b, end, RULE_NONE);
 		}
 		if (i >= b->neh || b->eh[i].lo >= hi)
 			break;
@@ -454,10 +458,12 @@ static int read_segments(struct builder *b)
 	for (size_t i = 0; i < phnum; i++) {
 		GElf_Phdr ph;
 
-		if (!gelf_getphdr(b->elf, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+		if (!gelf_getphdr(b->elf, (int)i, &ph) || ph.p_type != PT_LOAD ||
+		    !(ph.p_flags & PF_X))
 			continue;
 		grow((void **)&b->segs, &b->segs_cap, b->nsegs + 1, sizeof(*b->segs));
-		b->segs[b->nsegs++] = (struct exec_seg){ ph.p_vaddr, ph.p_filesz, ph.p_memsz, ph.p_offset };
+		b->segs[b->nsegs++] =
+			(struct exec_seg){ ph.p_vaddr, ph.p_filesz, ph.p_memsz, ph.p_offset };
 	}
 	if (!b->nsegs)
 		return fail(b, -ENOEXEC, "no executable segment");
@@ -511,7 +517,8 @@ static int finish(struct builder *b)
 			continue;
 		if (off > UINT32_MAX) {
 			free(rows);
-			return fail(b, -EFBIG, "code at file offset %#" PRIx64 " is beyond 4 GiB", off);
+			return fail(b, -EFBIG, "code at file offset %#" PRIx64 " is beyond 4 GiB",
+				    off);
 		}
 		rows[n++] = (struct ap_cfi_row){ .off = (__u32)off, .rule = b->v[i].rule };
 	}
@@ -526,7 +533,7 @@ static int finish(struct builder *b)
 	/* One row per offset (the first after sorting, a real rule), then merge equal rules. */
 	t->nr = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (t->nr && rows[t->nr - 1].off == rows[i].off)
+		if (i && rows[i - 1].off == rows[i].off)
 			continue;
 		if (t->nr && rows[t->nr - 1].rule == rows[i].rule)
 			continue;
@@ -536,6 +543,7 @@ static int finish(struct builder *b)
 	}
 	if (t->nr > AP_CFI_MAX_ROWS) {
 		free(rows);
+		n = t->nr;
 		t->nr = 0;
 		return fail(b, -E2BIG, "%zu unwind rows, more than the %u a table can hold", n,
 			    AP_CFI_MAX_ROWS);

@@ -13,7 +13,8 @@
 #include "allocprof.h"
 
 struct cfi_table {
-	struct ap_cfi_row *rows; /* sorted by off, strictly increasing, adjacent equal rules merged */
+	/* sorted by off, strictly increasing, adjacent equal rules merged */
+	struct ap_cfi_row *rows;
 	size_t nr;
 	/* what the build saw, for -v and the profile comments */
 	size_t fdes;	    /* FDEs (or CIE/FDE ranges) read */
