@@ -258,7 +258,7 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		return 1; /* (an old block taken out stays out: realloc rarely fails) */
 	}
 	weights(ca.size, &w_objects, &w_bytes);
-	stack = record(ctx, st, ra, ca.size, w_objects, w_bytes);
+	stack = record(ctx, st, ra, sp, ca.size, w_objects, w_bytes);
 	if (!track_live || (!stack && !old_v.stack))
 		return 1;
 pending:

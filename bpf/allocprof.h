@@ -328,12 +328,22 @@ enum ap_event_kind {
 	AP_EV_NEW_STACKS = 1,
 	AP_EV_LINKED = 2,
 	AP_EV_EXEC = 3,
+	AP_EV_WANT_TABLE = 4, /* struct ap_event_file: a walk met a file without a table */
 };
 
 struct ap_event {
 	__u32 kind;
 	struct ap_proc_key proc;
 	__u32 pad;
+};
+
+/* An event about one file a process maps: `ip` is an address in its mapping. */
+struct ap_event_file {
+	__u32 kind;
+	struct ap_proc_key proc;
+	__u32 pad;
+	__u64 ip;
+	struct ap_file_key file;
 };
 
 /*
@@ -436,6 +446,7 @@ _Static_assert(sizeof(struct ap_proc) == 24, "ap_proc layout");
 _Static_assert(sizeof(struct ap_live_key) == 16, "ap_live_key layout");
 _Static_assert(sizeof(struct ap_live) == 32, "ap_live layout");
 _Static_assert(sizeof(struct ap_event) == 16, "ap_event layout");
+_Static_assert(sizeof(struct ap_event_file) == 40, "ap_event_file layout");
 _Static_assert(sizeof(struct ap_vma_key) == 16, "ap_vma_key layout");
 _Static_assert(sizeof(struct ap_vma) == 64, "ap_vma layout");
 _Static_assert(sizeof(struct ap_real_file) == 24, "ap_real_file layout");

@@ -98,6 +98,8 @@ const volatile __u32 self_tgid = 0;    /* non-zero with -a: our own allocations 
 const volatile bool track_live = true; /* false with --alloc-only */
 /* Function ids (bit n: id n) of the operator new variants that throw (see ap_pending). */
 const volatile __u64 throwing_fns = 0;
+/* enum ap_stack_mode (--stacks). */
+const volatile __u32 stack_mode = AP_STACKS_FP;
 
 /*
  * Tables filled by userspace after load and before attach (.bss: not stored in the object).
@@ -149,13 +151,6 @@ struct {
 	__type(value, struct ap_stats);
 } stats SEC(".maps");
 
-/* Where a sampled call builds its stack: per thread, created on a thread's first sample. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ap_stack);
-} stack_buf SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

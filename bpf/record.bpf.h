@@ -8,6 +8,7 @@
 #define ALLOCPROF_RECORD_BPF_H
 
 #include "common.bpf.h"
+#include "unwind.bpf.h"
 
 static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *st)
 {
@@ -43,6 +44,8 @@ static long record_vma(struct task_struct *task, struct vm_area_struct *vma, voi
 	vc->end = vma->vm_end;
 	if (!f)
 		return 0;
+	if (!(vma->vm_flags & VM_EXEC))
+		return 0; /* never a frame: the walks end before data */
 	v.end = vma->vm_end;
 	v.offset = (__u64)vma->vm_pgoff << 12;
 	v.ino = f->f_inode->i_ino;
@@ -105,11 +108,12 @@ static __always_inline void weights(__u64 size, __u64 *w_objects, __u64 *w_bytes
 }
 
 /*
- * Walks the stack and adds one allocation of `size` to its counters. The stack's hash, or 0
- * when the allocation was lost (and counted as such).
+ * Walks the stack and adds one allocation of `size` to its counters. `ra` is the return
+ * address read at `slot`, the probe site's. The stack's hash, or 0 when the allocation was
+ * lost (and counted as such).
  */
-static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 size,
-				    __u64 w_objects, __u64 w_bytes)
+static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 slot,
+				    __u64 size, __u64 w_objects, __u64 w_bytes)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ap_count_key key = {
@@ -117,36 +121,22 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 		.proc.image = image_of(task),
 	};
 	struct ap_count *c;
+	struct walk_buf *b;
 	struct ap_stack *s;
 	__u32 nr;
 	__u64 h;
-	long n;
 
-	s = bpf_task_storage_get(&stack_buf, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s) {
+	/* The walk is verified once, on its own: it leaves the stack in stack_buf. */
+	if (walk_user_stack(ctx, ra, slot) || !(b = bpf_task_storage_get(&stack_buf, task, 0, 0))) {
 		STAT_INC(st, AP_STAT_NO_THREAD);
 		return 0;
 	}
-	/*
-	 * Frame 0 of the kernel's walk is the probe site itself and the frame-pointer chain
-	 * starts in the caller's frame, so the caller is missing: put the return address read
-	 * from the stack in place of frame 0.
-	 */
-	n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), BPF_F_USER_STACK);
-	if (n <= 0) {
-		STAT_INC(st, AP_STAT_STACK_FAIL);
-		nr = 1;
-	} else {
-		nr = n / sizeof(__u64);
-		if (nr >= AP_MAX_FRAMES) {
-			nr = AP_MAX_FRAMES;
-			STAT_INC(st, AP_STAT_STACK_TRUNC);
-		}
-	}
-	s->ip[0] = ra;
-	s->nr = nr;
+	s = &b->s;
+	nr = s->nr;
+	if (nr > AP_MAX_FRAMES)
+		nr = AP_MAX_FRAMES;
 
-	h = nr * 0x9e3779b97f4a7c15ull;
+	h = (nr | (__u64)s->end << 32) * 0x9e3779b97f4a7c15ull;
 	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
 		if (i >= nr)
 			break;

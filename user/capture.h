@@ -35,10 +35,11 @@ struct watched {
 
 struct watch;
 struct notes;
+struct unwind;
 
 /*
  * What the three files share. Each piece has one owner: record.c creates and frees the BPF
- * object, the attacher, the address spaces and the notes, and alone writes the times; the
+ * object, the attacher, the address spaces, the unwind tables and the notes, and alone writes the times; the
  * processes watched are watch.c's (struct watch); the notes' text is report.c's.
  */
 struct capture {
@@ -46,6 +47,7 @@ struct capture {
 	struct allocprof_bpf *skel;
 	struct attacher *att;
 	struct addrspaces *as;
+	struct unwind *unwind;	    /* unwind.c; NULL with --stacks fp */
 	struct watch *watch;	    /* watch.c */
 	struct notes *notes;	    /* report.c: lines for the profile's comments */
 	struct placement placement; /* how every plan's probe sites are chosen */
@@ -92,6 +94,8 @@ size_t watch__probes(const struct watch *w);
 struct notes *notes__new(void);
 void notes__free(struct notes *n);
 /* A line for the profile's comments (said once, however often it is added). */
+/* How stacks were walked (--stacks) and what the unwind tables took, as notes. */
+void report_unwind(struct capture *c);
 void report_note(struct capture *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void report_prog_time(const struct capture *c);
 void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,

@@ -50,6 +50,12 @@ void record_usage(FILE *f)
 	      "                           10, 0: none)\n"
 	      "  -q, --quiet              print nothing but errors and warnings\n"
 	      "      --max-stacks N       distinct stacks kept in the kernel (default 16384)\n"
+	      "      --stacks MODE        how stacks are walked: auto (default: the unwind\n"
+	      "                           information of each file, .eh_frame, and frame\n"
+	      "                           pointers where a file has none), cfi (unwind\n"
+	      "                           information only), fp (frame pointers only)\n"
+	      "      --max-cfi-rows N     unwind-table rows kept in the kernel for all files\n"
+	      "                           together (default 2097152, 8 bytes each)\n"
 	      "      --probe-at-entry     probe every function at its first instruction instead\n"
 	      "                           of the first one the kernel emulates (slower)\n"
 	      "  -v, --verbose            more detail (-vv: also libbpf's own messages)\n"
@@ -134,6 +140,8 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		OPT_MAX_LIVE,
 		OPT_PROBE_AT_ENTRY,
 		OPT_MODE,
+		OPT_STACKS,
+		OPT_MAX_CFI_ROWS,
 	};
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -149,6 +157,8 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		{ "alloc-only", no_argument, NULL, OPT_ALLOC_ONLY },
 		{ "max-live", required_argument, NULL, OPT_MAX_LIVE },
 		{ "probe-at-entry", no_argument, NULL, OPT_PROBE_AT_ENTRY },
+		{ "stacks", required_argument, NULL, OPT_STACKS },
+		{ "max-cfi-rows", required_argument, NULL, OPT_MAX_CFI_ROWS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -162,6 +172,8 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		.max_stacks = DEFAULT_MAX_STACKS,
 		.max_live = DEFAULT_MAX_LIVE,
 		.mode = -1,
+		.stacks = AP_STACKS_AUTO,
+		.max_cfi_rows = DEFAULT_MAX_CFI_ROWS,
 	};
 	optind = 0; /* 0, not 1: glibc then forgets a cluster left over from an earlier parse */
 	opterr = 0;
@@ -236,6 +248,22 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 			break;
 		case OPT_PROBE_AT_ENTRY:
 			o->probe_at_entry = true;
+			break;
+		case OPT_STACKS:
+			if (!strcmp(optarg, "auto"))
+				o->stacks = AP_STACKS_AUTO;
+			else if (!strcmp(optarg, "cfi"))
+				o->stacks = AP_STACKS_CFI;
+			else if (!strcmp(optarg, "fp"))
+				o->stacks = AP_STACKS_FP;
+			else
+				return bad("bad --stacks '%s': expected auto, cfi or fp", optarg);
+			break;
+		case OPT_MAX_CFI_ROWS:
+			if (parse_u64(optarg, 1024, AP_CFI_MAX_ROWS, &o->max_cfi_rows))
+				return bad("bad --max-cfi-rows '%s': expected a number from 1024 to "
+					   "16777216",
+					   optarg);
 			break;
 		case 'v':
 			verbose++;

@@ -14,6 +14,7 @@
 #define DEFAULT_SAMPLE_BYTES (512 * 1024)
 #define DEFAULT_MAX_STACKS   16384
 #define DEFAULT_MAX_LIVE     262144
+#define DEFAULT_MAX_CFI_ROWS (1u << 21)
 
 struct record_opts {
 	pid_t *pids;
@@ -31,6 +32,8 @@ struct record_opts {
 	bool alloc_only;   /* no in-use tracking: no free or return probes */
 	uint64_t max_live; /* blocks tracked for in-use at once */
 	bool probe_at_entry;
+	int stacks;		/* enum ap_stack_mode (--stacks) */
+	uint64_t max_cfi_rows;	/* unwind-table rows kept in the kernel, for every file */
 };
 
 /* 0 when the options are good, -1 after --help, else 2 with the reason printed. */

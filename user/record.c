@@ -18,6 +18,7 @@
 #include "sampling.h"
 #include "symbolize.h"
 #include "top.h"
+#include "unwind.h"
 #include "util.h"
 
 #include <bpf/bpf.h>
@@ -68,8 +69,16 @@ static const char *default_output(char *buf, size_t len)
 
 static int on_event(void *ctx, void *data, size_t len)
 {
-	if (len >= sizeof(struct ap_event))
-		watch_event(ctx, data);
+	struct capture *c = ctx;
+	const struct ap_event *ev = data;
+
+	if (len >= sizeof(struct ap_event_file) && ev->kind == AP_EV_WANT_TABLE) {
+		const struct ap_event_file *ef = data;
+
+		unwind__want(c->unwind, (pid_t)ef->proc.pid, ef->ip, &ef->file);
+	} else if (len >= sizeof(struct ap_event)) {
+		watch_event(c, ev);
+	}
 	return 0;
 }
 
@@ -95,6 +104,10 @@ static int open_bpf(struct run *r)
 	s->rodata->exact = c->o.exact;
 	s->rodata->sample_bytes = c->o.exact ? 1 : c->o.sample_bytes;
 	s->rodata->track_live = !c->o.alloc_only;
+	s->rodata->stack_mode = (__u32)c->o.stacks;
+	/* The row pool is taken whole at load: nothing of it with frame pointers only. */
+	bpf_map__set_max_entries(s->maps.cfi_rows,
+				 c->o.stacks == AP_STACKS_FP ? 1 : (__u32)c->o.max_cfi_rows);
 	for (size_t i = 0; i < alloc_fns_nr; i++)
 		if (alloc_fns[i].throws)
 			s->rodata->throwing_fns |= 1ull << i;
@@ -143,6 +156,11 @@ static int open_bpf(struct run *r)
 		return err;
 	}
 	c->skel = s;
+	if (c->o.stacks != AP_STACKS_FP) {
+		c->unwind = unwind__new(s);
+		if (!c->unwind)
+			return -ENOMEM; /* said, and the object is freed with the capture */
+	}
 	if (c->o.alloc_only)
 		progs.alloc = s->progs.on_alloc;
 	else if (c->sessions)
@@ -313,6 +331,7 @@ static int finish(struct run *r)
 	watch_stop_following(c);
 	ring_buffer__consume(r->events);
 	watch_finish(c);
+	report_unwind(c);
 
 	collect_read_stats(maps.stats_fd, &st.bpf);
 	p = profile__new(&meta);
@@ -408,6 +427,7 @@ static void cleanup(struct run *r)
 	struct capture *c = &r->c;
 
 	attacher__free(c->att);
+	unwind__free(c->unwind); /* its worker, before the maps it writes */
 	watch__free(c->watch); /* its links before the BPF object they belong to */
 	ring_buffer__free(r->events);
 	allocprof_bpf__destroy(c->skel);

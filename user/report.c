@@ -10,6 +10,7 @@
 #include "collect.h"
 #include "profile.h"
 #include "record.h"
+#include "unwind.h"
 #include "util.h"
 
 #include <bpf/bpf.h>
@@ -54,6 +55,36 @@ void report_note(struct capture *c, const char *fmt, ...)
 			return;
 	grow((void **)&n->line, &n->cap, n->n + 1, sizeof(*n->line));
 	n->line[n->n++] = xstrdup(buf);
+}
+
+void report_unwind(struct capture *c)
+{
+	static const char *const modes[] = { [AP_STACKS_FP] = "frame pointers",
+					      [AP_STACKS_AUTO] = "unwind tables (CFI), frame pointers "
+								 "where a file has none",
+					      [AP_STACKS_CFI] = "unwind tables (CFI) only" };
+	struct unwind_summary u;
+
+	report_note(c, "stacks: %s", modes[c->o.stacks]);
+	if (!c->unwind)
+		return;
+	unwind__summary(c->unwind, &u);
+	report_note(c, "unwind tables: %zu files (%zu shared by build-id), %llu of %llu rows "
+		    "(%.1f MiB), built in %.0f ms",
+		    u.files, u.shared, (unsigned long long)u.rows, (unsigned long long)u.pool,
+		    (double)u.rows * sizeof(struct ap_cfi_row) / (1 << 20), u.build_ms);
+	if (u.failed)
+		report_note(c, "unwind tables that could not be built: %zu (first: %s)", u.failed,
+			    u.first_failure);
+	if (u.pool_full) {
+		ap_warn("%zu unwind tables did not fit in --max-cfi-rows %llu: their frames were "
+			"walked by frame pointer",
+			u.pool_full, (unsigned long long)u.pool);
+		report_note(c, "unwind tables that did not fit (raise --max-cfi-rows): %zu",
+			    u.pool_full);
+	}
+	if (u.pending)
+		report_note(c, "unwind tables still being built at the end: %zu", u.pending);
 }
 
 static void prog_time(const char *what, const struct bpf_program *prog)

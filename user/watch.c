@@ -14,6 +14,7 @@
 #include "hashmap.h"
 #include "linkmap.h"
 #include "procmaps.h"
+#include "unwind.h"
 #include "util.h"
 
 #include <bpf/bpf.h>
@@ -255,6 +256,7 @@ int watch_pids(struct capture *c)
 			break;
 		add_watched(c, c->o.pids[i], EXIT_BY_PIDFD);
 		addrspaces__snapshot(c->as, c->o.pids[i]);
+		unwind__prime(c->unwind, c->o.pids[i]);
 		if (rtld[i])
 			watch_linker(c, c->o.pids[i], rtld[i]);
 		attached++;
@@ -395,6 +397,13 @@ int watch_command(struct capture *c)
 	err = plan_for_command(c, elf_path, interp, &plan);
 	if (err)
 		goto out;
+	/* Its first stacks are whole: the tables of what it starts with are built meanwhile. */
+	unwind__prime_file(c->unwind, elf_path);
+	if (interp)
+		unwind__prime_file(c->unwind, interp);
+	for (size_t i = 0; i < plan.nlibs; i++)
+		unwind__prime_file(c->unwind, plan.libs[i].open_path ? plan.libs[i].open_path
+								     : plan.libs[i].path);
 	err = child_spawn(c->o.cmd, path, &c->nofile, &c->watch->child);
 	if (err) {
 		ap_err("cannot start '%s': %s", c->o.cmd[0], strerror(-err));
@@ -418,6 +427,7 @@ int watch_command(struct capture *c)
 	if (interp)
 		watch_linker(c, c->watch->child.pid, interp);
 	add_watched(c, c->watch->child.pid, EXIT_BY_SIGCHLD);
+	unwind__settle(c->unwind);
 	err = child_release(&c->watch->child);
 	if (err) {
 		ap_err("cannot run '%s': %s", c->o.cmd[0], strerror(-err));
@@ -427,8 +437,10 @@ int watch_command(struct capture *c)
 	proc_read_exe(c->watch->child.pid, c->watch->w[c->watch->nw - 1].exe,
 		      sizeof(c->watch->w[0].exe));
 	/* A static program's mappings are all there now; a dynamic one's come with its event. */
-	if (!interp)
+	if (!interp) {
 		addrspaces__snapshot(c->as, c->watch->child.pid);
+		unwind__prime(c->unwind, c->watch->child.pid);
+	}
 out:
 	alloc_plan__free(&plan);
 	elf_file__free(ef);
@@ -571,6 +583,7 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 			    w->exe);
 	}
 	addrspaces__snapshot(c->as, w->pid);
+	unwind__prime(c->unwind, w->pid);
 	if (added)
 		report_note(c,
 			    "pid %d (%s): %zu probes attached after it started running: its "

@@ -1,0 +1,350 @@
+/*
+ * The unwind tables in the kernel (see unwind.h). The event loop only queues requests; the
+ * worker thread resolves each to a file, builds its rows (cfi.c), copies them into the row
+ * pool (a BPF array mapped here) and then publishes the file's run in cfi_files, so a walk
+ * never sees a run whose rows are not all in place. The pool is only appended to during a
+ * capture: what a table takes is known when it is built, and a table that does not fit is
+ * counted (its frames are walked by frame pointer).
+ */
+#include "unwind.h"
+#include "allocprof.skel.h"
+#include "cfi.h"
+#include "elffile.h"
+#include "procmaps.h"
+#include "util.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+/* A file to build: mapped at ip in pid, or (pid 0) the file at path. */
+struct request {
+	struct ap_file_key key;
+	pid_t pid;
+	uint64_t ip;
+	char *path;
+};
+
+/* A table built: where its rows are, under its build-id. */
+struct built {
+	char build_id[64];
+	struct ap_cfi_file run;
+};
+
+struct unwind {
+	int files_fd, wanted_fd;
+	struct ap_cfi_row *pool;
+	size_t pool_bytes;
+	uint32_t cap, used;
+
+	pthread_t worker;
+	bool started;
+	pthread_mutex_t mu; /* everything below */
+	pthread_cond_t cv;
+	bool stop, busy;
+	struct request *q;
+	size_t nq, qcap;
+	struct built *built;
+	size_t nbuilt, built_cap;
+	struct unwind_summary sum;
+};
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* The run of a build-id already in the pool; called with mu held. */
+static const struct built *built_find(const struct unwind *u, const char *build_id)
+{
+	if (!*build_id)
+		return NULL;
+	for (size_t i = 0; i < u->nbuilt; i++)
+		if (!strcmp(u->built[i].build_id, build_id))
+			return &u->built[i];
+	return NULL;
+}
+
+static void fail(struct unwind *u, const char *name, const char *why)
+{
+	pthread_mutex_lock(&u->mu);
+	u->sum.failed++;
+	if (!u->sum.first_failure[0])
+		snprintf(u->sum.first_failure, sizeof(u->sum.first_failure), "%s: %s", name, why);
+	pthread_mutex_unlock(&u->mu);
+	ap_info("no unwind table for %s: %s", name, why);
+}
+
+static void publish(struct unwind *u, const struct ap_file_key *key, const struct ap_cfi_file *run)
+{
+	/* The syscall orders the rows' stores before the run becomes visible. */
+	if (bpf_map_update_elem(u->files_fd, key, run, BPF_ANY))
+		ap_info("unwind table not published: %s", strerror(errno));
+}
+
+/* Resolves, builds and publishes one request. */
+static void build_one(struct unwind *u, const struct request *r)
+{
+	struct proc_maps maps = {};
+	const struct map_entry *e;
+	struct cfi_table *t = NULL;
+	struct elf_file *ef;
+	struct ap_cfi_file run;
+	const struct built *b;
+	char build_id[64] = "", err[256] = "", *path = NULL, *fpath;
+	const char *name;
+	uint64_t t0 = now_ns();
+	int fd, ret;
+
+	if (r->path) {
+		fpath = xstrdup(r->path);
+		path = xstrdup(r->path);
+	} else {
+		char what[64];
+
+		snprintf(what, sizeof(what), "a file of pid %d", (int)r->pid);
+		if (proc_maps__read(r->pid, &maps)) {
+			fail(u, what, "the process exited before its table was built");
+			return;
+		}
+		e = proc_maps__find(&maps, r->ip);
+		if (!e || !map_entry__has_file(e)) {
+			fail(u, what, "no longer mapped where it was seen");
+			goto out;
+		}
+		fpath = map_entry__file_path(e);
+		path = proc_mapped_path(r->pid, e);
+	}
+	name = base_name(fpath);
+	ef = path ? elf_file__open(path) : NULL;
+	if (!ef) {
+		fail(u, name, errno == ENOEXEC ? "not an ELF file" : strerror(errno));
+		free(fpath);
+		goto out;
+	}
+	snprintf(build_id, sizeof(build_id), "%s", elf_file__build_id(ef));
+	elf_file__free(ef);
+
+	pthread_mutex_lock(&u->mu);
+	b = built_find(u, build_id);
+	if (b) {
+		run = b->run;
+		u->sum.files++;
+		u->sum.shared++;
+		pthread_mutex_unlock(&u->mu);
+		publish(u, &r->key, &run);
+		ap_info("unwind table for %s: %u rows (shared, same build-id)", name, run.nr);
+		free(fpath);
+		goto out;
+	}
+	pthread_mutex_unlock(&u->mu);
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ret = fd < 0 ? -errno : cfi_table__build(fd, &t, err, sizeof(err));
+	if (fd >= 0)
+		close(fd);
+	if (ret) {
+		fail(u, name, *err ? err : strerror(-ret));
+		free(fpath);
+		goto out;
+	}
+	pthread_mutex_lock(&u->mu);
+	u->sum.build_ms += (double)(now_ns() - t0) / 1e6;
+	if (t->nr > u->cap - u->used) {
+		u->sum.pool_full++;
+		pthread_mutex_unlock(&u->mu);
+		ap_info("no unwind table for %s: its %zu rows do not fit in the %u left (raise "
+			"--max-cfi-rows)",
+			name, t->nr, u->cap - u->used);
+		cfi_table__free(t);
+		free(fpath);
+		goto out;
+	}
+	run = (struct ap_cfi_file){ .first = u->used, .nr = (uint32_t)t->nr };
+	u->used += (uint32_t)t->nr;
+	pthread_mutex_unlock(&u->mu);
+
+	/* Only this thread writes the pool, and only past the runs already published. */
+	memcpy(u->pool + run.first, t->rows, t->nr * sizeof(*t->rows));
+	publish(u, &r->key, &run);
+
+	pthread_mutex_lock(&u->mu);
+	u->sum.files++;
+	u->sum.rows += t->nr;
+	if (*build_id) {
+		grow((void **)&u->built, &u->built_cap, u->nbuilt + 1, sizeof(*u->built));
+		snprintf(u->built[u->nbuilt].build_id, sizeof(u->built[0].build_id), "%s", build_id);
+		u->built[u->nbuilt++].run = run;
+	}
+	pthread_mutex_unlock(&u->mu);
+	ap_info("unwind table for %s: %zu rows in %.1f ms", name, t->nr,
+		(double)(now_ns() - t0) / 1e6);
+	cfi_table__free(t);
+	free(fpath);
+out:
+	free(path);
+	proc_maps__free(&maps);
+}
+
+static void *worker(void *arg)
+{
+	struct unwind *u = arg;
+
+	pthread_mutex_lock(&u->mu);
+	for (;;) {
+		struct request r;
+
+		while (!u->nq && !u->stop)
+			pthread_cond_wait(&u->cv, &u->mu);
+		if (u->stop)
+			break;
+		r = u->q[0];
+		u->busy = true;
+		memmove(u->q, u->q + 1, (u->nq - 1) * sizeof(*u->q));
+		u->nq--;
+		pthread_mutex_unlock(&u->mu);
+		build_one(u, &r);
+		free(r.path);
+		pthread_mutex_lock(&u->mu);
+		u->busy = false;
+		pthread_cond_broadcast(&u->cv);
+	}
+	pthread_mutex_unlock(&u->mu);
+	return NULL;
+}
+
+struct unwind *unwind__new(struct allocprof_bpf *skel)
+{
+	struct unwind *u = xcalloc(1, sizeof(*u));
+	int rows_fd = bpf_map__fd(skel->maps.cfi_rows);
+	long page = sysconf(_SC_PAGESIZE);
+	int err;
+
+	u->cap = bpf_map__max_entries(skel->maps.cfi_rows);
+	u->files_fd = bpf_map__fd(skel->maps.cfi_files);
+	u->wanted_fd = bpf_map__fd(skel->maps.cfi_wanted);
+	u->pool_bytes = ((size_t)u->cap * sizeof(struct ap_cfi_row) + (size_t)page - 1) &
+			~((size_t)page - 1);
+	u->pool = mmap(NULL, u->pool_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, rows_fd, 0);
+	if (u->pool == MAP_FAILED) {
+		ap_err("cannot map the unwind-table pool: %s", strerror(errno));
+		free(u);
+		return NULL;
+	}
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, NULL);
+	err = pthread_create(&u->worker, NULL, worker, u);
+	if (err) {
+		ap_err("cannot start the unwind-table worker: %s", strerror(err));
+		munmap(u->pool, u->pool_bytes);
+		free(u);
+		return NULL;
+	}
+	u->started = true;
+	return u;
+}
+
+void unwind__free(struct unwind *u)
+{
+	if (!u)
+		return;
+	if (u->started) {
+		pthread_mutex_lock(&u->mu);
+		u->stop = true;
+		pthread_cond_signal(&u->cv);
+		pthread_mutex_unlock(&u->mu);
+		pthread_join(u->worker, NULL);
+	}
+	munmap(u->pool, u->pool_bytes);
+	for (size_t i = 0; i < u->nq; i++)
+		free(u->q[i].path);
+	free(u->q);
+	free(u->built);
+	free(u);
+}
+
+static void enqueue(struct unwind *u, pid_t pid, uint64_t ip, const struct ap_file_key *key,
+		    const char *path)
+{
+	pthread_mutex_lock(&u->mu);
+	grow((void **)&u->q, &u->qcap, u->nq + 1, sizeof(*u->q));
+	u->q[u->nq++] = (struct request){
+		.key = *key, .pid = pid, .ip = ip, .path = path ? xstrdup(path) : NULL
+	};
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+}
+
+void unwind__want(struct unwind *u, pid_t pid, uint64_t ip, const struct ap_file_key *file)
+{
+	if (u)
+		enqueue(u, pid, ip, file, NULL);
+}
+
+void unwind__prime(struct unwind *u, pid_t pid)
+{
+	struct proc_maps maps = {};
+	__u8 one = 1;
+
+	if (!u || proc_maps__read(pid, &maps))
+		return;
+	for (size_t i = 0; i < maps.n; i++) {
+		const struct map_entry *e = &maps.e[i];
+		struct ap_file_key key = { .ino = e->ino, .dev = (__u32)e->dev };
+
+		if (!e->exec || !map_entry__has_file(e) || e->path[0] == '[')
+			continue;
+		/* The walk asks for what is not here; a file asked for already is on its way. */
+		if (bpf_map_update_elem(u->wanted_fd, &key, &one, BPF_NOEXIST))
+			continue;
+		enqueue(u, pid, e->start, &key, NULL);
+	}
+	proc_maps__free(&maps);
+}
+
+void unwind__prime_file(struct unwind *u, const char *path)
+{
+	struct ap_file_key key = {};
+	struct stat st;
+	__u8 one = 1;
+
+	if (!u || !path || stat(path, &st))
+		return;
+	key.ino = st.st_ino;
+	key.dev = (__u32)DEV_ID(major(st.st_dev), minor(st.st_dev));
+	if (bpf_map_update_elem(u->wanted_fd, &key, &one, BPF_NOEXIST))
+		return;
+	enqueue(u, 0, 0, &key, path);
+}
+
+void unwind__settle(struct unwind *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->mu);
+	while ((u->nq || u->busy) && !u->stop)
+		pthread_cond_wait(&u->cv, &u->mu);
+	pthread_mutex_unlock(&u->mu);
+}
+
+void unwind__summary(struct unwind *u, struct unwind_summary *out)
+{
+	pthread_mutex_lock(&u->mu);
+	*out = u->sum;
+	out->pending = u->nq;
+	out->pool = u->cap;
+	out->rows = u->used;
+	pthread_mutex_unlock(&u->mu);
+}
