@@ -378,22 +378,23 @@ TEST(cfi_non_pie)
 }
 
 /* Without unwind tables GCC writes .debug_frame: it fills in what .eh_frame (crt's) lacks. */
-TEST(cfi_debug_frame)
+static bool check_debug_frame(const char *tmp, const char *flags)
 {
-	uint64_t body;
-	char path[PATH_MAX];
+	char path[PATH_MAX], all[512];
 	struct cfi_table *t;
 	struct elf_file *ef;
 	struct elf_sym s;
+	uint64_t body;
 
-	TRY(compile(tmp, "prog", prog_src,
-		    "-O2 -g -fno-omit-frame-pointer -fcf-protection=none "
-		    "-fno-asynchronous-unwind-tables -fno-unwind-tables",
-		    path, sizeof(path)));
+	snprintf(all, sizeof(all),
+		 "-O2 -g -fno-omit-frame-pointer -fcf-protection=none "
+		 "-fno-asynchronous-unwind-tables -fno-unwind-tables %s",
+		 flags);
+	TRY(compile(tmp, "prog", prog_src, all, path, sizeof(path)));
 	TRY(build(path, &t));
 	ef = elf_file__open(path);
 	CHECK(ef, "elf_file__open: %s", strerror(errno));
-	CHECK(t->debug_frame, ".debug_frame not used");
+	CHECK(t->debug_frame, "%s: .debug_frame not used", flags);
 	TRY(check_common(path, ef, t));
 	TRY(sym(ef, "framed", &s));
 	TRY(after_frame_setup(ef, &s, &body));
@@ -402,6 +403,12 @@ TEST(cfi_debug_frame)
 	elf_file__free(ef);
 	cfi_table__free(t);
 	return true;
+}
+
+TEST(cfi_debug_frame)
+{
+	TRY(check_debug_frame(tmp, ""));
+	return check_debug_frame(tmp, "-gz=zlib"); /* a compressed .debug_frame */
 }
 
 TEST(cfi_errors)
@@ -444,6 +451,15 @@ TEST(cfi_errors)
 	close(fd);
 	CHECK_INT(ret, -ENOENT);
 	CHECK_STR(err, "no .eh_frame or .debug_frame");
+
+	/* .eh_frame without the search table that lists its FDEs. */
+	TRY(compile(tmp, "nohdr", prog_src, "-O2 -Wl,--no-eh-frame-hdr", path, sizeof(path)));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ret = cfi_table__build(fd, &t, err, sizeof(err));
+	close(fd);
+	CHECK_INT(ret, -ENOENT);
+	CHECK_STR(err, ".eh_frame has no .eh_frame_hdr");
+	CHECK(!t, "table on failure");
 	return true;
 }
 
