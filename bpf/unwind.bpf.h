@@ -328,10 +328,12 @@ static int cfi_step(__u32 i, void *data)
 		      (((w->ip - 1) & 15) >= (__u64)AP_CFI_RBP(rule) ? 8 : 0);
 	} else if (kind == AP_CFI_NONE) {
 		/* No CFI here: JIT code, a file without a table. One frame-pointer step. */
+		__u32 why = w->vm_file && !w->have_tab ? AP_END_NO_TABLE : AP_END_NO_CFI;
+
 		if (stack_mode == AP_STACKS_CFI && w->vm_file)
 			return walk_end(w, AP_END_NO_CFI);
 		if (w->bp_lost || !w->bp || (w->bp & 7))
-			return walk_end(w, AP_END_NO_CFI);
+			return walk_end(w, why);
 		STAT_INC(c->st, AP_STAT_FP_STEPS);
 		cfa = w->bp + 16;
 		if (bpf_probe_read_user(&bp, sizeof(bp), (void *)w->bp))

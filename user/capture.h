@@ -101,5 +101,9 @@ void report_prog_time(const struct capture *c);
 void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,
 		     uint64_t duration);
 void report_losses(const struct collect_stats *st);
+/* The comments on how the stacks' walks ended, by weight (report_comments writes them). */
+void report_stack_shape(struct profile *p, const struct collect_stats *st);
+/* On stderr, when most of the weight is in stacks of one or two frames that ended early. */
+void report_shallow(const struct collect_stats *st, int stacks);
 
 #endif

@@ -351,6 +351,13 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 		}
 		st->objects += (double)values[VALUE_ALLOC_OBJECTS];
 		st->bytes += (double)values[VALUE_ALLOC_SPACE];
+		if (stack) {
+			__u32 end = stack->end < AP_END_NR ? stack->end : AP_END_FP;
+
+			st->end_bytes[end] += (double)values[VALUE_ALLOC_SPACE];
+			if (end != AP_END_ROOT && nlocs <= 2)
+				st->shallow_bytes += (double)values[VALUE_ALLOC_SPACE];
+		}
 		if (cm->live_fd >= 0) {
 			st->inuse_objects += (double)values[VALUE_INUSE_OBJECTS];
 			st->inuse_bytes += (double)values[VALUE_INUSE_SPACE];

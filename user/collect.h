@@ -48,6 +48,9 @@ struct collect_stats {
 	uint64_t live_blocks;		   /* blocks still tracked as in use at the end */
 	uint64_t live_orphans;		   /* of those, without a counter: not in the profile */
 	double inuse_objects, inuse_bytes; /* totals written */
+	/* alloc_space written, by how its stack's walk ended (enum ap_stack_end) */
+	double end_bytes[AP_END_NR];
+	double shallow_bytes; /* in stacks of 1-2 frames that did not reach a thread's root */
 };
 
 /*

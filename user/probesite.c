@@ -127,6 +127,12 @@ static void choose(const uint8_t *code, size_t size, unsigned int args, bool kee
 				 in.name, (unsigned long long)off);
 			return;
 		}
+		/* The stack walk takes the caller's %rbp from the register at the site. */
+		if (in.writes & X86_REG(X86_RBP)) {
+			at_entry(out, first, "%%rbp written by '%s' at +%llu", in.name,
+				 (unsigned long long)off);
+			return;
+		}
 		if (in.writes & X86_REG(X86_RSP)) {
 			if (keep_sp) {
 				at_entry(out, first,

@@ -293,6 +293,7 @@ static void summarize(struct run *r, struct profile *p, const struct collect_sta
 			fmt_bytes(st->inuse_bytes, b1, sizeof(b1)));
 	if (r->c.o.top && st->samples)
 		top_print(stderr, m, top_sample_index(m, "alloc_space"), r->c.o.top);
+	report_shallow(st, r->c.o.stacks);
 }
 
 static int finish(struct run *r)

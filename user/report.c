@@ -254,6 +254,59 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 	if (st->stacks_missing)
 		profile__add_comment(p, "counters whose stack was missing: %llu",
 				     (unsigned long long)st->stacks_missing);
+	report_stack_shape(p, st);
+}
+
+/* How a stack's walk ended, as the stack-shape lines say it. */
+static const char *const end_texts[AP_END_NR] = {
+	[AP_END_FP] = "walked by frame pointer (code built without them ends it early)",
+	[AP_END_ROOT] = "reached a thread's first frame",
+	[AP_END_NOT_CODE] = "a return address outside executable code",
+	[AP_END_NO_CFI] = "code without unwind information or frame pointer",
+	[AP_END_NO_TABLE] = "a file whose unwind table was not built yet",
+	[AP_END_UNSUPPORTED] = "an unwind rule allocprof cannot follow",
+	[AP_END_SIGNAL] = "a signal frame",
+	[AP_END_READ_FAULT] = "stack memory unreadable",
+	[AP_END_DEPTH] = "127 frames",
+	[AP_END_VMA_BUSY] = "the address space busy",
+	[AP_END_RBP_LOST] = "%rbp not recoverable",
+};
+
+void report_stack_shape(struct profile *p, const struct collect_stats *st)
+{
+	char line[1024];
+	size_t len = 0;
+
+	if (st->bytes <= 0)
+		return;
+	len += (size_t)snprintf(line, sizeof(line), "stack ends by weight:");
+	for (int e = 0; e < AP_END_NR && len < sizeof(line); e++) {
+		if (st->end_bytes[e] <= 0)
+			continue;
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s %s %.1f%%",
+					len > strlen("stack ends by weight:") ? ";" : "",
+					end_texts[e], 100.0 * st->end_bytes[e] / st->bytes);
+	}
+	profile__add_comment(p, "%s", line);
+	profile__add_comment(p, "weight in stacks of one or two frames that end early: %.1f%%",
+			     100.0 * st->shallow_bytes / st->bytes);
+}
+
+void report_shallow(const struct collect_stats *st, int stacks)
+{
+	int worst = -1;
+
+	if (st->bytes <= 0 || st->shallow_bytes < st->bytes / 2)
+		return;
+	for (int e = 0; e < AP_END_NR; e++)
+		if (e != AP_END_ROOT && (worst < 0 || st->end_bytes[e] > st->end_bytes[worst]))
+			worst = e;
+	fprintf(stderr,
+		"allocprof: note: %.0f%% of the weight is in stacks of one or two frames that end "
+		"before a thread's first frame, mostly at %s%s\n",
+		100.0 * st->shallow_bytes / st->bytes, end_texts[worst],
+		stacks == AP_STACKS_FP ? "; --stacks auto unwinds code built without frame pointers"
+				       : "");
 }
 
 void report_losses(const struct collect_stats *st)
