@@ -33,6 +33,15 @@
  * held there multiply the states it explores (seconds of load time); in a map value they are
  * just numbers.
  */
+/* A mapping the thread's walks found, kept for its next walks (see in_code). */
+struct vma_seen {
+	__u64 start, end, off;
+	struct ap_file_key key;
+	__u32 exec, file;
+};
+
+#define AP_VMA_CACHE 8
+
 struct walk {
 	__u64 ip, sp, bp; /* the frame being unwound: ip is its return address into it */
 	__u64 tramp;	  /* the uretprobe trampoline's address, 0 if none */
@@ -40,12 +49,13 @@ struct walk {
 	__u32 end;	  /* enum ap_stack_end, once the walk ended */
 	__u32 bp_lost;
 	/* The mapping of the last frame looked up. */
-	__u32 vm_known, vm_exec, vm_file, have_tab;
-	__u32 pad;
-	__u64 vm_start, vm_end, vm_off;
-	struct ap_file_key key;
+	__u32 vm_known, have_tab;
+	__u32 seen_next; /* the entry of `seen` the next new mapping replaces */
+	struct vma_seen vm;
 	/* Its file's rows, when it has a table. */
 	struct ap_cfi_file tab;
+	/* The mappings this thread's walks met last, across walks. */
+	struct vma_seen seen[AP_VMA_CACHE];
 };
 
 struct walk_buf {
@@ -68,14 +78,9 @@ struct walk_ctx {
 	struct task_struct *task;
 };
 
-struct vma_out {
-	__u64 start, end, off, ino;
-	__u32 dev, exec, file, pad;
-};
-
 static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, void *data)
 {
-	struct vma_out *o = data;
+	struct vma_seen *o = data;
 	struct file *f = vma->vm_file;
 
 	o->start = vma->vm_start;
@@ -84,41 +89,49 @@ static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, void 
 	o->exec = !!(vma->vm_flags & VM_EXEC);
 	o->file = !!f;
 	if (f) {
-		o->ino = f->f_inode->i_ino;
-		o->dev = f->f_inode->i_sb->s_dev;
+		o->key.ino = f->f_inode->i_ino;
+		o->key.dev = f->f_inode->i_sb->s_dev;
 	}
 	return 0;
 }
 
 /*
- * Is ip in executable code? Looks its mapping up unless it is the last one's. When the
- * address space is busy (its lock taken) the walk cannot tell, and ends.
+ * Is ip in executable code? Its mapping is the last frame's, one this thread's walks met
+ * recently, or looked up (bpf_find_vma). The lookup needs the address space's lock, which
+ * fails while another thread maps or protects memory (glibc's arenas grow that way), so the
+ * mappings found are kept per thread: a thread's stacks go through the same few files. A
+ * mapping kept could have been replaced since (a library unloaded, another loaded at its
+ * address): the walk then reads that frame with the wrong rules, ends early, and says so.
+ * When the lock cannot be had and nothing is kept, the walk ends.
  */
 static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 {
 	struct walk *w = &c->b->w;
-	struct vma_out o = {};
+	struct vma_seen o = {};
 	long err;
 
-	if (w->vm_known && ip >= w->vm_start && ip < w->vm_end)
-		return w->vm_exec;
+	if (w->vm_known && ip >= w->vm.start && ip < w->vm.end)
+		return w->vm.exec;
 	w->vm_known = 0;
 	w->have_tab = 0;
+	for (int k = 0; k < AP_VMA_CACHE; k++) {
+		if (ip >= w->seen[k].start && ip < w->seen[k].end) {
+			w->vm = w->seen[k];
+			w->vm_known = 1;
+			goto found;
+		}
+	}
 	err = bpf_find_vma(c->task, ip, walk_vma, &o, 0);
 	if (err) {
 		w->end = err == -EBUSY ? AP_END_VMA_BUSY : AP_END_NOT_CODE;
 		return false;
 	}
+	w->vm = o;
 	w->vm_known = 1;
-	w->vm_start = o.start;
-	w->vm_end = o.end;
-	w->vm_off = o.off;
-	w->vm_exec = o.exec;
-	w->vm_file = o.file;
-	w->key.ino = o.ino;
-	w->key.dev = o.dev;
-	w->key.pad = 0;
-	if (!o.exec) {
+	w->seen[w->seen_next & (AP_VMA_CACHE - 1)] = o;
+	w->seen_next++;
+found:
+	if (!w->vm.exec) {
 		w->end = AP_END_NOT_CODE;
 		return false;
 	}
@@ -208,7 +221,7 @@ static __always_inline void want_table(struct walk_ctx *c, __u64 ip)
 {
 	struct walk *w = &c->b->w;
 	__u8 one = 1;
-	int err = bpf_map_update_elem(&cfi_wanted, &w->key, &one, BPF_NOEXIST);
+	int err = bpf_map_update_elem(&cfi_wanted, &w->vm.key, &one, BPF_NOEXIST);
 	struct ap_event_file *ev;
 
 	if (err)
@@ -216,7 +229,7 @@ static __always_inline void want_table(struct walk_ctx *c, __u64 ip)
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		STAT_INC(c->st, AP_STAT_EVENTS_LOST);
-		bpf_map_delete_elem(&cfi_wanted, &w->key); /* the next walk asks again */
+		bpf_map_delete_elem(&cfi_wanted, &w->vm.key); /* the next walk asks again */
 		return;
 	}
 	ev->kind = AP_EV_WANT_TABLE;
@@ -224,7 +237,7 @@ static __always_inline void want_table(struct walk_ctx *c, __u64 ip)
 	ev->proc.image = image_of(c->task);
 	ev->pad = 0;
 	ev->ip = ip;
-	ev->file = w->key;
+	ev->file = w->vm.key;
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -299,8 +312,8 @@ static int cfi_step(__u32 i, void *data)
 	__s32 rbp_slots = 0;
 
 	/* w->ip's mapping is known: the frame was checked before it was added. */
-	if (w->vm_file && !w->have_tab) {
-		struct ap_cfi_file *t = bpf_map_lookup_elem(&cfi_files, &w->key);
+	if (w->vm.file && !w->have_tab) {
+		struct ap_cfi_file *t = bpf_map_lookup_elem(&cfi_files, &w->vm.key);
 
 		if (t) {
 			w->tab = *t;
@@ -313,7 +326,7 @@ static int cfi_step(__u32 i, void *data)
 	}
 	/* A return address is after its call: the call's row is at ip - 1. */
 	if (w->have_tab)
-		rule = find_rule(w->tab.first, w->tab.nr, w->ip - 1 - w->vm_start + w->vm_off);
+		rule = find_rule(w->tab.first, w->tab.nr, w->ip - 1 - w->vm.start + w->vm.off);
 	kind = AP_CFI_KIND(rule);
 	if (kind == AP_CFI_RSP) {
 		cfa = w->sp + AP_CFI_OFF(rule);
@@ -328,9 +341,9 @@ static int cfi_step(__u32 i, void *data)
 		      (((w->ip - 1) & 15) >= (__u64)AP_CFI_RBP(rule) ? 8 : 0);
 	} else if (kind == AP_CFI_NONE) {
 		/* No CFI here: JIT code, a file without a table. One frame-pointer step. */
-		__u32 why = w->vm_file && !w->have_tab ? AP_END_NO_TABLE : AP_END_NO_CFI;
+		__u32 why = w->vm.file && !w->have_tab ? AP_END_NO_TABLE : AP_END_NO_CFI;
 
-		if (stack_mode == AP_STACKS_CFI && w->vm_file)
+		if (stack_mode == AP_STACKS_CFI && w->vm.file)
 			return walk_end(w, AP_END_NO_CFI);
 		if (w->bp_lost || !w->bp || (w->bp & 7))
 			return walk_end(w, why);
