@@ -103,6 +103,11 @@ $(TARGETS_DIR)/%-static: tests/targets/%.c  $(wildcard tests/targets/*.h) | $(TA
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CFLAGS) -static $< -o $@ -lm
 
+# The benchmark without frame pointers: what walking its stacks with unwind tables costs.
+$(TARGETS_DIR)/bench-nofp: tests/targets/bench.c $(wildcard tests/targets/*.h) | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O2 -fomit-frame-pointer -Wall -Wextra -Werror -pthread -Itests $< -o $@
+
 # No C library at all: the target of the "no recognisable allocator" tests.
 $(TARGETS_DIR)/nomalloc: tests/targets/nomalloc.c | $(TARGETS_DIR)
 	$(call msg,CC,$@)
@@ -116,7 +121,7 @@ $(TARGETS_DIR)/lib%.so: tests/targets/%.S | $(TARGETS_DIR)
 TEST_TARGETS := $(patsubst tests/targets/%.c,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.c)) \
 	$(patsubst tests/targets/%.cc,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.cc)) \
 	$(patsubst tests/targets/%.S,$(TARGETS_DIR)/lib%.so,$(wildcard tests/targets/*.S)) \
-	$(TARGETS_DIR)/sites-static
+	$(TARGETS_DIR)/sites-static $(TARGETS_DIR)/bench-nofp
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(TARGETS_DIR)/unit-%,$(wildcard tests/unit/*.c))
 
 $(TARGETS_DIR)/unit-%: tests/unit/%.c $(filter-out $(OUTPUT)/main.o,$(USER_OBJS)) | $(TARGETS_DIR)

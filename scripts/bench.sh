@@ -7,7 +7,10 @@
 #      --alloc-only, default (all four sample types) and --exact.
 #   2. A real program: redis-server (jemalloc) under redis-benchmark, ns per request, the same
 #      modes.
-#   3. The aggregator itself: CPU time and peak RSS of a 60 s capture (default mode) of a
+#   3. Deep stacks without frame pointers: build/tests/bench-nofp --depth 20 (each pair 20
+#      calls deep, ~23 frames), default and --exact with the unwind tables (--stacks auto) and
+#      --exact with frame pointers only (--stacks fp), against the m+f and m+f+r floors.
+#   4. The aggregator itself: CPU time and peak RSS of a 60 s capture (default mode) of a
 #      process doing ~200k malloc+free pairs per second.
 # Each cell of 1 and 2 is the median of REPS runs; modes alternate run by run.
 #   scripts/bench.sh [ITERS] [REPS] [CAPTURE_SECONDS]     (defaults 300000, 5, 60)
@@ -45,14 +48,18 @@ ap_default() { ./allocprof record -v -q -o "$tmp/p.pb.gz" -p "$@"; }
 ap_exact() { ./allocprof record -v -q --exact -o "$tmp/p.pb.gz" -p "$@"; }
 modes="untraced floor_m floor_mf floor_mfr ap_alloc_only ap_default ap_exact"
 
-# ns per pair of the microbenchmark with $2 threads under mode $1.
+ap_exact_fp() { ./allocprof record -v -q --exact --stacks fp -o "$tmp/p.pb.gz" -p "$@"; }
+
+# ns per pair of the microbenchmark with $2 threads under mode $1 (extra arguments: bench's).
 micro() {
 	local mode=$1 threads=$2
+	shift 2
 	if [ "$mode" = untraced ]; then
-		"$bench" --threads "$threads" --iters "$iters"
+		"$bench" --threads "$threads" --iters "$iters" "$@"
 		return
 	fi
-	"$bench" --threads "$threads" --iters "$iters" --wait >"$tmp/out" 2>"$tmp/ready" &
+	rm -f "$tmp/ready"
+	"$bench" --threads "$threads" --iters "$iters" --wait "$@" >"$tmp/out" 2>"$tmp/ready" &
 	local pid=$!
 	until grep -qs waiting "$tmp/ready"; do sleep 0.01; done
 	attach "$pid" "$mode"
@@ -127,6 +134,29 @@ echo
 echo "bench: ns per malloc+free pair per thread, median of $reps runs of $iters pairs per thread."
 echo "redis: redis-benchmark -n 100000 -c 8 -t set,get,lpush,lpop,sadd -d 100 over a unix"
 echo "socket, wall time per request, median of $(((reps + 1) / 2)) runs."
+
+# Deep stacks without frame pointers.
+echo
+echo "Deep stacks: build/tests/bench-nofp --depth 20 (built -O2 -fomit-frame-pointer), 1 thread,"
+echo "ns/pair, median of $reps runs. Ratios: default to m+f; --exact (unwind tables) and"
+echo "--exact --stacks fp to m+f+r."
+echo
+echo "| untraced | floor m+f | floor m+f+r | default | --exact | --exact --stacks fp |"
+echo "|---|---|---|---|---|---|"
+deep_modes="untraced floor_mf floor_mfr ap_default ap_exact ap_exact_fp"
+saved_bench=$bench
+bench=build/tests/bench-nofp
+for rep in $(seq "$reps"); do
+	for m in $deep_modes; do
+		micro "$m" 1 --depth 20 >>"$tmp/$m.deep"
+	done
+done
+bench=$saved_bench
+vals=""
+for m in $deep_modes; do vals="$vals $(median <"$tmp/$m.deep")"; done
+# shellcheck disable=SC2086
+awk -v v="$vals" 'BEGIN { split(v, a, " "); printf "| %.0f | %.0f | %.0f | %.0f (%.2fx) | %.0f (%.2fx) | %.0f (%.2fx) |\n",
+	a[1], a[2], a[3], a[4], a[4] / a[2], a[5], a[5] / a[3], a[6], a[6] / a[3] }'
 
 # The aggregator: 2 threads x 100k pairs/s for the capture plus 5 s.
 echo

@@ -4,8 +4,10 @@
  * like a real program's (mostly small, a tail of larger blocks), and print the mean
  * wall-clock time of one malloc+free pair.
  *
- *   bench [--threads N] [--iters N] [--wait] [--rate N]
+ *   bench [--threads N] [--iters N] [--wait] [--rate N] [--depth N]
  *
+ * --depth N: each pair is made N calls deep (a recursion the compiler keeps), for the cost
+ * of walking deep stacks; built also without frame pointers, as bench-nofp.
  * --wait: say so on stderr and block until SIGUSR1, so probes can be attached first.
  * --rate N: pace each thread to about N pairs per second (in 1 ms steps), for measuring the
  * tracer rather than the traced: a steady load for as long as --iters lasts.
@@ -24,6 +26,7 @@
 
 static long iters = 1000000;
 static long rate; /* pairs per second per thread; 0: as fast as possible */
+static int depth; /* calls between the worker and each pair */
 static pthread_barrier_t start;
 
 static uint64_t now(void)
@@ -46,6 +49,20 @@ static size_t size_of(uint32_t r)
 	if (pick < 99)
 		return 512 + v % 3585;
 	return 4096 + v % 61441;
+}
+
+/* One pair, `d` calls deep: the call is not a tail call (its result is used after it). */
+__attribute__((noinline)) static void *pair(int d, void *old, size_t size)
+{
+	void *p;
+
+	if (d > 0) {
+		p = pair(d - 1, old, size);
+		__asm__ volatile("" : "+r"(p));
+		return p;
+	}
+	free(old);
+	return malloc(size);
 }
 
 static void *worker(void *arg)
@@ -71,8 +88,12 @@ static void *worker(void *arg)
 		x ^= x << 13;
 		x ^= x >> 17;
 		x ^= x << 5;
-		free(ring[slot]);
-		ring[slot] = malloc(size_of(x));
+		if (depth) {
+			ring[slot] = pair(depth, ring[slot], size_of(x));
+		} else {
+			free(ring[slot]);
+			ring[slot] = malloc(size_of(x));
+		}
 		if (!ring[slot])
 			abort();
 		*(volatile char *)ring[slot] = 1;
@@ -97,10 +118,12 @@ int main(int argc, char **argv)
 			wait = 1;
 		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
 			rate = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--depth") && i + 1 < argc)
+			depth = atoi(argv[++i]);
 		else
 			return 2;
 	}
-	if (threads < 1 || threads > 64 || iters < 1 || rate < 0)
+	if (threads < 1 || threads > 64 || iters < 1 || rate < 0 || depth < 0 || depth > 100)
 		return 2;
 	if (wait)
 		wait_usr1("bench");
