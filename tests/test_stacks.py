@@ -34,7 +34,9 @@ LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
 PYTHON = "/usr/bin/python3.11"  # Debian's, not a pyenv shim on PATH
 
 # A thread's first frames: where a whole stack ends.
-MAIN_ROOTS = {"_start", "__libc_start_main", "__libc_start_call_main"}
+# (glibc 2.36: __libc_start_main is an alias of __libc_start_main_impl, the name its DWARF
+# gives.)
+MAIN_ROOTS = {"_start", "__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main"}
 THREAD_ROOTS = {"start_thread", "clone3", "clone"}
 ROOTS = MAIN_ROOTS | THREAD_ROOTS
 
