@@ -118,6 +118,8 @@ $(TARGETS_DIR)/lib%.so: tests/targets/%.S | $(TARGETS_DIR)
 UNW_FLAGS := -O2 -g -fno-optimize-sibling-calls -Wall -Wextra -Werror -pthread -Itests
 UNW_FLAGS_fp := $(UNW_FLAGS) -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
 UNW_FLAGS_nofp := $(UNW_FLAGS) -fomit-frame-pointer
+# Frame pointers and no unwind information at all (no -g either: it would add .debug_frame).
+UNW_FLAGS_nocfi := $(filter-out -g,$(UNW_FLAGS_fp)) -fno-asynchronous-unwind-tables -fno-unwind-tables
 UNW_DIR := tests/targets/unwind
 $(TARGETS_DIR)/libunwdeep-%.so: $(UNW_DIR)/deeplib.c $(UNW_DIR)/deep.h | $(TARGETS_DIR)
 	$(call msg,CC,$@)
@@ -132,7 +134,7 @@ $(TARGETS_DIR)/unwind-garbage: $(UNW_DIR)/garbage.c $(UNW_DIR)/garbage.S | $(TAR
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(UNW_FLAGS_fp) $^ -o $@
 UNWIND_TARGETS := $(foreach v,fp nofp,$(TARGETS_DIR)/unwind-deep-$(v) $(TARGETS_DIR)/unwind-tramp-$(v)) \
-	$(TARGETS_DIR)/unwind-garbage
+	$(TARGETS_DIR)/unwind-deep-nocfi $(TARGETS_DIR)/unwind-garbage
 
 TEST_TARGETS := $(patsubst tests/targets/%.c,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.c)) \
 	$(patsubst tests/targets/%.cc,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.cc)) \

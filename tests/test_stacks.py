@@ -74,6 +74,14 @@ def walks_tables(mode):
     return mode != "fp" and have_stacks_option()
 
 
+@functools.lru_cache(maxsize=None)
+def has_unwind_info(path):
+    """Whether a file has any CFI (an FDE in .eh_frame or .debug_frame): a file with none may
+    have no table to log."""
+    out = subprocess.run(["readelf", "-wf", path], capture_output=True, text=True)
+    return " FDE " in out.stdout
+
+
 def table_line(path):
     name = os.path.basename(os.path.realpath(path))
     return re.compile(r"unwind table for %s: \d+ rows" % re.escape(name))
@@ -202,6 +210,7 @@ class StacksCase(Case):
             args = stacks_args(self, mode)
         tgt = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.addCleanup(lambda: tgt.poll() is None and (tgt.kill(), tgt.wait()))
+        self.addCleanup(tgt.stderr.close)
         self.assertIn("waiting", tgt.stderr.readline().decode())
         with open(log, "w") as errf:
             ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-p", str(tgt.pid), "-o", out,
@@ -209,7 +218,7 @@ class StacksCase(Case):
             self.addCleanup(lambda: ap.poll() is None and (ap.kill(), ap.wait()))
             waits = ["probes attached"]
             if walks_tables(mode):
-                waits += [table_line(f) for f in files]
+                waits += [table_line(f) for f in files if has_unwind_info(f)]
             wait_for_log(log, *waits, proc=ap)
             tgt.send_signal(signal.SIGUSR1)
             self.assertEqual(tgt.wait(timeout=timeout), 0, "target failed")
@@ -246,9 +255,8 @@ def deep_expected(leaf, thread):
     return tuple([leaf, "unw_lib_entry"] + ["unw_recurse"] * (DEPTH + 1) + ["work"] + top)
 
 
-class Deep(StacksCase):
-    """unwind-deep-nofp/-fp: a recursion 21 frames deep into a library, in main and in two
-    threads."""
+class DeepBase(StacksCase):
+    """unwind-deep-*: a recursion 21 frames deep into a library, in main and in two threads."""
 
     def run_deep(self, variant, mode, via=True):
         exe, exp = target("unwind-deep-" + variant), self.path("expect")
@@ -265,6 +273,10 @@ class Deep(StacksCase):
         for s in samples:
             out[cut_at(stack(prof, s), {"main", "unw_thread_main"})] += s.values[io]
         return out
+
+
+class Deep(DeepBase):
+    """unwind-deep-nofp and -fp: the same source without and with frame pointers."""
 
     def test_auto_without_frame_pointers_equals_frame_pointer_build(self):
         """The nofp build under auto: the same stacks, function for function, as the fp build
@@ -315,6 +327,48 @@ class Deep(StacksCase):
                  or stack(prof, s).count("unw_recurse") > DEPTH]
         self.assertEqual(whole, [], describe(prof, whole))
         self.assertEqual(counter(prof, TRAMPOLINE), 0)
+
+
+class NoUnwindInfo(DeepBase):
+    """unwind-deep-nocfi: frame pointers and no CFI at all in the library and the program's
+    own functions (only the C runtime's _start has some)."""
+
+    def test_auto_steps_by_frame_pointer(self):
+        prof, _, samples = self.run_deep("nocfi", "auto")
+        self.assertEqual(set(self.cut_stacks(prof, samples)),
+                         {deep_expected(leaf, t) for leaf in DEEP_LEAVES for t in (False, True)},
+                         describe(prof, samples))
+        self.assertRooted(prof, samples, deep_roots)
+        self.assertGreater(counter(prof, FP_STEPS), 0, prof.comments)
+
+    def test_cfi_only_ends_where_there_is_none(self):
+        prof, _, samples = self.run_deep("nocfi", "cfi", via=False)
+        self.assertTrue(samples)
+        far = [s for s in samples if "unw_recurse" in stack(prof, s)]
+        self.assertEqual(far, [], describe(prof, far))
+        self.assertGreater(counter(prof, "stacks ended in code without unwind information") +
+                           counter(prof, "stacks ended: the file's unwind table was not "
+                                   "loaded yet"), 0, prof.comments)
+        self.assertEqual(counter(prof, FP_STEPS), 0, prof.comments)
+
+
+class Oracle(StacksCase):
+    """scripts/stacks-vs-gdb.py on the program without frame pointers: every stack gdb sees at
+    malloc is in the profile, frame for frame (module+offset), as far as _start or clone3."""
+
+    def test_gdb_stacks_are_in_the_profile(self):
+        if not shutil.which("gdb"):
+            self.skipTest("needs gdb")
+        mode = stacks_args(self, "auto")
+        proc = subprocess.run(
+            [sys.executable, os.path.join(os.path.dirname(ALLOCPROF), "scripts",
+                                          "stacks-vs-gdb.py"), "-d", "2s", "-k", "8",
+             *(["--stacks", "auto"] if mode else []), "--",
+             target("unwind-deep-nofp"), "--threads", "1", "--rounds", "1000000000"],
+            capture_output=True, text=True, timeout=300)
+        self.assertIn("8 of 8 gdb stacks found in the profile", proc.stdout,
+                      proc.stdout + proc.stderr)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
 
 
 GARBAGE = {"gb_data_rbp": "gb_run_data_rbp", "gb_fake_chain": "gb_run_fake_chain",
