@@ -4,8 +4,9 @@
   scripts/stacks-vs-gdb.py [options] -p PID
   scripts/stacks-vs-gdb.py [options] -- CMD [ARGS...]
 
-First `allocprof record -p PID --exact -d DURATION -o FILE` records the process (with
---stacks MODE if given); once it is done, Debian's gdb attaches (`gdb -p PID -batch`), stops
+First `allocprof record -v -p PID --exact -o FILE` records the process (with --stacks MODE if
+given) for DURATION, counted from when its probes are attached (and every --wait-log line is
+in its log); once it is done, Debian's gdb attaches (`gdb -p PID -batch`), stops
 at malloc K times, takes each backtrace and detaches. Each gdb stack, from malloc's caller
 outwards, is written as module+offset of each frame's pc (one per physical frame: gdb's
 inlined and tail-call frames have no frame of their own on the stack; frames in no file
@@ -23,11 +24,15 @@ within --gdb-timeout seconds, the script interrupts it (SIGINT, which gdb keeps 
 process) and gdb detaches.
 
 Options:
-  -d, --duration D   the recording's length (allocprof's syntax; default 5s)
+  -d, --duration D   the recording's length (500ms, 5s, 1m; default 5s)
+  --wait-log REGEX   start the duration only once allocprof's -v log matches REGEX (as
+                     many as needed; e.g. "unwind table for libc.so.6: ")
   -k, --hits K       gdb breakpoint hits to take (default 20)
   --stacks MODE      passed to allocprof record
   --allocprof PATH   the allocprof binary (default: ./allocprof of this repository)
   --keep FILE        keep the profile as FILE
+  --upto F[,F...]    compare each gdb stack only up to its first frame in one of these
+                     functions (e.g. main,start_thread), and the profile's at that depth
   --show             print each gdb stack's functions too
   --gdb-timeout S    seconds to wait for the K hits (default 60)
 Exit status: 0 when every gdb stack was found, 1 when some were not, 2 on a usage or tool
@@ -37,6 +42,7 @@ error.
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,6 +108,8 @@ def parse_args():
     ap.add_argument("--keep")
     ap.add_argument("--show", action="store_true")
     ap.add_argument("--gdb-timeout", type=float, default=60)
+    ap.add_argument("--wait-log", action="append", default=[])
+    ap.add_argument("--upto", default="")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     if a.cmd and a.cmd[0] == "--":
@@ -144,14 +152,43 @@ def wait_until_linked(pid, timeout=30):
     sys.exit("stacks-vs-gdb: pid %d never mapped libc" % pid)
 
 
+def seconds(text):
+    for suffix, mult in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[:-len(suffix)]) * mult
+    sys.exit("stacks-vs-gdb: bad duration %r" % text)
+
+
 def record(a, pid, out):
-    cmd = [a.allocprof, "record", "-q", "-p", str(pid), "--exact", "-d", a.duration, "-o", out]
+    """allocprof record -v -p PID --exact, stopped (SIGINT) DURATION after its probes are
+    attached and the --wait-log lines are in its log."""
+    cmd = [a.allocprof, "record", "-v", "-p", str(pid), "--exact", "-o", out]
     if a.stacks:
         cmd += ["--stacks", a.stacks]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        sys.exit("stacks-vs-gdb: allocprof record exited %d" % proc.returncode)
+    waits = [re.compile("probes attached")] + [re.compile(w) for w in a.wait_log]
+    duration = seconds(a.duration)
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        deadline = time.time() + 120
+        while True:
+            log.seek(0)
+            text = log.read()
+            if all(w.search(text) for w in waits):
+                break
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                proc.wait()
+                sys.stderr.write(text)
+                sys.exit("stacks-vs-gdb: allocprof record never logged %s" %
+                         " and ".join(w.pattern for w in waits if not w.search(text)))
+            time.sleep(0.05)
+        time.sleep(duration)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait()
+        if rc != 0:
+            log.seek(0)
+            sys.stderr.write(log.read())
+            sys.exit("stacks-vs-gdb: allocprof record exited %d" % rc)
 
 
 def gdb_hits(a, pid):
@@ -244,11 +281,12 @@ def fmt(mo):
     return "%s+0x%x" % (os.path.basename(mo[0]), mo[1])
 
 
-def compare(gstack, gnames, pstacks, max_frames=127):
-    """None if an identical stack is in the profile, else the first difference with the
-    closest (longest common prefix) profile stack."""
+def compare(gstack, gnames, pstacks, max_frames=127, upto=False):
+    """None if an identical stack is in the profile (with `upto`: one that starts with the
+    same frames), else the first difference with the closest (longest common prefix)
+    profile stack."""
     g = tuple(gstack[:max_frames])
-    if g in pstacks:
+    if g in pstacks or (upto and any(p[:len(g)] == g for p in pstacks)):
         return None
     best, best_n = None, -1
     for p in pstacks:
@@ -296,8 +334,11 @@ def main():
     depths = []
     for i, hit in enumerate(hits):
         gstack, gnames = gdb_stack(hit, maps)
+        upto = [i for i, n in enumerate(gnames) if n in a.upto.split(",")]
+        if upto:
+            gstack, gnames = gstack[:upto[0] + 1], gnames[:upto[0] + 1]
         depths.append(len(gstack))
-        diff = compare(gstack, gnames, pstacks)
+        diff = compare(gstack, gnames, pstacks, upto=bool(upto))
         outer = gnames[-1] if gnames else "-"
         if diff is None:
             found += 1

@@ -360,11 +360,17 @@ class Oracle(StacksCase):
         if not shutil.which("gdb"):
             self.skipTest("needs gdb")
         mode = stacks_args(self, "auto")
+        exe = target("unwind-deep-nofp")
+        waits = []
+        if walks_tables("auto"):
+            for f in (exe, target("libunwdeep-nofp.so"), LIBC):
+                waits += ["--wait-log", table_line(f).pattern]
+        # (The recording's second starts once the tables are in: the stacks of one round
+        # take microseconds, so it sees each of them many times.)
         proc = subprocess.run(
             [sys.executable, os.path.join(os.path.dirname(ALLOCPROF), "scripts",
-                                          "stacks-vs-gdb.py"), "-d", "2s", "-k", "8",
-             *(["--stacks", "auto"] if mode else []), "--",
-             target("unwind-deep-nofp"), "--threads", "1", "--rounds", "1000000000"],
+                                          "stacks-vs-gdb.py"), "-d", "1s", "-k", "8", *mode,
+             *waits, "--", exe, "--threads", "1", "--rounds", "1000000000"],
             capture_output=True, text=True, timeout=300)
         self.assertIn("8 of 8 gdb stacks found in the profile", proc.stdout,
                       proc.stdout + proc.stderr)
