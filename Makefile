@@ -118,10 +118,33 @@ $(TARGETS_DIR)/lib%.so: tests/targets/%.S | $(TARGETS_DIR)
 	$(call msg,AS,$@)
 	$(Q)$(CC) -shared -fPIC -nostdlib $< -o $@ -lc
 
+# Stack-walk targets (tests/test_stacks.py): the same source with and without frame pointers,
+# each program with its own library (found through $$ORIGIN); no call is a tail call in either.
+UNW_FLAGS := -O2 -g -fno-optimize-sibling-calls -Wall -Wextra -Werror -pthread -Itests
+UNW_FLAGS_fp := $(UNW_FLAGS) -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
+UNW_FLAGS_nofp := $(UNW_FLAGS) -fomit-frame-pointer
+# Frame pointers and no unwind information at all (no -g either: it would add .debug_frame).
+UNW_FLAGS_nocfi := $(filter-out -g,$(UNW_FLAGS_fp)) -fno-asynchronous-unwind-tables -fno-unwind-tables
+UNW_DIR := tests/targets/unwind
+$(TARGETS_DIR)/libunwdeep-%.so: $(UNW_DIR)/deeplib.c $(UNW_DIR)/deep.h | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(UNW_FLAGS_$*) -shared -fPIC $< -o $@
+$(TARGETS_DIR)/unwind-deep-%: $(UNW_DIR)/deep.c $(UNW_DIR)/deep.h $(TARGETS_DIR)/libunwdeep-%.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(UNW_FLAGS_$*) $< -o $@ -L$(TARGETS_DIR) -lunwdeep-$* -Wl,-rpath,'$$ORIGIN'
+$(TARGETS_DIR)/unwind-tramp-%: $(UNW_DIR)/tramp.c tests/targets/wait_usr1.h | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(UNW_FLAGS_$*) $< -o $@
+$(TARGETS_DIR)/unwind-garbage: $(UNW_DIR)/garbage.c $(UNW_DIR)/garbage.S | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(UNW_FLAGS_fp) $^ -o $@
+UNWIND_TARGETS := $(foreach v,fp nofp,$(TARGETS_DIR)/unwind-deep-$(v) $(TARGETS_DIR)/unwind-tramp-$(v)) \
+	$(TARGETS_DIR)/unwind-deep-nocfi $(TARGETS_DIR)/unwind-garbage
+
 TEST_TARGETS := $(patsubst tests/targets/%.c,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.c)) \
 	$(patsubst tests/targets/%.cc,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.cc)) \
 	$(patsubst tests/targets/%.S,$(TARGETS_DIR)/lib%.so,$(wildcard tests/targets/*.S)) \
-	$(TARGETS_DIR)/sites-static $(TARGETS_DIR)/bench-nofp
+	$(TARGETS_DIR)/sites-static $(TARGETS_DIR)/bench-nofp $(UNWIND_TARGETS)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(TARGETS_DIR)/unit-%,$(wildcard tests/unit/*.c))
 
 $(TARGETS_DIR)/unit-%: tests/unit/%.c $(filter-out $(OUTPUT)/main.o,$(USER_OBJS)) | $(TARGETS_DIR)
