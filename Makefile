@@ -197,7 +197,8 @@ test: test-deps check-root
 	$(Q)tests/run.py
 
 bench: test-deps check-root
-	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/bench $(TARGETS_DIR)/apfloor
+	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/bench $(TARGETS_DIR)/bench-nofp \
+		$(TARGETS_DIR)/apfloor
 	$(Q)scripts/bench.sh
 
 format:

@@ -230,6 +230,40 @@ struct ap_cfi_file {
 #define AP_CFI_SEARCH_STEPS 24
 #define AP_CFI_MAX_ROWS	    (1u << AP_CFI_SEARCH_STEPS)
 
+/*
+ * An executable mapping as the walks need it: where it is, the file offset of its start, its
+ * file. The walks keep the ones they found per thread and per process (ap_proc_vmas), so a
+ * frame's mapping is rarely looked up under the address space's lock; userspace fills a
+ * process's entries from /proc/PID/maps when it attaches. Entries are written without a lock
+ * by threads (and userspace): each carries ap_vma_sum() of its fields, and one torn by two
+ * writers is taken for a miss.
+ */
+struct ap_vma_seen {
+	__u64 start, end, off;
+	struct ap_file_key key;
+	__u32 exec, file;
+	__u64 sum; /* ap_vma_sum() of the rest; 0: an empty entry */
+};
+
+#define AP_PROC_VMAS 32
+
+struct ap_proc_vmas {
+	struct ap_vma_seen e[AP_PROC_VMAS];
+	__u32 next; /* the entry the next mapping found replaces, modulo AP_PROC_VMAS */
+	__u32 pad;
+};
+
+static inline __u64 ap_vma_sum(const struct ap_vma_seen *v)
+{
+	__u64 h = v->start * 0x9e3779b97f4a7c15ull;
+
+	h = (h ^ v->end) * 0xff51afd7ed558ccdull;
+	h = (h ^ v->off) * 0xc4ceb9fe1a85ec53ull;
+	h = (h ^ v->key.ino) * 0x9e3779b97f4a7c15ull;
+	h = (h ^ ((__u64)v->key.dev << 2 | (__u64)v->exec << 1 | v->file)) * 0xff51afd7ed558ccdull;
+	return h | 1;
+}
+
 /* How a stack walk is made (--stacks). */
 enum ap_stack_mode {
 	AP_STACKS_FP = 0,   /* the kernel's frame-pointer walk */
@@ -453,6 +487,8 @@ _Static_assert(sizeof(struct ap_real_file) == 24, "ap_real_file layout");
 _Static_assert(sizeof(struct ap_cfi_row) == 8, "ap_cfi_row layout");
 _Static_assert(sizeof(struct ap_file_key) == 16, "ap_file_key layout");
 _Static_assert(sizeof(struct ap_cfi_file) == 8, "ap_cfi_file layout");
+_Static_assert(sizeof(struct ap_vma_seen) == 56, "ap_vma_seen layout");
+_Static_assert(sizeof(struct ap_proc_vmas) == 8 + AP_PROC_VMAS * 56, "ap_proc_vmas layout");
 _Static_assert(AP_CFI_OFF_SHIFT + AP_CFI_OFF_BITS == 32 &&
 		       AP_CFI_RBP_SHIFT == AP_CFI_KIND_BITS &&
 		       AP_CFI_OFF_SHIFT == AP_CFI_RBP_SHIFT + AP_CFI_RBP_BITS,

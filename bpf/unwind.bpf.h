@@ -33,14 +33,6 @@
  * held there multiply the states it explores (seconds of load time); in a map value they are
  * just numbers.
  */
-/* A mapping the walks found, kept for the next walks (see in_code). */
-struct vma_seen {
-	__u64 start, end, off;
-	struct ap_file_key key;
-	__u32 exec, file;
-	__u64 sum; /* in the per-process cache: vma_sum() of the rest, 0 for an empty entry */
-};
-
 #define AP_VMA_CACHE 8
 
 struct walk {
@@ -52,31 +44,19 @@ struct walk {
 	/* The mapping of the last frame looked up. */
 	__u32 vm_known, have_tab;
 	__u32 seen_next; /* the entry of `seen` the next new mapping replaces */
-	struct vma_seen vm;
+	struct ap_vma_seen vm;
 	/* Its file's rows, when it has a table. */
 	struct ap_cfi_file tab;
 	/* The mappings this thread's walks met last, across walks. */
-	struct vma_seen seen[AP_VMA_CACHE];
+	struct ap_vma_seen seen[AP_VMA_CACHE];
 };
 
-/*
- * Per process (struct ap_proc_key), the mappings its threads' walks found, so a thread's first
- * walk need not take the address space's lock either. Threads write entries without a lock:
- * each carries a checksum of its fields, and an entry torn by two writers is taken for a miss.
- */
-#define AP_PROC_VMAS 16
-
-struct proc_vmas {
-	struct vma_seen e[AP_PROC_VMAS];
-	__u32 next;
-	__u32 pad;
-};
-
+/* Per process: the mappings its walks found, or userspace saw (allocprof.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, struct ap_proc_key);
-	__type(value, struct proc_vmas);
+	__type(value, struct ap_proc_vmas);
 } proc_vmas SEC(".maps");
 
 /* The value a process's cache starts from: one entry, never written. */
@@ -84,19 +64,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct proc_vmas);
+	__type(value, struct ap_proc_vmas);
 } proc_vmas_zero SEC(".maps");
-
-static __always_inline __u64 vma_sum(const struct vma_seen *v)
-{
-	__u64 h = v->start * 0x9e3779b97f4a7c15ull;
-
-	h = (h ^ v->end) * 0xff51afd7ed558ccdull;
-	h = (h ^ v->off) * 0xc4ceb9fe1a85ec53ull;
-	h = (h ^ v->key.ino) * 0x9e3779b97f4a7c15ull;
-	h = (h ^ ((__u64)v->key.dev << 2 | v->exec << 1 | v->file)) * 0xff51afd7ed558ccdull;
-	return h | 1;
-}
 
 struct walk_buf {
 	struct ap_stack s;
@@ -121,7 +90,7 @@ struct walk_ctx {
 
 static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, void *data)
 {
-	struct vma_seen *o = data;
+	struct ap_vma_seen *o = data;
 	struct file *f = vma->vm_file;
 
 	o->start = vma->vm_start;
@@ -148,8 +117,8 @@ static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, void 
 static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 {
 	struct walk *w = &c->b->w;
-	struct vma_seen o = {};
-	struct proc_vmas *pv;
+	struct ap_vma_seen o = {};
+	struct ap_proc_vmas *pv;
 	long err;
 
 	if (w->vm_known && ip >= w->vm.start && ip < w->vm.end)
@@ -167,20 +136,20 @@ static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 	if (pv) {
 		for (int k = 0; k < AP_PROC_VMAS; k++) {
 			o = pv->e[k];
-			if (o.sum && ip >= o.start && ip < o.end && o.sum == vma_sum(&o))
+			if (o.sum && ip >= o.start && ip < o.end && o.sum == ap_vma_sum(&o))
 				goto keep;
 		}
 	}
-	o = (struct vma_seen){};
+	o = (struct ap_vma_seen){};
 	err = bpf_find_vma(c->task, ip, walk_vma, &o, 0);
 	if (err) {
 		w->end = err == -EBUSY ? AP_END_VMA_BUSY : AP_END_NOT_CODE;
 		return false;
 	}
-	o.sum = vma_sum(&o);
+	o.sum = ap_vma_sum(&o);
 	if (!pv) {
 		__u32 zero = 0;
-		struct proc_vmas *z = bpf_map_lookup_elem(&proc_vmas_zero, &zero);
+		struct ap_proc_vmas *z = bpf_map_lookup_elem(&proc_vmas_zero, &zero);
 
 		if (z)
 			bpf_map_update_elem(&proc_vmas, &c->proc, z, BPF_NOEXIST);
@@ -188,7 +157,7 @@ static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 	}
 	if (pv) {
 		/* Two threads may take one slot: the checksum tells the loser's entry. */
-		__u32 slot = pv->next++ & (AP_PROC_VMAS - 1);
+		__u32 slot = pv->next++ % AP_PROC_VMAS;
 
 		pv->e[slot] = o;
 	}

@@ -37,7 +37,7 @@ PYTHON = "/usr/bin/python3.11"  # Debian's, not a pyenv shim on PATH
 # (glibc 2.36: __libc_start_main is an alias of __libc_start_main_impl, the name its DWARF
 # gives.)
 MAIN_ROOTS = {"_start", "__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main"}
-THREAD_ROOTS = {"start_thread", "clone3", "clone"}
+THREAD_ROOTS = {"start_thread", "clone3", "clone", "__clone3", "__clone"}
 ROOTS = MAIN_ROOTS | THREAD_ROOTS
 
 DEEP_LEAVES = ("unw_lib_malloc", "unw_lib_calloc", "unw_lib_realloc")

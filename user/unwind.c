@@ -42,7 +42,7 @@ struct built {
 };
 
 struct unwind {
-	int files_fd, wanted_fd;
+	int files_fd, wanted_fd, proc_vmas_fd;
 	struct ap_cfi_row *pool;
 	size_t pool_bytes;
 	uint32_t cap, used;
@@ -235,6 +235,7 @@ struct unwind *unwind__new(struct allocprof_bpf *skel)
 	u->cap = bpf_map__max_entries(skel->maps.cfi_rows);
 	u->files_fd = bpf_map__fd(skel->maps.cfi_files);
 	u->wanted_fd = bpf_map__fd(skel->maps.cfi_wanted);
+	u->proc_vmas_fd = bpf_map__fd(skel->maps.proc_vmas);
 	u->pool_bytes = ((size_t)u->cap * sizeof(struct ap_cfi_row) + (size_t)page - 1) &
 			~((size_t)page - 1);
 	u->pool = mmap(NULL, u->pool_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, rows_fd, 0);
@@ -296,9 +297,11 @@ void unwind__want(struct unwind *u, pid_t pid, uint64_t ip, const struct ap_file
 void unwind__prime(struct unwind *u, pid_t pid)
 {
 	struct proc_maps maps = {};
+	struct ap_proc_vmas pv = {};
+	struct ap_proc_key pk = { .pid = (__u32)pid };
 	__u8 one = 1;
 
-	if (!u || proc_maps__read(pid, &maps))
+	if (!u || proc_image(pid, &pk.image) || proc_maps__read(pid, &maps))
 		return;
 	for (size_t i = 0; i < maps.n; i++) {
 		const struct map_entry *e = &maps.e[i];
@@ -306,11 +309,21 @@ void unwind__prime(struct unwind *u, pid_t pid)
 
 		if (!e->exec || !map_entry__has_file(e) || e->path[0] == '[')
 			continue;
+		/* The walks find these without the address space's lock from the first one. */
+		if (pv.next < AP_PROC_VMAS) {
+			struct ap_vma_seen *v = &pv.e[pv.next++];
+
+			*v = (struct ap_vma_seen){ .start = e->start, .end = e->end,
+						   .off = e->pgoff, .key = key, .exec = 1,
+						   .file = 1 };
+			v->sum = ap_vma_sum(v);
+		}
 		/* The walk asks for what is not here; a file asked for already is on its way. */
 		if (bpf_map_update_elem(u->wanted_fd, &key, &one, BPF_NOEXIST))
 			continue;
 		enqueue(u, pid, e->start, &key, NULL);
 	}
+	bpf_map_update_elem(u->proc_vmas_fd, &pk, &pv, BPF_ANY);
 	proc_maps__free(&maps);
 }
 
