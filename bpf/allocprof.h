@@ -429,6 +429,9 @@ struct ap_event_file {
 	X(END_RBP_LOST, NOTE, "stacks ended: a frame's %rbp could not be recovered")              \
 	/* frames stepped by frame pointer in --stacks auto (no table for their file) */          \
 	X(FP_STEPS, NOTE, "frames walked with frame pointers (no unwind table for their file)")   \
+	/* files a walk met without a table when no more could be asked for (cfi_wanted full) */ \
+	X(CFI_WANTED_FULL, NOTE,                                                                   \
+	  "frames walked with frame pointers: too many files to ask unwind tables for")           \
 	/* a pending return probe's trampoline, in place of a return address */                   \
 	X(TRAMPOLINE, NOTE, "return addresses restored from the uretprobe trampoline")            \
 	/* A frame these miss resolves through /proc instead, or counts as outside any mapping. */ \

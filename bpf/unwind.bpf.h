@@ -260,8 +260,12 @@ static __always_inline void want_table(struct walk_ctx *c, __u64 ip)
 	int err = bpf_map_update_elem(&cfi_wanted, &w->vm.key, &one, BPF_NOEXIST);
 	struct ap_event_file *ev;
 
-	if (err)
-		return; /* asked already (-EEXIST), or too many files: walked by frame pointer */
+	if (err == -EEXIST)
+		return; /* asked already */
+	if (err) {
+		STAT_INC(c->st, AP_STAT_CFI_WANTED_FULL); /* walked by frame pointer */
+		return;
+	}
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		STAT_INC(c->st, AP_STAT_EVENTS_LOST);

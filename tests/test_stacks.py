@@ -626,3 +626,39 @@ class RealPrograms(StacksCase):
 def threading_drain(stream):
     """Reads a child's pipe to its end in the background, so it never blocks on a full pipe."""
     threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+
+
+@needs("root", "pprof")
+class ShallowNote(Case):
+    """When most of the weight is in stacks of one or two frames that end early, the summary
+    and `allocprof top` say so and why; when the stacks are whole, neither says anything."""
+
+    SCRIPT = "x = [str(i) * 50 for i in range(200000)]\n"
+
+    def capture(self, mode):
+        if not os.access(PYTHON, os.X_OK):
+            self.skipTest("%s is not installed (apt-get install python3.11)" % PYTHON)
+        out = self.path("%s.pb.gz" % mode)
+        proc = subprocess.run([ALLOCPROF, "record", "--stacks", mode, "-o", out, "--",
+                               PYTHON, "-S", "-c", self.SCRIPT],
+                              capture_output=True, text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        top = subprocess.run([ALLOCPROF, "top", out], capture_output=True, text=True)
+        self.assertEqual(top.returncode, 0, top.stderr)
+        return proc.stderr, top.stdout, pprofraw.read(out)
+
+    def test_frame_pointers_through_debian_python(self):
+        err, top, prof = self.capture("fp")
+        self.assertRegex(err, r"allocprof: note: \d+% of the weight is in stacks of one or two "
+                         r"frames that end before a thread's first frame, mostly at .*--stacks "
+                         r"auto")
+        self.assertIn("Note: ", top)
+        self.assertIn("stack ends by weight:", top)
+        self.assertRegex(prof.raw, r"weight in stacks of one or two frames that end early: "
+                         r"(5\d|[6-9]\d|100)\.\d%")
+
+    def test_no_note_when_stacks_are_whole(self):
+        err, top, prof = self.capture("auto")
+        self.assertNotIn("note:", err)
+        self.assertNotIn("Note: ", top)
+        self.assertIn("stack ends by weight: reached a thread's first frame", prof.raw)

@@ -224,69 +224,28 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 	hashmap__free(row_of);
 }
 
-/* Where a thread's stack begins: a stack whose outermost frame is one of these is whole. */
-static bool is_root_function(const char *name)
-{
-	static const char *const roots[] = { "_start", "__libc_start_main", "__libc_start_call_main",
-					     "start_thread", "clone", "clone3", "__clone",
-					     "__clone3", "thread_start" };
-
-	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
-		size_t n = strlen(roots[i]);
-
-		/* Versioned names too: __libc_start_main@@GLIBC_2.34. */
-		if (!strncmp(name, roots[i], n) && (!name[n] || name[n] == '@'))
-			return true;
-	}
-	return false;
-}
-
 /*
- * When most of the weight is in stacks of one or two frames that do not reach a thread's
- * first frame, flat equals cum and the table says little: say so, and why when the producer
- * said (allocprof's "stack ends by weight" comment).
+ * When most of the weight is in stacks of one or two frames that end early, flat equals cum
+ * and the table says little about callers: say so, with why, as the profile's producer said
+ * (allocprof's comments; other producers' profiles get no note, their stacks' ends unknown).
  */
-static void shallow_note(FILE *out, const Perftools__Profiles__Profile *p, int si)
+static void shallow_note(FILE *out, const Perftools__Profiles__Profile *p)
 {
-	struct hashmap *loc_idx = hashmap__new(), *fn_idx = hashmap__new();
-	double total = 0, shallow = 0;
+	static const char shallow[] = "weight in stacks of one or two frames that end early: ";
+	double pct = -1;
 
-	for (size_t i = 0; i < p->n_location; i++)
-		hashmap__put(loc_idx, &p->location[i]->id, sizeof(uint64_t), i);
-	for (size_t i = 0; i < p->n_function; i++)
-		hashmap__put(fn_idx, &p->function[i]->id, sizeof(uint64_t), i);
-	for (size_t s = 0; s < p->n_sample; s++) {
-		const Perftools__Profiles__Sample *smp = p->sample[s];
-		double v = (size_t)si < smp->n_value ? (double)smp->value[si] : 0;
-		const Perftools__Profiles__Location *loc;
-		const char *name = "";
-		uint64_t li, fi;
-		size_t frames = 0;
+	for (size_t i = 0; i < p->n_comment; i++) {
+		const char *c = pprof_str(p, p->comment[i]);
 
-		total += v;
-		for (size_t k = 0; k < smp->n_location_id; k++)
-			if (hashmap__get(loc_idx, &smp->location_id[k], sizeof(uint64_t), &li))
-				frames += p->location[li]->n_line ? p->location[li]->n_line : 1;
-		if (frames > 2 || !smp->n_location_id)
-			continue;
-		if (hashmap__get(loc_idx, &smp->location_id[smp->n_location_id - 1], sizeof(uint64_t),
-				 &li)) {
-			loc = p->location[li];
-			if (loc->n_line && hashmap__get(fn_idx, &loc->line[loc->n_line - 1]->function_id,
-							sizeof(uint64_t), &fi))
-				name = pprof_str(p, p->function[fi]->name);
-		}
-		if (!is_root_function(name))
-			shallow += v;
+		if (!strncmp(c, shallow, sizeof(shallow) - 1))
+			pct = strtod(c + sizeof(shallow) - 1, NULL);
 	}
-	hashmap__free(loc_idx);
-	hashmap__free(fn_idx);
-	if (total <= 0 || shallow < total / 2)
+	if (pct < 50)
 		return;
 	fprintf(out,
 		"Note: %.0f%% of the weight is in stacks of one or two frames that end before a "
 		"thread's first frame, so flat and cum say little about callers.\n",
-		100.0 * shallow / total);
+		pct);
 	for (size_t i = 0; i < p->n_comment; i++) {
 		const char *c = pprof_str(p, p->comment[i]);
 
@@ -378,7 +337,7 @@ int cmd_top(int argc, char **argv)
 		return 1;
 	}
 	top_print(stdout, p, si, n);
-	shallow_note(stdout, p, si);
+	shallow_note(stdout, p);
 	perftools__profiles__profile__free_unpacked(p, NULL);
 	return 0;
 }
