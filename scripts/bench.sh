@@ -65,7 +65,11 @@ micro() {
 	attach "$pid" "$mode"
 	kill -USR1 "$pid"
 	wait "$pid"
-	wait "$tracer"
+	if ! wait "$tracer"; then
+		echo "bench.sh: $mode failed on bench $*:" >&2
+		cat "$tmp/log" >&2
+		exit 1
+	fi
 	cat "$tmp/out"
 }
 
