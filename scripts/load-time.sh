@@ -14,7 +14,7 @@ for mode in fp auto; do
 	for _ in $(seq "$reps"); do
 		strace -f -e trace=bpf -T ./allocprof record -q --exact --stacks "$mode" \
 			-o "$tmp/p.pb.gz" -- true 2>&1 >/dev/null |
-			sed -n 's/.*BPF_PROG_LOAD.*prog_name="\([a-z_]*\)".*<\([0-9.]*\)>$/\1 \2/p'
+			sed -n 's/.*BPF_PROG_LOAD.*prog_name="\([a-z_][a-z_]*\)".*<\([0-9.]*\)>$/\1 \2/p'
 	done | python3 -c '
 import collections, statistics, sys
 t = collections.defaultdict(list)

@@ -21,7 +21,7 @@ for mode in auto fp; do
 		until grep -qs waiting "$tmp/ready"; do sleep 0.01; done
 		./allocprof record -v --exact -n 0 --stacks "$mode" -o "$tmp/p.pb.gz" -p "$pid" 2>"$tmp/log" &
 		tracer=$!
-		until grep -q "probes attached" "$tmp/log"; do sleep 0.05; done
+		until grep -qs "probes attached" "$tmp/log"; do sleep 0.05; done
 		kill -USR1 "$pid"
 		wait "$pid"
 		kill -INT "$tracer"

@@ -1,8 +1,9 @@
 /*
  * The unwind tables in the kernel (see unwind.h). The event loop only queues requests; the
  * worker thread resolves each to a file, builds its rows (cfi.c), copies them into the row
- * pool (a BPF array mapped here) and then publishes the file's run in cfi_files, so a walk
- * never sees a run whose rows are not all in place. The pool is only appended to during a
+ * pool (a BPF array, mapped here only around each copy: a mapping of the whole pool would be
+ * resident all along) and then publishes the file's run in cfi_files, so a walk never sees
+ * a run whose rows are not all in place. The pool is only appended to during a
  * capture: what a table takes is known when it is built, and a table that does not fit is
  * counted (its frames are walked by frame pointer).
  */
@@ -42,9 +43,7 @@ struct built {
 };
 
 struct unwind {
-	int files_fd, wanted_fd, proc_vmas_fd;
-	struct ap_cfi_row *pool;
-	size_t pool_bytes;
+	int files_fd, wanted_fd, proc_vmas_fd, rows_fd;
 	uint32_t cap, used;
 
 	pthread_t worker;
@@ -92,6 +91,21 @@ static void publish(struct unwind *u, const struct ap_file_key *key, const struc
 	/* The syscall orders the rows' stores before the run becomes visible. */
 	if (bpf_map_update_elem(u->files_fd, key, run, BPF_ANY))
 		ap_info("unwind table not published: %s", strerror(errno));
+}
+
+/* Copies rows into the pool at index `first`, through a mapping of just their pages. */
+static int pool_write(struct unwind *u, uint32_t first, const struct ap_cfi_row *rows, size_t nr)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t from = (size_t)first * sizeof(*rows), to = from + nr * sizeof(*rows);
+	size_t lo = from & ~(page - 1), len = ((to + page - 1) & ~(page - 1)) - lo;
+	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, u->rows_fd, (off_t)lo);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	memcpy(m + (from - lo), rows, nr * sizeof(*rows));
+	munmap(m, len);
+	return 0;
 }
 
 /* Resolves, builds and publishes one request. */
@@ -177,7 +191,13 @@ static void build_one(struct unwind *u, const struct request *r)
 	pthread_mutex_unlock(&u->mu);
 
 	/* Only this thread writes the pool, and only past the runs already published. */
-	memcpy(u->pool + run.first, t->rows, t->nr * sizeof(*t->rows));
+	ret = pool_write(u, run.first, t->rows, t->nr);
+	if (ret) {
+		fail(u, name, strerror(-ret));
+		cfi_table__free(t);
+		free(fpath);
+		goto out;
+	}
 	publish(u, &r->key, &run);
 
 	pthread_mutex_lock(&u->mu);
@@ -228,28 +248,28 @@ static void *worker(void *arg)
 struct unwind *unwind__new(struct allocprof_bpf *skel)
 {
 	struct unwind *u = xcalloc(1, sizeof(*u));
-	int rows_fd = bpf_map__fd(skel->maps.cfi_rows);
-	long page = sysconf(_SC_PAGESIZE);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *probe;
 	int err;
 
 	u->cap = bpf_map__max_entries(skel->maps.cfi_rows);
+	u->rows_fd = bpf_map__fd(skel->maps.cfi_rows);
 	u->files_fd = bpf_map__fd(skel->maps.cfi_files);
 	u->wanted_fd = bpf_map__fd(skel->maps.cfi_wanted);
 	u->proc_vmas_fd = bpf_map__fd(skel->maps.proc_vmas);
-	u->pool_bytes = ((size_t)u->cap * sizeof(struct ap_cfi_row) + (size_t)page - 1) &
-			~((size_t)page - 1);
-	u->pool = mmap(NULL, u->pool_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, rows_fd, 0);
-	if (u->pool == MAP_FAILED) {
+	/* The pool must be mappable: say so now, not at the first table. */
+	probe = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, u->rows_fd, 0);
+	if (probe == MAP_FAILED) {
 		ap_err("cannot map the unwind-table pool: %s", strerror(errno));
 		free(u);
 		return NULL;
 	}
+	munmap(probe, page);
 	pthread_mutex_init(&u->mu, NULL);
 	pthread_cond_init(&u->cv, NULL);
 	err = pthread_create(&u->worker, NULL, worker, u);
 	if (err) {
 		ap_err("cannot start the unwind-table worker: %s", strerror(err));
-		munmap(u->pool, u->pool_bytes);
 		free(u);
 		return NULL;
 	}
@@ -268,7 +288,6 @@ void unwind__free(struct unwind *u)
 		pthread_mutex_unlock(&u->mu);
 		pthread_join(u->worker, NULL);
 	}
-	munmap(u->pool, u->pool_bytes);
 	for (size_t i = 0; i < u->nq; i++)
 		free(u->q[i].path);
 	free(u->q);
