@@ -138,8 +138,12 @@ $(TARGETS_DIR)/unwind-tramp-%: $(UNW_DIR)/tramp.c tests/targets/wait_usr1.h | $(
 $(TARGETS_DIR)/unwind-garbage: $(UNW_DIR)/garbage.c $(UNW_DIR)/garbage.S | $(TARGETS_DIR)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(UNW_FLAGS_fp) $^ -o $@
+$(TARGETS_DIR)/unwind-exec-%: $(UNW_DIR)/exec-%.c tests/targets/wait_usr1.h | $(TARGETS_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(UNW_FLAGS_nofp) $< -o $@
 UNWIND_TARGETS := $(foreach v,fp nofp,$(TARGETS_DIR)/unwind-deep-$(v) $(TARGETS_DIR)/unwind-tramp-$(v)) \
-	$(TARGETS_DIR)/unwind-deep-nocfi $(TARGETS_DIR)/unwind-garbage
+	$(TARGETS_DIR)/unwind-deep-nocfi $(TARGETS_DIR)/unwind-garbage \
+	$(TARGETS_DIR)/unwind-exec-a $(TARGETS_DIR)/unwind-exec-b
 
 TEST_TARGETS := $(patsubst tests/targets/%.c,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.c)) \
 	$(patsubst tests/targets/%.cc,$(TARGETS_DIR)/%,$(wildcard tests/targets/*.cc)) \

@@ -146,10 +146,10 @@ struct ap_lib {
  */
 enum ap_stack_end {
 	AP_END_FP = 0,		/* the kernel's frame-pointer walk ended (root or not: unknown) */
-	AP_END_ROOT = 1,	/* CFI: the outermost frame */
-	AP_END_NOT_CODE = 2,	/* the next return address is outside executable code */
+	AP_END_ROOT = 1,	/* CFI: the outermost frame (its return address undefined) */
+	AP_END_NOT_CODE = 2,	/* the next return address is outside executable code, or 0 */
 	AP_END_NO_CFI = 3,	/* code without CFI, and no frame pointer to follow (--stacks cfi) */
-	AP_END_NO_TABLE = 4,	/* the file's table is not loaded (yet), --stacks cfi */
+	AP_END_NO_TABLE = 4,	/* a file without a table (yet), and no frame pointer to follow */
 	AP_END_UNSUPPORTED = 5, /* a CFI rule not expressible in a row */
 	AP_END_SIGNAL = 6,	/* a signal frame */
 	AP_END_READ_FAULT = 7,	/* the stack could not be read (paged out, or a bad CFA) */
@@ -230,40 +230,6 @@ struct ap_cfi_file {
 #define AP_CFI_SEARCH_STEPS 24
 #define AP_CFI_MAX_ROWS	    (1u << AP_CFI_SEARCH_STEPS)
 
-/*
- * An executable mapping as the walks need it: where it is, the file offset of its start, its
- * file. The walks keep the ones they found per thread and per process (ap_proc_vmas), so a
- * frame's mapping is rarely looked up under the address space's lock; userspace fills a
- * process's entries from /proc/PID/maps when it attaches. Entries are written without a lock
- * by threads (and userspace): each carries ap_vma_sum() of its fields, and one torn by two
- * writers is taken for a miss.
- */
-struct ap_vma_seen {
-	__u64 start, end, off;
-	struct ap_file_key key;
-	__u32 exec, file;
-	__u64 sum; /* ap_vma_sum() of the rest; 0: an empty entry */
-};
-
-#define AP_PROC_VMAS 32
-
-struct ap_proc_vmas {
-	struct ap_vma_seen e[AP_PROC_VMAS];
-	__u32 next; /* the entry the next mapping found replaces, modulo AP_PROC_VMAS */
-	__u32 pad;
-};
-
-static inline __u64 ap_vma_sum(const struct ap_vma_seen *v)
-{
-	__u64 h = v->start * 0x9e3779b97f4a7c15ull;
-
-	h = (h ^ v->end) * 0xff51afd7ed558ccdull;
-	h = (h ^ v->off) * 0xc4ceb9fe1a85ec53ull;
-	h = (h ^ v->key.ino) * 0x9e3779b97f4a7c15ull;
-	h = (h ^ ((__u64)v->key.dev << 2 | (__u64)v->exec << 1 | v->file)) * 0xff51afd7ed558ccdull;
-	return h | 1;
-}
-
 /* How a stack walk is made (--stacks). */
 enum ap_stack_mode {
 	AP_STACKS_FP = 0,   /* the kernel's frame-pointer walk */
@@ -280,6 +246,41 @@ struct ap_proc_key {
 	__u32 pid; /* tgid */
 	__u32 image;
 };
+
+/*
+ * An executable mapping as the walks need it: where it is, the file offset of its start, its
+ * file. The walks keep the ones they found per thread and per process (ap_proc_vmas), so a
+ * frame's mapping is rarely looked up under the address space's lock; userspace fills a
+ * process's entries from /proc/PID/maps when it attaches. Entries are written without a lock
+ * by threads (and userspace): each carries ap_vma_sum() of its fields and its process, and one
+ * torn by two writers, or left by another process in a reused slot, is taken for a miss.
+ */
+struct ap_vma_seen {
+	__u64 start, end, off;
+	struct ap_file_key key;
+	__u32 exec, file;
+	__u64 sum; /* ap_vma_sum() of the rest; 0: an empty entry */
+};
+
+#define AP_PROC_VMAS 32
+
+struct ap_proc_vmas {
+	struct ap_vma_seen e[AP_PROC_VMAS];
+	__u32 next; /* the entry the next mapping found replaces, modulo AP_PROC_VMAS */
+	__u32 pad;
+};
+
+/* `p` is the process the entry is for: an entry of another (an LRU slot reused) is a miss. */
+static inline __u64 ap_vma_sum(const struct ap_vma_seen *v, const struct ap_proc_key *p)
+{
+	__u64 h = (v->start ^ ((__u64)p->pid << 32 | p->image)) * 0x9e3779b97f4a7c15ull;
+
+	h = (h ^ v->end) * 0xff51afd7ed558ccdull;
+	h = (h ^ v->off) * 0xc4ceb9fe1a85ec53ull;
+	h = (h ^ v->key.ino) * 0x9e3779b97f4a7c15ull;
+	h = (h ^ ((__u64)v->key.dev << 2 | (__u64)v->exec << 1 | v->file)) * 0xff51afd7ed558ccdull;
+	return h | 1;
+}
 
 struct ap_count_key {
 	struct ap_proc_key proc;
@@ -420,7 +421,8 @@ struct ap_event_file {
 	/* How stack walks ended before the thread's first frame (enum ap_stack_end). */         \
 	X(END_NOT_CODE, NOTE, "stacks ended at a frame outside executable code")                  \
 	X(END_NO_CFI, NOTE, "stacks ended in code without unwind information")                    \
-	X(END_NO_TABLE, NOTE, "stacks ended: the file's unwind table was not loaded yet")        \
+	X(END_NO_TABLE, NOTE,                                                                      \
+	  "stacks ended in a file without an unwind table (not built yet, or it could not be)")   \
 	X(END_UNSUPPORTED, NOTE, "stacks ended at an unwind rule allocprof cannot follow")       \
 	X(END_SIGNAL, NOTE, "stacks ended at a signal frame")                                     \
 	X(END_READ_FAULT, NOTE, "stacks ended: the stack could not be read")                      \
@@ -431,7 +433,7 @@ struct ap_event_file {
 	X(FP_STEPS, NOTE, "frames walked with frame pointers (no unwind table for their file)")   \
 	/* files a walk met without a table when no more could be asked for (cfi_wanted full) */ \
 	X(CFI_WANTED_FULL, NOTE,                                                                   \
-	  "frames walked with frame pointers: too many files to ask unwind tables for")           \
+	  "frames in files no unwind table could be asked for (too many files)")                  \
 	/* a pending return probe's trampoline, in place of a return address */                   \
 	X(TRAMPOLINE, NOTE, "return addresses restored from the uretprobe trampoline")            \
 	/* A frame these miss resolves through /proc instead, or counts as outside any mapping. */ \

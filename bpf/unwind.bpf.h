@@ -44,6 +44,7 @@ struct walk {
 	/* The mapping of the last frame looked up. */
 	__u32 vm_known, have_tab;
 	__u32 seen_next; /* the entry of `seen` the next new mapping replaces */
+	struct ap_proc_key owner; /* whose mappings `seen` holds: an exec keeps the thread */
 	struct ap_vma_seen vm;
 	/* Its file's rows, when it has a table. */
 	struct ap_cfi_file tab;
@@ -136,7 +137,7 @@ static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 	if (pv) {
 		for (int k = 0; k < AP_PROC_VMAS; k++) {
 			o = pv->e[k];
-			if (o.sum && ip >= o.start && ip < o.end && o.sum == ap_vma_sum(&o))
+			if (o.sum && ip >= o.start && ip < o.end && o.sum == ap_vma_sum(&o, &c->proc))
 				goto keep;
 		}
 	}
@@ -146,7 +147,7 @@ static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 		w->end = err == -EBUSY ? AP_END_VMA_BUSY : AP_END_NOT_CODE;
 		return false;
 	}
-	o.sum = ap_vma_sum(&o);
+	o.sum = ap_vma_sum(&o, &c->proc);
 	if (!pv) {
 		__u32 zero = 0;
 		struct ap_proc_vmas *z = bpf_map_lookup_elem(&proc_vmas_zero, &zero);
@@ -187,7 +188,11 @@ static int fp_check_frame(__u32 i, void *data)
 		return 1;
 	ip = s->ip[k];
 	if (!in_code(c, ip)) {
-		s->nr = (__u32)k;
+		/* The kernel's walk found these frames: kept when only the check cannot be made. */
+		if (c->b->w.end == AP_END_VMA_BUSY)
+			c->b->w.end = AP_END_FP;
+		else
+			s->nr = (__u32)k;
 		return 1;
 	}
 	return 0;
@@ -383,7 +388,7 @@ static int cfi_step(__u32 i, void *data)
 		/* No CFI here: JIT code, a file without a table. One frame-pointer step. */
 		__u32 why = w->vm.file && !w->have_tab ? AP_END_NO_TABLE : AP_END_NO_CFI;
 
-		if (stack_mode == AP_STACKS_CFI && w->vm.file)
+		if (stack_mode == AP_STACKS_CFI)
 			return walk_end(w, AP_END_NO_CFI);
 		if (w->bp_lost || !w->bp || (w->bp & 7))
 			return walk_end(w, why);
@@ -411,8 +416,10 @@ static int cfi_step(__u32 i, void *data)
 	slot = cfa - 8;
 	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)slot))
 		return walk_end(w, AP_END_READ_FAULT);
+	/* Only the CFI's "return address undefined" marks a thread's first frame: a zero read
+	 * where a return address should be is a walk gone wrong (or code without the marker). */
 	if (!ra)
-		return walk_end(w, AP_END_ROOT); /* a zero return address ends the chain */
+		return walk_end(w, AP_END_NOT_CODE);
 	if (ra == w->tramp) {
 		ra = untrampoline(slot);
 		if (!ra)
@@ -444,6 +451,15 @@ static __always_inline void cfi_walk(struct walk_ctx *c, struct pt_regs *ctx, __
 	struct walk *w = &c->b->w;
 
 	w->tramp = area ? area->vaddr : 1; /* 1: never a return address */
+	/* A tail call into the allocator from a function with a return probe pending. */
+	if (ra == w->tramp) {
+		__u64 real = untrampoline(slot);
+
+		if (real) {
+			ra = real;
+			STAT_INC(c->st, AP_STAT_TRAMPOLINE);
+		}
+	}
 	c->b->s.ip[0] = ra;
 	w->n = 1;
 	w->ip = ra;
@@ -503,6 +519,7 @@ static __always_inline void count_end(struct ap_stats *st, __u32 end)
 __noinline int walk_user_stack(struct pt_regs *ctx, __u64 ra, __u64 slot)
 {
 	struct walk_ctx c = { .task = bpf_get_current_task_btf() };
+	struct walk *w;
 	__u32 zero = 0;
 
 	c.proc.pid = bpf_get_current_pid_tgid() >> 32;
@@ -511,6 +528,14 @@ __noinline int walk_user_stack(struct pt_regs *ctx, __u64 ra, __u64 slot)
 	c.b = bpf_task_storage_get(&stack_buf, c.task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c.st || !c.b)
 		return -1;
+	w = &c.b->w;
+	/* A thread that exec'd runs another program: what it kept is not its mappings now. */
+	if (w->owner.pid != c.proc.pid || w->owner.image != c.proc.image) {
+		for (int k = 0; k < AP_VMA_CACHE; k++)
+			w->seen[k] = (struct ap_vma_seen){};
+		w->seen_next = 0;
+		w->owner = c.proc;
+	}
 	if (stack_mode == AP_STACKS_FP)
 		fp_walk(&c, ctx, ra);
 	else

@@ -347,8 +347,8 @@ class NoUnwindInfo(DeepBase):
         far = [s for s in samples if "unw_recurse" in stack(prof, s)]
         self.assertEqual(far, [], describe(prof, far))
         self.assertGreater(counter(prof, "stacks ended in code without unwind information") +
-                           counter(prof, "stacks ended: the file's unwind table was not "
-                                   "loaded yet"), 0, prof.comments)
+                           counter(prof, "stacks ended in a file without an unwind table "
+                                   "(not built yet, or it could not be)"), 0, prof.comments)
         self.assertEqual(counter(prof, FP_STEPS), 0, prof.comments)
 
 
@@ -662,3 +662,32 @@ class ShallowNote(Case):
         self.assertNotIn("note:", err)
         self.assertNotIn("Note: ", top)
         self.assertIn("stack ends by weight: reached a thread's first frame", prof.raw)
+
+
+@needs("root", "pprof")
+class Exec(StacksCase):
+    """A thread that execs keeps its task: what its walks kept of the first program's mappings
+    must not be used for the next one, mapped at the same addresses (ASLR off)."""
+
+    def test_next_program_gets_its_own_rules(self):
+        if not shutil.which("setarch"):
+            self.skipTest("needs setarch (util-linux)")
+        out, log = self.path("p.pb.gz"), self.path("record.log")
+        a, b = target("unwind-exec-a"), target("unwind-exec-b")
+        with open(log, "w") as errf:
+            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "--exact", "-n", "0", "-o", out,
+                                   "--", "setarch", "-R", a, b],
+                                  stdout=subprocess.DEVNULL, stderr=errf)
+            self.addCleanup(lambda: ap.poll() is None and (ap.kill(), ap.wait()))
+            wait_for_log(log, "exec-b: waiting for SIGUSR1", table_line(b), proc=ap)
+            with open("/proc/%d/task/%d/children" % (ap.pid, ap.pid)) as f:
+                child = int(f.read().split()[0])
+            os.kill(child, signal.SIGUSR1)
+            self.assertEqual(ap.wait(timeout=120), 0, open(log).read())
+        prof = pprofraw.read(out)
+        mine = [s for s in prof.samples if s.locations and stack(prof, s)[0] == "b_leaf"]
+        self.assertEqual(sum(s.values[prof.type_index("alloc_objects")] for s in mine), 300)
+        for s in mine:
+            self.assertEqual(stack(prof, s)[:5], ["b_leaf", "b_f1", "b_f2", "b_f3", "main"],
+                             describe(prof, mine))
+        self.assertRooted(prof, mine, lambda st: MAIN_ROOTS)

@@ -23,6 +23,7 @@ static const struct {
 	{ PROBE_ARG_RSI, X86_RSI, "%rsi" },
 	{ PROBE_ARG_RDX, X86_RDX, "%rdx" },
 	{ PROBE_ARG_RCX, X86_RCX, "%rcx" },
+	{ PROBE_ARG_RBP, X86_RBP, "%rbp" },
 };
 
 /* The entry, and why nothing later would do. */
@@ -125,12 +126,6 @@ static void choose(const uint8_t *code, size_t size, unsigned int args, bool kee
 				continue;
 			at_entry(out, first, "%s written by '%s' at +%llu", arg_regs[i].name,
 				 in.name, (unsigned long long)off);
-			return;
-		}
-		/* The stack walk takes the caller's %rbp from the register at the site. */
-		if (in.writes & X86_REG(X86_RBP)) {
-			at_entry(out, first, "%%rbp written by '%s' at +%llu", in.name,
-				 (unsigned long long)off);
 			return;
 		}
 		if (in.writes & X86_REG(X86_RSP)) {

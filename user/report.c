@@ -261,9 +261,9 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 static const char *const end_texts[AP_END_NR] = {
 	[AP_END_FP] = "walked by frame pointer (code built without them ends it early)",
 	[AP_END_ROOT] = "reached a thread's first frame",
-	[AP_END_NOT_CODE] = "a return address outside executable code",
+	[AP_END_NOT_CODE] = "a return address outside executable code (or 0)",
 	[AP_END_NO_CFI] = "code without unwind information or frame pointer",
-	[AP_END_NO_TABLE] = "a file whose unwind table was not built yet",
+	[AP_END_NO_TABLE] = "a file without an unwind table (not built yet, or it could not be)",
 	[AP_END_UNSUPPORTED] = "an unwind rule allocprof cannot follow",
 	[AP_END_SIGNAL] = "a signal frame",
 	[AP_END_READ_FAULT] = "stack memory unreadable",

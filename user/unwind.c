@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A file to build: mapped at ip in pid, or (pid 0) the file at path. */
@@ -86,11 +87,20 @@ static void fail(struct unwind *u, const char *name, const char *why)
 	ap_info("no unwind table for %s: %s", name, why);
 }
 
-static void publish(struct unwind *u, const struct ap_file_key *key, const struct ap_cfi_file *run)
+/* 0, or -errno (the file table full: --max-cfi-rows has room, cfi_files has not). */
+static int publish(struct unwind *u, const struct ap_file_key *key, const struct ap_cfi_file *run)
 {
 	/* The syscall orders the rows' stores before the run becomes visible. */
-	if (bpf_map_update_elem(u->files_fd, key, run, BPF_ANY))
-		ap_info("unwind table not published: %s", strerror(errno));
+	return bpf_map_update_elem(u->files_fd, key, run, BPF_ANY) ? -errno : 0;
+}
+
+/*
+ * The file may be asked for again: what failed was this request's (its process exited, the
+ * mapping moved), not the file's.
+ */
+static void ask_again(struct unwind *u, const struct ap_file_key *key)
+{
+	bpf_map_delete_elem(u->wanted_fd, key);
 }
 
 /* Copies rows into the pool at index `first`, through a mapping of just their pages. */
@@ -130,12 +140,20 @@ static void build_one(struct unwind *u, const struct request *r)
 
 		snprintf(what, sizeof(what), "a file of pid %d", (int)r->pid);
 		if (proc_maps__read(r->pid, &maps)) {
-			fail(u, what, "the process exited before its table was built");
+			ap_info("no unwind table for %s yet: the process exited first", what);
+			ask_again(u, &r->key);
 			return;
 		}
 		e = proc_maps__find(&maps, r->ip);
-		if (!e || !map_entry__has_file(e)) {
-			fail(u, what, "no longer mapped where it was seen");
+		/*
+		 * Not the file the walk saw if its inode differs (unmapped, another loaded in
+		 * its place). The device is not compared: on overlayfs the kernel's is the
+		 * layer's, /proc's the overlay's (the inode is the layer's in both).
+		 */
+		if (!e || !map_entry__has_file(e) || e->ino != r->key.ino) {
+			ap_info("no unwind table for %s yet: no longer mapped where it was seen",
+				what);
+			ask_again(u, &r->key);
 			goto out;
 		}
 		fpath = map_entry__file_path(e);
@@ -155,20 +173,37 @@ static void build_one(struct unwind *u, const struct request *r)
 	b = built_find(u, build_id);
 	if (b) {
 		run = b->run;
-		u->sum.files++;
-		u->sum.shared++;
 		pthread_mutex_unlock(&u->mu);
-		publish(u, &r->key, &run);
-		ap_info("unwind table for %s: %u rows (shared, same build-id)", name, run.nr);
+		ret = publish(u, &r->key, &run);
+		if (ret) {
+			fail(u, name, strerror(-ret));
+		} else {
+			pthread_mutex_lock(&u->mu);
+			u->sum.files++;
+			u->sum.shared++;
+			pthread_mutex_unlock(&u->mu);
+			ap_info("unwind table for %s: %u rows (shared, same build-id)", name,
+				run.nr);
+		}
 		free(fpath);
 		goto out;
 	}
 	pthread_mutex_unlock(&u->mu);
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	ret = fd < 0 ? -errno : cfi_table__build(fd, &t, err, sizeof(err));
-	if (fd >= 0)
+	ret = fd < 0 ? -errno : 0;
+	if (!ret) {
+		struct stat st;
+
+		/* The file opened is the one asked for, not one renamed over it since. */
+		if (fstat(fd, &st) || st.st_ino != r->key.ino) {
+			ret = -ESTALE;
+			snprintf(err, sizeof(err), "the file was replaced since it was mapped");
+		} else {
+			ret = cfi_table__build(fd, &t, err, sizeof(err));
+		}
 		close(fd);
+	}
 	if (ret) {
 		fail(u, name, *err ? err : strerror(-ret));
 		free(fpath);
@@ -198,8 +233,13 @@ static void build_one(struct unwind *u, const struct request *r)
 		free(fpath);
 		goto out;
 	}
-	publish(u, &r->key, &run);
-
+	ret = publish(u, &r->key, &run);
+	if (ret) {
+		fail(u, name, strerror(-ret));
+		cfi_table__free(t);
+		free(fpath);
+		goto out;
+	}
 	pthread_mutex_lock(&u->mu);
 	u->sum.files++;
 	u->sum.rows += t->nr;
@@ -335,10 +375,13 @@ void unwind__prime(struct unwind *u, pid_t pid)
 			*v = (struct ap_vma_seen){ .start = e->start, .end = e->end,
 						   .off = e->pgoff, .key = key, .exec = 1,
 						   .file = 1 };
-			v->sum = ap_vma_sum(v);
+			v->sum = ap_vma_sum(v, &pk);
 		}
-		/* The walk asks for what is not here; a file asked for already is on its way. */
-		if (bpf_map_update_elem(u->wanted_fd, &key, &one, BPF_NOEXIST))
+		/*
+		 * The walk asks for what is not here; a file asked for already is on its way
+		 * (a full table of files asked for is no reason not to build it).
+		 */
+		if (bpf_map_update_elem(u->wanted_fd, &key, &one, BPF_NOEXIST) && errno == EEXIST)
 			continue;
 		enqueue(u, pid, e->start, &key, NULL);
 	}
@@ -356,19 +399,32 @@ void unwind__prime_file(struct unwind *u, const char *path)
 		return;
 	key.ino = st.st_ino;
 	key.dev = (__u32)DEV_ID(major(st.st_dev), minor(st.st_dev));
-	if (bpf_map_update_elem(u->wanted_fd, &key, &one, BPF_NOEXIST))
+	if (bpf_map_update_elem(u->wanted_fd, &key, &one, BPF_NOEXIST) && errno == EEXIST)
 		return;
 	enqueue(u, 0, 0, &key, path);
 }
 
-void unwind__settle(struct unwind *u)
+bool unwind__settle(struct unwind *u, unsigned int max_ms)
 {
+	struct timespec until;
+	bool done;
+
 	if (!u)
-		return;
+		return true;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += max_ms / 1000;
+	until.tv_nsec += (long)(max_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&u->mu);
 	while ((u->nq || u->busy) && !u->stop)
-		pthread_cond_wait(&u->cv, &u->mu);
+		if (pthread_cond_timedwait(&u->cv, &u->mu, &until) == ETIMEDOUT)
+			break;
+	done = !u->nq && !u->busy;
 	pthread_mutex_unlock(&u->mu);
+	return done;
 }
 
 void unwind__summary(struct unwind *u, struct unwind_summary *out)

@@ -10,6 +10,7 @@
 #ifndef ALLOCPROF_UNWIND_H
 #define ALLOCPROF_UNWIND_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,8 +30,11 @@ void unwind__prime(struct unwind *u, pid_t pid);
 
 /* The same for the file at `path` (a command's program and libraries, before it runs). */
 void unwind__prime_file(struct unwind *u, const char *path);
-/* Waits until every table asked for so far is built (or could not be). */
-void unwind__settle(struct unwind *u);
+/*
+ * Waits until every table asked for so far is built (or could not be), for at most `max_ms`.
+ * True when they all are.
+ */
+bool unwind__settle(struct unwind *u, unsigned int max_ms);
 
 struct unwind_summary {
 	size_t files;	     /* tables in the kernel */

@@ -427,7 +427,10 @@ int watch_command(struct capture *c)
 	if (interp)
 		watch_linker(c, c->watch->child.pid, interp);
 	add_watched(c, c->watch->child.pid, EXIT_BY_SIGCHLD);
-	unwind__settle(c->unwind);
+	/* Bounded: a huge program's table (cc1plus: ~0.6 s) is not worth holding it longer. */
+	if (!unwind__settle(c->unwind, 1500))
+		ap_info("unwind tables still being built: the command starts now, its first stacks "
+			"partly walked by frame pointer");
 	err = child_release(&c->watch->child);
 	if (err) {
 		ap_err("cannot run '%s': %s", c->o.cmd[0], strerror(-err));
