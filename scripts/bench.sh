@@ -28,10 +28,12 @@ trap 'rm -rf "$tmp"; [ -n "${redis:-}" ] && kill "$redis" 2>/dev/null; true' EXI
 attach() {
 	local pid=$1
 	shift
+	# Not the last tracer's log: the new one is truncated only once its process starts.
+	rm -f "$tmp/log"
 	"$@" "$pid" 2>"$tmp/log" &
 	tracer=$!
 	for _ in $(seq 200); do
-		grep -q "probes attached" "$tmp/log" && return 0
+		grep -qs "probes attached" "$tmp/log" && return 0
 		sleep 0.05
 	done
 	cat "$tmp/log" >&2

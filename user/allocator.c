@@ -251,9 +251,13 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, const struct 
 		/*
 		 * operator new is probed where it resolves. In the allocator it is the only
 		 * probe on the call; libstdc++'s calls malloc, and that inner call is
-		 * recognised as nested. Probing it costs a second trap per new, but without
-		 * it the allocation site would be lost: libstdc++ keeps no frame pointer,
-		 * so the frame-pointer walk from malloc skips operator new's caller.
+		 * recognised as nested. Probing it costs a second trap per new. With
+		 * --stacks fp it is what keeps the allocation site (libstdc++ keeps no frame
+		 * pointer, so the walk from malloc skips new's caller); the CFI walk from
+		 * malloc would find the site through new's frame, but the probe stays: it
+		 * records what the program asked for (new(0) asks malloc for 1 byte, aligned
+		 * new rounds the size up to the alignment), the site is the leaf without
+		 * trimming new's frame, and a profile does not change with --stacks.
 		 */
 		/*
 		 * The C++ runtimes' operator delete calls free, which is probed: a second probe
