@@ -374,10 +374,13 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = p->tgid;
+	struct ap_proc_key k = { .pid = tgid, .image = image_of(p) };
 
+	/* The mappings the walks kept for this process (the same program exec'd again) are gone. */
+	bpf_map_delete_elem(&proc_vmas, &k);
 	if (!bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
-	send_event(AP_EV_EXEC, tgid, image_of(p));
+	send_event(AP_EV_EXEC, tgid, k.image);
 	return 0;
 }
 

@@ -45,6 +45,8 @@ struct walk {
 	__u32 vm_known, have_tab;
 	__u32 seen_next; /* the entry of `seen` the next new mapping replaces */
 	struct ap_proc_key owner; /* whose mappings `seen` holds: an exec keeps the thread */
+	__u64 owner_exec;	  /* and after which exec (task->self_exec_id: the same program
+				     exec'd again is mapped elsewhere) */
 	struct ap_vma_seen vm;
 	/* Its file's rows, when it has a table. */
 	struct ap_cfi_file tab;
@@ -175,6 +177,22 @@ found:
 	return true;
 }
 
+__noinline __u64 untrampoline(__u64 slot);
+
+/*
+ * The allocator's return address, read at `slot`: a tail call into it from a function whose
+ * return probe is pending finds the trampoline there. 0 when it cannot be mapped back.
+ */
+static __always_inline __u64 real_ra(struct walk_ctx *c, __u64 ra, __u64 slot, __u64 tramp)
+{
+	if (ra != tramp)
+		return ra;
+	ra = untrampoline(slot);
+	if (ra)
+		STAT_INC(c->st, AP_STAT_TRAMPOLINE);
+	return ra;
+}
+
 /* ---- the frame-pointer walk ------------------------------------------------------------ */
 
 static int fp_check_frame(__u32 i, void *data)
@@ -188,11 +206,13 @@ static int fp_check_frame(__u32 i, void *data)
 		return 1;
 	ip = s->ip[k];
 	if (!in_code(c, ip)) {
-		/* The kernel's walk found these frames: kept when only the check cannot be made. */
-		if (c->b->w.end == AP_END_VMA_BUSY)
+		/* A frame the kernel's walk found is kept when only the check cannot be made. */
+		if (c->b->w.end == AP_END_VMA_BUSY) {
 			c->b->w.end = AP_END_FP;
-		else
-			s->nr = (__u32)k;
+			STAT_INC(c->st, AP_STAT_VMA_FAIL);
+			return 0;
+		}
+		s->nr = (__u32)k;
 		return 1;
 	}
 	return 0;
@@ -203,8 +223,11 @@ static int fp_check_frame(__u32 i, void *data)
  * in the caller's frame, so the caller is missing: the return address read at the probe site
  * takes frame 0's place.
  */
-static __always_inline void fp_walk(struct walk_ctx *c, struct pt_regs *ctx, __u64 ra)
+static __always_inline void fp_walk(struct walk_ctx *c, struct pt_regs *ctx, __u64 ra,
+				    __u64 slot)
 {
+	struct xol_area *area = c->task->mm->uprobes_state.xol_area;
+	__u64 real = real_ra(c, ra, slot, area ? area->vaddr : 1);
 	struct ap_stack *s = &c->b->s;
 	struct walk *w = &c->b->w;
 	long n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), BPF_F_USER_STACK);
@@ -220,7 +243,7 @@ static __always_inline void fp_walk(struct walk_ctx *c, struct pt_regs *ctx, __u
 			STAT_INC(c->st, AP_STAT_STACK_TRUNC);
 		}
 	}
-	s->ip[0] = ra;
+	s->ip[0] = real ? real : ra;
 	s->nr = nr;
 	w->end = AP_END_FP;
 	w->vm_known = 0;
@@ -451,15 +474,7 @@ static __always_inline void cfi_walk(struct walk_ctx *c, struct pt_regs *ctx, __
 	struct walk *w = &c->b->w;
 
 	w->tramp = area ? area->vaddr : 1; /* 1: never a return address */
-	/* A tail call into the allocator from a function with a return probe pending. */
-	if (ra == w->tramp) {
-		__u64 real = untrampoline(slot);
-
-		if (real) {
-			ra = real;
-			STAT_INC(c->st, AP_STAT_TRAMPOLINE);
-		}
-	}
+	ra = real_ra(c, ra, slot, w->tramp);
 	c->b->s.ip[0] = ra;
 	w->n = 1;
 	w->ip = ra;
@@ -469,8 +484,10 @@ static __always_inline void cfi_walk(struct walk_ctx *c, struct pt_regs *ctx, __
 	w->vm_known = 0;
 	w->have_tab = 0;
 	w->end = AP_END_ROOT;
-	if (in_code(c, ra))
+	if (ra && in_code(c, ra))
 		bpf_loop(AP_MAX_FRAMES, cfi_step, c, 0);
+	else if (!ra)
+		w->end = AP_END_NOT_CODE;
 	if (w->end == AP_END_ROOT && w->n >= AP_MAX_FRAMES)
 		w->end = AP_END_DEPTH;
 	c->b->s.nr = w->n > AP_MAX_FRAMES ? AP_MAX_FRAMES : w->n;
@@ -530,14 +547,16 @@ __noinline int walk_user_stack(struct pt_regs *ctx, __u64 ra, __u64 slot)
 		return -1;
 	w = &c.b->w;
 	/* A thread that exec'd runs another program: what it kept is not its mappings now. */
-	if (w->owner.pid != c.proc.pid || w->owner.image != c.proc.image) {
+	if (w->owner.pid != c.proc.pid || w->owner.image != c.proc.image ||
+	    w->owner_exec != c.task->self_exec_id) {
 		for (int k = 0; k < AP_VMA_CACHE; k++)
 			w->seen[k] = (struct ap_vma_seen){};
 		w->seen_next = 0;
 		w->owner = c.proc;
+		w->owner_exec = c.task->self_exec_id;
 	}
 	if (stack_mode == AP_STACKS_FP)
-		fp_walk(&c, ctx, ra);
+		fp_walk(&c, ctx, ra, slot);
 	else
 		cfi_walk(&c, ctx, ra, slot);
 	count_end(c.st, c.b->s.end);

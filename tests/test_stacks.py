@@ -679,9 +679,9 @@ class Exec(StacksCase):
                                    "--", "setarch", "-R", a, b],
                                   stdout=subprocess.DEVNULL, stderr=errf)
             self.addCleanup(lambda: ap.poll() is None and (ap.kill(), ap.wait()))
-            wait_for_log(log, "exec-b: waiting for SIGUSR1", table_line(b), proc=ap)
-            with open("/proc/%d/task/%d/children" % (ap.pid, ap.pid)) as f:
-                child = int(f.read().split()[0])
+            wait_for_log(log, re.compile(r"exec-b \(pid \d+\): waiting for SIGUSR1"),
+                         table_line(b), proc=ap)
+            child = int(re.search(r"exec-b \(pid (\d+)\): waiting", open(log).read()).group(1))
             os.kill(child, signal.SIGUSR1)
             self.assertEqual(ap.wait(timeout=120), 0, open(log).read())
         prof = pprofraw.read(out)

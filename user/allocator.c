@@ -170,7 +170,8 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 				 sym->size ? "too large to decode" : "unknown");
 		return true;
 	}
-	probe_site__choose(code, n, args_read(f) | (pl->keep_rbp ? PROBE_ARG_RBP : 0),
+	/* Both stack walks start from the caller's %rbp, in the register at the site. */
+	probe_site__choose(code, n, args_read(f) | PROBE_ARG_RBP,
 			   pl->return_probes && f->role == FN_ALLOC && !f->throws, &ch);
 	free(code);
 	snprintf(s->why, sizeof(s->why), "%s", ch.why);

@@ -57,7 +57,6 @@ struct placement {
 	bool at_entry;	    /* each function at its entry, not the first emulated instruction */
 	bool return_probes; /* allocation functions also get a return probe at their site,
 			       which needs the entry's stack pointer */
-	bool keep_rbp;	    /* the CFI stack walk reads the caller's %rbp at the site */
 };
 
 struct alloc_plan {

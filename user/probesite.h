@@ -20,7 +20,7 @@
 #define PROBE_ARG_RSI (1u << 1)
 #define PROBE_ARG_RDX (1u << 2)
 #define PROBE_ARG_RCX (1u << 3)
-/* Not an argument: the CFI stack walk takes the caller's %rbp from the register at the site. */
+/* Not an argument: both stack walks start from the caller's %rbp, in the register at the site. */
 #define PROBE_ARG_RBP (1u << 4)
 
 struct site_choice {

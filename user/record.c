@@ -120,8 +120,7 @@ static int open_bpf(struct run *r)
 	if (!c->o.alloc_only)
 		c->sessions = attach_sessions_supported(&c->no_sessions);
 	c->placement = (struct placement){ .at_entry = c->o.probe_at_entry,
-					   .return_probes = !c->o.alloc_only,
-					   .keep_rbp = c->o.stacks != AP_STACKS_FP };
+					   .return_probes = !c->o.alloc_only };
 	if (c->sessions)
 		bpf_program__set_expected_attach_type(s->progs.on_alloc_session,
 						      (enum bpf_attach_type)attach_session_type());

@@ -37,6 +37,14 @@ struct request {
 	char *path;
 };
 
+/* Times a file's request may fail for a reason of the moment before it counts as failed. */
+#define MAX_RETRIES 3
+
+struct retry {
+	struct ap_file_key key;
+	unsigned int n;
+};
+
 /* A table built: where its rows are, under its build-id. */
 struct built {
 	char build_id[64];
@@ -56,6 +64,8 @@ struct unwind {
 	size_t nq, qcap;
 	struct built *built;
 	size_t nbuilt, built_cap;
+	struct retry *retries; /* worker only */
+	size_t nretries, retries_cap;
 	struct unwind_summary sum;
 };
 
@@ -95,11 +105,28 @@ static int publish(struct unwind *u, const struct ap_file_key *key, const struct
 }
 
 /*
- * The file may be asked for again: what failed was this request's (its process exited, the
- * mapping moved), not the file's.
+ * What failed was this request's, not the file's (its process exited, another file is mapped
+ * there now, the mapping is not readable right now): the file may be asked for again by the
+ * next walk through it, a few times, then it counts as failed. Worker only.
  */
-static void ask_again(struct unwind *u, const struct ap_file_key *key)
+static void ask_again(struct unwind *u, const struct ap_file_key *key, const char *what,
+		      const char *why)
 {
+	struct retry *r = NULL;
+
+	for (size_t i = 0; i < u->nretries && !r; i++)
+		if (!memcmp(&u->retries[i].key, key, sizeof(*key)))
+			r = &u->retries[i];
+	if (!r) {
+		grow((void **)&u->retries, &u->retries_cap, u->nretries + 1, sizeof(*u->retries));
+		r = &u->retries[u->nretries++];
+		*r = (struct retry){ .key = *key };
+	}
+	if (++r->n >= MAX_RETRIES) {
+		fail(u, what, why);
+		return;
+	}
+	ap_info("no unwind table for %s yet: %s", what, why);
 	bpf_map_delete_elem(u->wanted_fd, key);
 }
 
@@ -130,7 +157,7 @@ static void build_one(struct unwind *u, const struct request *r)
 	char build_id[64] = "", err[256] = "", *path = NULL, *fpath;
 	const char *name;
 	uint64_t t0 = now_ns();
-	int fd, ret;
+	int fd, ret, err_maps;
 
 	if (r->path) {
 		fpath = xstrdup(r->path);
@@ -139,9 +166,11 @@ static void build_one(struct unwind *u, const struct request *r)
 		char what[64];
 
 		snprintf(what, sizeof(what), "a file of pid %d", (int)r->pid);
-		if (proc_maps__read(r->pid, &maps)) {
-			ap_info("no unwind table for %s yet: the process exited first", what);
-			ask_again(u, &r->key);
+		err_maps = proc_maps__read(r->pid, &maps);
+		if (err_maps) {
+			ask_again(u, &r->key, what,
+				  pid_exited(r->pid) ? "its process exited first"
+						     : "its process's mappings are not readable");
 			return;
 		}
 		e = proc_maps__find(&maps, r->ip);
@@ -151,9 +180,7 @@ static void build_one(struct unwind *u, const struct request *r)
 		 * layer's, /proc's the overlay's (the inode is the layer's in both).
 		 */
 		if (!e || !map_entry__has_file(e) || e->ino != r->key.ino) {
-			ap_info("no unwind table for %s yet: no longer mapped where it was seen",
-				what);
-			ask_again(u, &r->key);
+			ask_again(u, &r->key, what, "it is no longer mapped where it was seen");
 			goto out;
 		}
 		fpath = map_entry__file_path(e);
@@ -289,6 +316,7 @@ struct unwind *unwind__new(struct allocprof_bpf *skel)
 {
 	struct unwind *u = xcalloc(1, sizeof(*u));
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	pthread_condattr_t ca;
 	void *probe;
 	int err;
 
@@ -306,7 +334,10 @@ struct unwind *unwind__new(struct allocprof_bpf *skel)
 	}
 	munmap(probe, page);
 	pthread_mutex_init(&u->mu, NULL);
-	pthread_cond_init(&u->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* settle's limit: not the wall clock */
+	pthread_cond_init(&u->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	err = pthread_create(&u->worker, NULL, worker, u);
 	if (err) {
 		ap_err("cannot start the unwind-table worker: %s", strerror(err));
@@ -332,6 +363,7 @@ void unwind__free(struct unwind *u)
 		free(u->q[i].path);
 	free(u->q);
 	free(u->built);
+	free(u->retries);
 	free(u);
 }
 
@@ -411,7 +443,7 @@ bool unwind__settle(struct unwind *u, unsigned int max_ms)
 
 	if (!u)
 		return true;
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += max_ms / 1000;
 	until.tv_nsec += (long)(max_ms % 1000) * 1000000;
 	if (until.tv_nsec >= 1000000000) {

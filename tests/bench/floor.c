@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* The sites allocprof chooses: with return probes, those that keep %rsp as at entry. */
-	pl = (struct placement){ .return_probes = with_ret || with_free, .keep_rbp = true };
+	pl = (struct placement){ .return_probes = with_ret || with_free };
 	pfd.fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	pfd.events = POLLIN;
 	if (pfd.fd < 0 || alloc_plan__of_pid((pid_t)pid, &pl, &plan, NULL)) {

@@ -823,6 +823,10 @@ TEST(site_synthetic)
 		{ "48 85 ff 31 ff 74 00 c3", A_RDI, false, 0, 0, "%rdi written by 'xor' at +3" },
 		/* mov %dl, %dh: without REX, rm 6 is %dh, not %sil. */
 		{ "48 85 ff 88 d6 74 00 c3", A_RSI, false, 5, 0, "+5 je" },
+		/* mov %rdi,%rbp: the stack walks need the caller's %rbp at the site */
+		{ "48 85 ff 48 89 fd 74 00 c3", A_RDI, false, 6, 0, "+6 je" },
+		{ "48 85 ff 48 89 fd 74 00 c3", A_RDI | PROBE_ARG_RBP, false, 0, 0,
+		  "%rbp written by 'mov' at +3" },
 		{ "48 85 ff 88 d6 74 00 c3", A_RDX, false, 0, 0, "%rdx written by 'mov' at +3" },
 		/* The stack. */
 		{ "6a 00 74 00 c3", A_RDI, false, 2, 1, "+2 je (emulated), after push" },

@@ -3,7 +3,9 @@
  * differ from exec-a's functions at the same offsets), 300 allocations from b_leaf, counted
  * after SIGUSR1 (once its unwind table is in place).
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "targets/wait_usr1.h"
 
@@ -51,7 +53,11 @@ __attribute__((noinline)) static void b_f3(int k)
 
 int main(void)
 {
-	wait_usr1("exec-b");
+	char who[64];
+
+	/* The pid, so a test knows whom to signal (the command allocprof started, exec'd). */
+	snprintf(who, sizeof(who), "exec-b (pid %d)", (int)getpid());
+	wait_usr1(who);
 	b_f3(300);
 	return 0;
 }
