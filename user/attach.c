@@ -25,6 +25,7 @@
  * 1.1): the attach type's number and the link_create layout of a uprobe_multi link, from the
  * kernel's UAPI, are written out here and the link is created with the bpf syscall.
  */
+#define AP_BPF_TRACE_UPROBE_MULTI   48
 #define AP_BPF_TRACE_UPROBE_SESSION 57
 
 union ap_link_create_attr {
@@ -51,20 +52,30 @@ int attach_session_type(void)
 	return AP_BPF_TRACE_UPROBE_SESSION;
 }
 
-/* A uprobe session link of `prog_fd` at one offset of `path`; pid 0: every process. */
-static int session_link(int prog_fd, pid_t pid, const char *path, uint64_t offset, uint64_t cookie)
+int attach_multi_type(void)
+{
+	return AP_BPF_TRACE_UPROBE_MULTI;
+}
+
+/*
+ * A uprobe_multi link (`type`: a session, or plain entry probes) of `prog_fd` at `cnt`
+ * offsets of `path`, each with its cookie; pid 0: every process. One link for all of a file's
+ * sites: the kernel detaches them together when it is closed (a link per site cost a close
+ * of 24-232 ms each at the end of a capture).
+ */
+static int multi_link(int prog_fd, __u32 type, pid_t pid, const char *path, const __u64 *offsets,
+		      const __u64 *cookies, __u32 cnt)
 {
 	union ap_link_create_attr attr;
-	__u64 off = offset, ck = cookie;
 	long fd;
 
 	memset(&attr, 0, sizeof(attr));
 	attr.prog_fd = (__u32)prog_fd;
-	attr.attach_type = AP_BPF_TRACE_UPROBE_SESSION;
+	attr.attach_type = type;
 	attr.uprobe_multi.path = (__u64)(uintptr_t)path;
-	attr.uprobe_multi.offsets = (__u64)(uintptr_t)&off;
-	attr.uprobe_multi.cookies = (__u64)(uintptr_t)&ck;
-	attr.uprobe_multi.cnt = 1;
+	attr.uprobe_multi.offsets = (__u64)(uintptr_t)offsets;
+	attr.uprobe_multi.cookies = (__u64)(uintptr_t)cookies;
+	attr.uprobe_multi.cnt = cnt;
 	attr.uprobe_multi.pid = pid > 0 ? (__u32)pid : 0;
 	fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
 	return fd < 0 ? -errno : (int)fd;
@@ -117,8 +128,10 @@ bool attach_sessions_supported(const char **why)
 	if (!m || !m->path) {
 		snprintf(reason, sizeof(reason), "cannot find our own test site");
 	} else {
-		link = session_link(prog, getpid(), "/proc/self/exe", site - m->start + m->pgoff,
-				    0);
+		__u64 off = site - m->start + m->pgoff, cookie = 0;
+
+		link = multi_link(prog, AP_BPF_TRACE_UPROBE_SESSION, getpid(), "/proc/self/exe",
+				  &off, &cookie, 1);
 		if (link >= 0) {
 			close(link);
 			cached = 1;
@@ -288,10 +301,15 @@ static unsigned int libs_map_slot(struct attacher *a, const struct alloc_plan *p
 	return idx;
 }
 
-static int attach_session(struct attacher *a, pid_t pid, const char *path, uint64_t offset,
-			  uint64_t cookie)
+/* One link for `n` sites of the file at `path`: the session's, or (`is_free`) the free's. */
+static int attach_multi(struct attacher *a, bool is_free, pid_t pid, const char *path,
+			const __u64 *offsets, const __u64 *cookies, size_t n)
 {
-	int fd = session_link(bpf_program__fd(a->progs.session), pid, path, offset, cookie);
+	int fd = is_free ? multi_link(bpf_program__fd(a->progs.free), AP_BPF_TRACE_UPROBE_MULTI,
+				      pid, path, offsets, cookies, (__u32)n)
+			 : multi_link(bpf_program__fd(a->progs.session),
+				      AP_BPF_TRACE_UPROBE_SESSION, pid, path, offsets, cookies,
+				      (__u32)n);
 
 	if (fd < 0)
 		return fd;
@@ -308,8 +326,11 @@ static int attach_site(struct attacher *a, pid_t pid, const char *path, const st
 
 	if (alloc_fns[s->fn].role == FN_FREE)
 		return attach_one(a, a->progs.free, pid, path, offset, cookie, AT_SITE);
-	if (a->progs.session)
-		return attach_session(a, pid, path, offset, cookie);
+	if (a->progs.session) {
+		__u64 off = offset, ck = cookie;
+
+		return attach_multi(a, false, pid, path, &off, &ck, 1);
+	}
 	err = attach_one(a, a->progs.alloc, pid, path, offset, cookie, AT_SITE);
 	/* Never on a throwing operator new: C++ unwinding cannot pass the kernel's trampoline. */
 	if (!err && a->progs.alloc_ret && !alloc_fns[s->fn].throws) {
@@ -320,19 +341,84 @@ static int attach_site(struct attacher *a, pid_t pid, const char *path, const st
 	return err;
 }
 
+/* The sites of one file that go into one link (one for the session, one for free). */
+struct batch {
+	size_t n, cap;
+	__u64 *offsets, *cookies;
+	size_t *site; /* index into plan->sites */
+};
+
+static int site_failed(pid_t pid, const struct alloc_fn *f, const struct alloc_lib *l, int err)
+{
+	/*
+	 * A short-lived process can exit while it is being attached: not an error. (A zombie
+	 * still answers kill(pid, 0), so the check is pid_exited's.)
+	 */
+	if (pid > 0 && pid_exited(pid))
+		return -ESRCH;
+	if (pid > 0)
+		ap_err("cannot attach to %s in %s for pid %d: %s", f->name, l->path, (int)pid,
+		       strerror(-err));
+	else
+		ap_err("cannot attach to %s in %s: %s", f->name, l->path, strerror(-err));
+	return err;
+}
+
+/*
+ * The session sites of plan->libs[lib], in one link. When the kernel refuses it, the sites are
+ * tried one by one, so the one it refuses is named.
+ */
+static int attach_batch(struct attacher *a, bool is_free, pid_t pid, const struct alloc_plan *plan,
+			size_t lib, const struct batch *b, size_t *added)
+{
+	const struct alloc_lib *l = &plan->libs[lib];
+	int err;
+
+	if (!b->n)
+		return 0;
+	err = attach_multi(a, is_free, pid, l->open_path, b->offsets, b->cookies, b->n);
+	if (err) {
+		for (size_t i = 0; i < b->n; i++) {
+			const struct probe_site *s = &plan->sites[b->site[i]];
+			int e = attach_multi(a, is_free, pid, l->open_path, &b->offsets[i],
+					     &b->cookies[i], 1);
+
+			if (e)
+				return site_failed(pid, &alloc_fns[s->fn], l, e);
+			note_attached(a, pid, lib_dev(l), lib_ino(l), b->offsets[i]);
+			(*added)++;
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		note_attached(a, pid, lib_dev(l), lib_ino(l), b->offsets[i]);
+	*added += b->n;
+	return 0;
+}
+
 int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *plan, size_t *added)
 {
+	/* [2 * lib]: the session's sites of plan->libs[lib], [2 * lib + 1]: free's. */
+	struct batch *batches = xcalloc(2 * (plan->nlibs ? plan->nlibs : 1), sizeof(*batches));
+	int err = 0;
+
 	*added = 0;
-	for (size_t i = 0; i < plan->nsites; i++) {
+	for (size_t i = 0; i < plan->nsites && !err; i++) {
 		const struct probe_site *s = &plan->sites[i];
 		const struct alloc_lib *l = &plan->libs[s->lib];
 		const struct alloc_fn *f = &alloc_fns[s->fn];
+		uint64_t off = s->offset + s->past_entry, cookie;
 		unsigned int slot; /* the library's in the BPF libs map (s->lib is plan->libs's) */
-		uint64_t cookie;
-		int err;
+		bool multi = f->role == FN_FREE ? a->progs.free_multi : !!a->progs.session;
+		struct batch *b = &batches[2 * s->lib + (f->role == FN_FREE)];
+		bool queued = false;
 
 		if ((f->role == FN_FREE && !a->progs.free) ||
-		    site_attached(a, pid, lib_dev(l), lib_ino(l), s->offset + s->past_entry))
+		    site_attached(a, pid, lib_dev(l), lib_ino(l), off))
+			continue;
+		for (size_t k = 0; k < b->n && !queued; k++)
+			queued = b->offsets[k] == off;
+		if (queued)
 			continue;
 		slot = libs_map_slot(a, plan, s->lib);
 		if (s->vaddr + s->past_entry > AP_MAX_SITE_VADDR)
@@ -340,26 +426,35 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		/* The cookie has the site's address: the program finds the load bias from it. */
 		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, slot,
 				   slot == AP_NO_LIB ? 0 : s->vaddr + s->past_entry);
-		err = attach_site(a, pid, l->open_path, s, s->offset + s->past_entry, cookie);
-		/*
-		 * A short-lived process can exit while it is being attached: not an error. (A
-		 * zombie still answers kill(pid, 0), so the check is pid_exited's.)
-		 */
-		if (err && pid > 0 && pid_exited(pid))
-			return -ESRCH;
-		if (err) {
-			if (pid > 0)
-				ap_err("cannot attach to %s in %s for pid %d: %s", f->name, l->path,
-				       (int)pid, strerror(-err));
-			else
-				ap_err("cannot attach to %s in %s: %s", f->name, l->path,
-				       strerror(-err));
-			return err;
+		if (multi) {
+			if (b->n == b->cap) {
+				b->cap = b->cap ? 2 * b->cap : 16;
+				b->offsets = xrealloc(b->offsets, b->cap, sizeof(*b->offsets));
+				b->cookies = xrealloc(b->cookies, b->cap, sizeof(*b->cookies));
+				b->site = xrealloc(b->site, b->cap, sizeof(*b->site));
+			}
+			b->offsets[b->n] = off;
+			b->cookies[b->n] = cookie;
+			b->site[b->n++] = i;
+			continue;
 		}
-		note_attached(a, pid, lib_dev(l), lib_ino(l), s->offset + s->past_entry);
+		err = attach_site(a, pid, l->open_path, s, off, cookie);
+		if (err) {
+			err = site_failed(pid, f, l, err);
+			break;
+		}
+		note_attached(a, pid, lib_dev(l), lib_ino(l), off);
 		(*added)++;
 	}
-	return 0;
+	for (size_t k = 0; k < 2 * plan->nlibs && !err; k++)
+		err = attach_batch(a, k & 1, pid, plan, k / 2, &batches[k], added);
+	for (size_t k = 0; k < 2 * plan->nlibs; k++) {
+		free(batches[k].offsets);
+		free(batches[k].cookies);
+		free(batches[k].site);
+	}
+	free(batches);
+	return err;
 }
 
 int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,

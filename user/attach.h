@@ -25,7 +25,12 @@ struct attach_progs {
 	struct bpf_program *alloc_ret;
 	struct bpf_program *session;
 	struct bpf_program *free;
+	/* free was loaded as a uprobe_multi program (attach_multi_type()): one link per file */
+	bool free_multi;
 };
+
+/* The attach type of a uprobe_multi program (BPF_TRACE_UPROBE_MULTI, Linux 6.6+). */
+int attach_multi_type(void);
 
 /* `libs_fd`: the libs map, or -1 when the program does no nested-call check (the floor). */
 struct attacher *attacher__new(const struct attach_progs *progs, int libs_fd);

@@ -121,9 +121,13 @@ static int open_bpf(struct run *r)
 		c->sessions = attach_sessions_supported(&c->no_sessions);
 	c->placement = (struct placement){ .at_entry = c->o.probe_at_entry,
 					   .return_probes = !c->o.alloc_only };
-	if (c->sessions)
+	if (c->sessions) {
 		bpf_program__set_expected_attach_type(s->progs.on_alloc_session,
 						      (enum bpf_attach_type)attach_session_type());
+		/* A kernel with sessions has uprobe_multi links: free's sites, one link a file. */
+		bpf_program__set_expected_attach_type(s->progs.on_free,
+						      (enum bpf_attach_type)attach_multi_type());
+	}
 	bpf_program__set_autoload(s->progs.on_alloc_session, c->sessions);
 	bpf_program__set_autoload(s->progs.on_alloc, !c->sessions);
 	bpf_program__set_autoload(s->progs.on_alloc_ret, !c->sessions && !c->o.alloc_only);
@@ -165,7 +169,8 @@ static int open_bpf(struct run *r)
 		progs.alloc = s->progs.on_alloc;
 	else if (c->sessions)
 		progs = (struct attach_progs){ .session = s->progs.on_alloc_session,
-					       .free = s->progs.on_free };
+					       .free = s->progs.on_free,
+					       .free_multi = true };
 	else
 		progs = (struct attach_progs){ .alloc = s->progs.on_alloc,
 					       .alloc_ret = s->progs.on_alloc_ret,
