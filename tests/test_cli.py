@@ -55,6 +55,15 @@ class BadInput(Case):
         pid = free_pid()
         self.expect_error(["-p", str(pid)], 1, ["pid %d" % pid, "no such process"])
 
+    @needs("root")
+    def test_kernel_thread(self):
+        # pid 2 is kthreadd on Linux: alive, and nothing in user space to trace.
+        with open("/proc/2/comm") as f:
+            comm = f.read().strip()
+        proc = self.expect_error(["-p", "2", "-d", "1s"], 1,
+                                 ["pid 2 (%s) is a kernel thread" % comm])
+        self.assertNotIn("exited", proc.stderr)
+
     def test_pid_not_a_number(self):
         self.expect_error(["-p", "12ab"], 2, ["'12ab'", "not a number"])
         self.expect_error(["-p", "1,,2"], 2, ["pid"])
@@ -184,6 +193,17 @@ class BadInput(Case):
 
 class Capture(Case):
     """How a capture ends, and what it leaves behind."""
+
+    @needs("root")
+    def test_attached_target_without_allocations_is_counted(self):
+        # A process that is attached and allocates nothing: "from 0 processes" says so.
+        idle = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(lambda: (idle.kill(), idle.wait()))
+        out = self.path("idle.pb.gz")
+        proc = record(["-p", str(idle.pid), "-d", "300ms", "-o", out])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("from 0 processes (1 attached, 1 with no allocation recorded)",
+                      proc.stderr)
 
     def start_sleeper(self):
         """A long-running process that keeps allocating."""

@@ -36,6 +36,8 @@ const struct map_entry *proc_maps__find(const struct proc_maps *m, uint64_t addr
  * is no such process or it has exited.
  */
 int pid_check(pid_t pid, pid_t *tgid);
+/* Is `pid` a kernel thread (no user address space: nothing to trace)? */
+bool pid_is_kernel_thread(pid_t pid);
 /* Has `pid` exited (gone, or a zombie its parent has not reaped)? */
 bool pid_exited(pid_t pid);
 /*

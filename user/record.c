@@ -284,14 +284,25 @@ static void summarize(struct run *r, struct profile *p, const struct collect_sta
 	const Perftools__Profiles__Profile *m = profile__message(p);
 	char b1[32];
 
+	size_t ntargets = 0;
+	char attached[96] = "";
+
+	/*
+	 * "from 0 processes" of a process that was attached but did not allocate would read as
+	 * if nothing had been attached: say how many were.
+	 */
+	watch__targets(r->c.watch, &ntargets);
+	if (!r->c.o.all && ntargets > st->procs)
+		snprintf(attached, sizeof(attached), " (%zu attached, %zu with no allocation recorded)",
+			 ntargets, ntargets - (size_t)st->procs);
 	/* For people, on stderr: a command's stdout stays exactly its own. */
 	fprintf(stderr,
-		"allocprof: wrote %s: %llu allocations, %s in %llu stacks from %llu process%s "
+		"allocprof: wrote %s: %llu allocations, %s in %llu stacks from %llu process%s%s "
 		"over %.1f s (%s)\n",
 		r->out_path, (unsigned long long)(st->objects + 0.5),
 		fmt_bytes(st->bytes, b1, sizeof(b1)), (unsigned long long)st->samples,
-		(unsigned long long)st->procs, st->procs == 1 ? "" : "es", (double)duration / 1e9,
-		r->c.o.exact ? "exact" : "sampled, estimates");
+		(unsigned long long)st->procs, st->procs == 1 ? "" : "es", attached,
+		(double)duration / 1e9, r->c.o.exact ? "exact" : "sampled, estimates");
 	if (!r->c.o.alloc_only)
 		fprintf(stderr, "allocprof: in use at the end (or at exit): %llu allocations, %s\n",
 			(unsigned long long)(st->inuse_objects + 0.5),

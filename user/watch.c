@@ -155,6 +155,11 @@ static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, c
 	int err;
 
 	proc_read_comm(pid, comm);
+	if (pid_is_kernel_thread(pid)) {
+		ap_err("pid %d (%s) is a kernel thread: it has no user-space allocator to trace",
+		       (int)pid, comm);
+		return -EINVAL;
+	}
 	err = alloc_plan__of_pid(pid, &c->placement, plan, rtld_path);
 	if (err && pid_exited(pid))
 		return -ESRCH;
