@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
@@ -182,15 +183,55 @@ struct attacher *attacher__new(const struct attach_progs *progs, int libs_fd)
 	return a;
 }
 
+/* Detaching threads: each closes every DETACHERS-th link. */
+#define DETACHERS 16
+
+struct detacher {
+	struct attacher *a;
+	size_t first;
+};
+
+static void *detach_some(void *arg)
+{
+	struct detacher *d = arg;
+
+	for (size_t i = d->first; i < d->a->nlinks; i += DETACHERS)
+		bpf_link__destroy(d->a->links[i]);
+	for (size_t i = d->first; i < d->a->nfds; i += DETACHERS)
+		close(d->a->link_fds[i]);
+	return NULL;
+}
+
+/*
+ * The kernel waits for its probes to be quiet before a link's close returns (tens of ms
+ * each): with many links (a link per file per process) they are closed from several threads
+ * at once, whose waits overlap.
+ */
+static void detach_all(struct attacher *a)
+{
+	struct detacher d[DETACHERS];
+	pthread_t t[DETACHERS];
+	bool started[DETACHERS] = { false };
+
+	for (size_t k = 0; k < DETACHERS; k++)
+		d[k] = (struct detacher){ a, k };
+	if (a->nlinks + a->nfds >= 2 * DETACHERS)
+		for (size_t k = 1; k < DETACHERS; k++)
+			started[k] = !pthread_create(&t[k], NULL, detach_some, &d[k]);
+	for (size_t k = 0; k < DETACHERS; k++)
+		if (!started[k])
+			detach_some(&d[k]);
+	for (size_t k = 1; k < DETACHERS; k++)
+		if (started[k])
+			pthread_join(t[k], NULL);
+}
+
 void attacher__free(struct attacher *a)
 {
 	if (!a)
 		return;
-	for (size_t i = 0; i < a->nlinks; i++)
-		bpf_link__destroy(a->links[i]);
+	detach_all(a);
 	free(a->links);
-	for (size_t i = 0; i < a->nfds; i++)
-		close(a->link_fds[i]);
 	free(a->link_fds);
 	free(a->sites);
 	free(a->libs);
