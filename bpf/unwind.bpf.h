@@ -12,10 +12,10 @@
  *   kernel replaced with its uretprobe trampoline is put back from the task's pending
  *   return instances.
  *
- * Every frame's mapping is looked up (bpf_find_vma), cached while consecutive frames stay in
- * it: a frame outside executable code ends the stack, and the mapping gives the file and the
- * offset the rows are keyed by. Each way a walk ends is in the stack (ap_stack.end) and
- * counted (AP_STAT_END_*).
+ * Every frame's mapping is found (in_code: the last frame's, the thread's and the process's
+ * kept mappings, else bpf_find_vma): a frame outside executable code ends the stack, and the
+ * mapping gives the file and the offset the rows are keyed by. Each way a walk ends is in the
+ * stack (ap_stack.end) and counted (AP_STAT_END_*).
  */
 #ifndef ALLOCPROF_UNWIND_BPF_H
 #define ALLOCPROF_UNWIND_BPF_H
@@ -27,17 +27,18 @@
 /* The pending returns looked at for one trampoline: return probes nest this deep. */
 #define AP_MAX_PENDING_RETURNS 16
 
+/* Mappings kept per thread (struct walk's `seen`); a power of two. */
+#define AP_VMA_CACHE 8
+
 /*
  * The walk's state. It lives in task storage with the stack it fills, not on the BPF stack:
  * the verifier tracks what is on its stack value by value, and a walk's flags and reasons
  * held there multiply the states it explores (seconds of load time); in a map value they are
  * just numbers.
  */
-#define AP_VMA_CACHE 8
-
 struct walk {
 	__u64 ip, sp, bp; /* the frame being unwound: ip is its return address into it */
-	__u64 tramp;	  /* the uretprobe trampoline's address, 0 if none */
+	__u64 tramp;	  /* the uretprobe trampoline's address, 1 if none */
 	__u32 n;	  /* frames in the stack */
 	__u32 end;	  /* enum ap_stack_end, once the walk ended */
 	__u32 bp_lost;
@@ -110,12 +111,13 @@ static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, void 
 
 /*
  * Is ip in executable code? Its mapping is the last frame's, one this thread's walks met
- * recently, or looked up (bpf_find_vma). The lookup needs the address space's lock, which
- * fails while another thread maps or protects memory (glibc's arenas grow that way), so the
- * mappings found are kept per thread: a thread's stacks go through the same few files. A
- * mapping kept could have been replaced since (a library unloaded, another loaded at its
- * address): the walk then reads that frame with the wrong rules, ends early, and says so.
- * When the lock cannot be had and nothing is kept, the walk ends.
+ * recently, one its process's walks (or userspace, at the attach) found, or looked up
+ * (bpf_find_vma). The lookup needs the address space's lock, which fails while another thread
+ * maps or protects memory (glibc's arenas grow that way), so the mappings found are kept: a
+ * process's stacks go through the same few files. A mapping kept could have been replaced
+ * since (a library unloaded, another loaded at its address): the walk then reads that frame
+ * with the wrong rules, ends early, and says so. When the lock cannot be had and nothing is
+ * kept, the walk ends.
  */
 static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 {

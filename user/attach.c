@@ -359,7 +359,11 @@ static int attach_multi(struct attacher *a, bool is_free, pid_t pid, const char 
 	return 0;
 }
 
-/* The probes of one site: entry, and the return where the programs want it. */
+/*
+ * The probes of one site that has a link of its own (classic uprobes: a kernel without
+ * sessions, the benchmark's floor): entry, and the return where the programs want it.
+ * Session and uprobe_multi sites go into one link per file (attach_batch).
+ */
 static int attach_site(struct attacher *a, pid_t pid, const char *path, const struct probe_site *s,
 		       uint64_t offset, uint64_t cookie)
 {
@@ -367,11 +371,6 @@ static int attach_site(struct attacher *a, pid_t pid, const char *path, const st
 
 	if (alloc_fns[s->fn].role == FN_FREE)
 		return attach_one(a, a->progs.free, pid, path, offset, cookie, AT_SITE);
-	if (a->progs.session) {
-		__u64 off = offset, ck = cookie;
-
-		return attach_multi(a, false, pid, path, &off, &ck, 1);
-	}
 	err = attach_one(a, a->progs.alloc, pid, path, offset, cookie, AT_SITE);
 	/* Never on a throwing operator new: C++ unwinding cannot pass the kernel's trampoline. */
 	if (!err && a->progs.alloc_ret && !alloc_fns[s->fn].throws) {

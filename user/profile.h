@@ -40,6 +40,14 @@ uint64_t profile__mapping(struct profile *p, uint64_t key, uint64_t start, uint6
  */
 uint64_t profile__location(struct profile *p, uint64_t mapping_id, uint64_t address,
 			   const struct sym_result *sym);
+/*
+ * Comments that say how the stacks' walks ended (report.c writes them, top.c reads them back
+ * to say why a profile's stacks are shallow): the beginning of each line.
+ */
+#define PROFILE_COMMENT_STACK_ENDS "stack ends by weight:"
+#define PROFILE_COMMENT_SHALLOW	   "weight in stacks of one or two frames that end early: "
+#define PROFILE_COMMENT_STACKS	   "stacks: "
+
 /* A sample: locations leaf first, one value per sample type, labelled with pid and comm. */
 void profile__add_sample(struct profile *p, const uint64_t *locs, size_t nlocs,
 			 const int64_t *values, int64_t pid, const char *comm);

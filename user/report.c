@@ -65,7 +65,7 @@ void report_unwind(struct capture *c)
 					      [AP_STACKS_CFI] = "unwind tables (CFI) only" };
 	struct unwind_summary u;
 
-	report_note(c, "stacks: %s", modes[c->o.stacks]);
+	report_note(c, PROFILE_COMMENT_STACKS "%s", modes[c->o.stacks]);
 	if (!c->unwind)
 		return;
 	unwind__summary(c->unwind, &u);
@@ -279,16 +279,16 @@ void report_stack_shape(struct profile *p, const struct collect_stats *st)
 
 	if (st->bytes <= 0)
 		return;
-	len += (size_t)snprintf(line, sizeof(line), "stack ends by weight:");
+	len += (size_t)snprintf(line, sizeof(line), "%s", PROFILE_COMMENT_STACK_ENDS);
 	for (int e = 0; e < AP_END_NR && len < sizeof(line); e++) {
 		if (st->end_bytes[e] <= 0)
 			continue;
 		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s %s %.1f%%",
-					len > strlen("stack ends by weight:") ? ";" : "",
+					len > strlen(PROFILE_COMMENT_STACK_ENDS) ? ";" : "",
 					end_texts[e], 100.0 * st->end_bytes[e] / st->bytes);
 	}
 	profile__add_comment(p, "%s", line);
-	profile__add_comment(p, "weight in stacks of one or two frames that end early: %.1f%%",
+	profile__add_comment(p, PROFILE_COMMENT_SHALLOW "%.1f%%",
 			     100.0 * st->shallow_bytes / st->bytes);
 }
 

@@ -5,6 +5,7 @@
 #include "top.h"
 #include "hashmap.h"
 #include "pprof.h"
+#include "profile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -231,14 +232,14 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
  */
 static void shallow_note(FILE *out, const Perftools__Profiles__Profile *p)
 {
-	static const char shallow[] = "weight in stacks of one or two frames that end early: ";
+	const size_t n = strlen(PROFILE_COMMENT_SHALLOW);
 	double pct = -1;
 
 	for (size_t i = 0; i < p->n_comment; i++) {
 		const char *c = pprof_str(p, p->comment[i]);
 
-		if (!strncmp(c, shallow, sizeof(shallow) - 1))
-			pct = strtod(c + sizeof(shallow) - 1, NULL);
+		if (!strncmp(c, PROFILE_COMMENT_SHALLOW, n))
+			pct = strtod(c + n, NULL);
 	}
 	if (pct < 50)
 		return;
@@ -249,7 +250,8 @@ static void shallow_note(FILE *out, const Perftools__Profiles__Profile *p)
 	for (size_t i = 0; i < p->n_comment; i++) {
 		const char *c = pprof_str(p, p->comment[i]);
 
-		if (!strncmp(c, "stack ends by weight:", 21) || !strncmp(c, "stacks: ", 8)) {
+		if (!strncmp(c, PROFILE_COMMENT_STACK_ENDS, strlen(PROFILE_COMMENT_STACK_ENDS)) ||
+		    !strncmp(c, PROFILE_COMMENT_STACKS, strlen(PROFILE_COMMENT_STACKS))) {
 			fputs("  ", out);
 			put_escaped(out, c);
 			fputc('\n', out);
