@@ -285,6 +285,8 @@ pending:
 SEC("uprobe")
 int BPF_KPROBE(on_alloc)
 {
+	if (stopped)
+		return 0;
 	alloc_entry(ctx);
 	return 0;
 }
@@ -303,6 +305,8 @@ int BPF_KRETPROBE(on_alloc_ret)
 SEC("uprobe")
 int BPF_KPROBE(on_alloc_session)
 {
+	if (stopped)
+		return 1; /* at the return: ignored */
 	if (bpf_session_is_return()) {
 		alloc_return(ctx);
 		return 0;
@@ -322,7 +326,8 @@ int BPF_KPROBE(on_free)
 	struct ap_stats *st;
 	__u32 zero = 0;
 
-	if (!addr || (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid))
+	if (!addr || stopped ||
+	    (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid))
 		return 0;
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!st)

@@ -109,6 +109,13 @@ const volatile __u32 stack_mode = AP_STACKS_FP;
 __u32 exp_q16[AP_EXP_TABLE_SIZE];
 __u32 weight_q16[AP_WEIGHT_ENTRIES];
 
+/*
+ * Set by userspace when the capture ends: the counters stop moving while they are read and the
+ * profile is written, before the probes are detached (which takes the kernel tens of ms per
+ * link). A call already past the check finishes what it started.
+ */
+volatile bool stopped;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

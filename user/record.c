@@ -342,9 +342,11 @@ static int finish(struct run *r)
 
 	meta.sample_types = collect_sample_types(!c->o.alloc_only, &meta.nsample_types);
 	report_prog_time(c);
-	/* Detach first: the counters stop moving while they are read. */
-	attacher__free(c->att);
-	c->att = NULL;
+	/*
+	 * The counters stop moving while they are read; the probes stay until the profile is
+	 * written (detaching is the slow part of the end, see detach()).
+	 */
+	c->skel->bss->stopped = true;
 	watch_stop_following(c);
 	ring_buffer__consume(r->events);
 	watch_finish(c);
@@ -418,6 +420,16 @@ static void raise_fd_limit(struct capture *c)
 	raised = c->nofile;
 	raised.rlim_cur = raised.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &raised);
+}
+
+/*
+ * After the profile is written: the kernel takes tens of ms per link to remove its probes
+ * (attach.c closes them from several threads). Before waiting for a command that runs on.
+ */
+static void detach(struct capture *c)
+{
+	attacher__free(c->att);
+	c->att = NULL;
 }
 
 /* After the profile: the command's exit status is ours; wait for it if it is still running. */
@@ -521,6 +533,7 @@ int cmd_record(int argc, char **argv)
 	run_loop(&r);
 	watch_reap_child(c);
 	ret = finish(&r) ? 1 : 0;
+	detach(c);
 	if (watch__child(c->watch)) {
 		int status = wait_child(&r);
 
