@@ -185,8 +185,6 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	struct ap_thread *t;
 	struct ap_stats *st;
 
-	if (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 1;
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!st)
 		return 1;
@@ -281,11 +279,30 @@ pending:
 	return 0;
 }
 
+/*
+ * Is this allocation call not to be counted: the capture is ending, or its process is not
+ * traced (counted as such)? Global, so it is verified once and its frame is its own.
+ */
+__noinline bool skip_call(void)
+{
+	struct ap_stats *st;
+	__u32 zero = 0;
+
+	if (stopped)
+		return true;
+	if (traced())
+		return false;
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (st && (__u32)(bpf_get_current_pid_tgid() >> 32) != self_tgid)
+		STAT_INC(st, AP_STAT_FILTERED);
+	return true;
+}
+
 /* --alloc-only, or in-use tracking with a classic return probe (on_alloc_ret) beside it. */
 SEC("uprobe")
 int BPF_KPROBE(on_alloc)
 {
-	if (stopped)
+	if (skip_call())
 		return 0;
 	alloc_entry(ctx);
 	return 0;
@@ -305,12 +322,13 @@ int BPF_KRETPROBE(on_alloc_ret)
 SEC("uprobe")
 int BPF_KPROBE(on_alloc_session)
 {
-	if (stopped)
-		return 1; /* at the return: ignored */
 	if (bpf_session_is_return()) {
-		alloc_return(ctx);
+		if (!stopped)
+			alloc_return(ctx);
 		return 0;
 	}
+	if (skip_call())
+		return 1;
 	return alloc_entry(ctx);
 }
 
@@ -326,8 +344,7 @@ int BPF_KPROBE(on_free)
 	struct ap_stats *st;
 	__u32 zero = 0;
 
-	if (!addr || stopped ||
-	    (self_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid))
+	if (!addr || stopped || !traced())
 		return 0;
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!st)
@@ -365,16 +382,21 @@ int BPF_KPROBE(on_rtld_state)
 	__u64 r_debug = base + AP_RTLD_COOKIE_R_DEBUG(cookie);
 	int state;
 
+	if (!traced())
+		return 0;
 	if (bpf_probe_read_user(&state, sizeof(state), (void *)(r_debug + AP_R_DEBUG_STATE_OFF)))
 		return 0;
 	if (state != AP_RT_CONSISTENT)
 		return 0;
 	send_event(AP_EV_LINKED, bpf_get_current_pid_tgid() >> 32,
-		   image_of(bpf_get_current_task_btf()));
+		   image_of(bpf_get_current_task_btf()), 0);
 	return 0;
 }
 
-/* A watched process exec'd: a statically linked program gets no dynamic linker event. */
+/*
+ * A traced process exec'd (with -a: any process): a statically linked program gets no dynamic
+ * linker event, and a new program may bring an allocator no probe is on yet.
+ */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -383,9 +405,53 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	/* The mappings the walks kept for this process (the same program exec'd again) are gone. */
 	bpf_map_delete_elem(&proc_vmas, &k);
-	if (!bpf_map_lookup_elem(&watched, &tgid))
+	if (!traced())
 		return 0;
-	send_event(AP_EV_EXEC, tgid, k.image);
+	send_event(AP_EV_EXEC, tgid, k.image, 0);
+	return 0;
+}
+
+/*
+ * A traced process forked: with -- CMD its child is traced from its first instruction (the
+ * probes of the files it shares with its parent are in its memory already), and userspace
+ * is told so it can follow the child's exit and execs. Otherwise it is counted, to be said.
+ * Threads are not new processes.
+ */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, zero = 0;
+	struct ap_stats *st;
+	__u8 one = 1;
+
+	if (!only_watched || ptgid == ctgid || !bpf_map_lookup_elem(&watched, &ptgid))
+		return 0;
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (!st)
+		return 0;
+	if (!follow_forks) {
+		STAT_INC(st, AP_STAT_FORKS_NOT_FOLLOWED);
+		return 0;
+	}
+	if (map_add(&watched, &ctgid, &one)) {
+		STAT_INC(st, AP_STAT_WATCHED_FULL);
+		return 0;
+	}
+	send_event(AP_EV_FORK, ctgid, image_of(parent), ptgid);
+	return 0;
+}
+
+/*
+ * A traced process's last thread exited: its pid may be another process's soon, which must
+ * not be traced. (Userspace sees the exit too, later.)
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (only_watched && !p->signal->live.counter)
+		bpf_map_delete_elem(&watched, &tgid);
 	return 0;
 }
 

@@ -364,12 +364,18 @@ enum ap_event_kind {
 	AP_EV_LINKED = 2,
 	AP_EV_EXEC = 3,
 	AP_EV_WANT_TABLE = 4, /* struct ap_event_file: a walk met a file without a table */
+	AP_EV_FORK = 5,	      /* a followed process started `proc` (its parent in `arg`) */
 };
 
 struct ap_event {
 	__u32 kind;
 	struct ap_proc_key proc;
-	__u32 pad;
+	__u32 arg; /* AP_EV_FORK: the parent's tgid */
+};
+
+/* A process name the probes are limited to (--comm), as the kernel keeps it: 15 bytes and NUL. */
+struct ap_comm {
+	char c[16];
 };
 
 /* An event about one file a process maps: `ip` is an address in its mapping. */
@@ -397,6 +403,12 @@ struct ap_event_file {
 #define AP_STATS(X)                                                                                \
 	/* probe hits that reached the program */                                                  \
 	X(CALLS, CALLS, "allocator calls seen")                                                    \
+	/* a file's probes serve every process mapping it: calls of the others, not counted */     \
+	X(FILTERED, NOTE, "allocator calls of processes not traced (skipped in the kernel)")       \
+	/* a followed process started a child the table of followed processes had no room for */   \
+	X(WATCHED_FULL, WARN, "child processes not followed: too many processes followed")         \
+	/* children of the targets, not followed (-p, --no-follow) */                              \
+	X(FORKS_NOT_FOLLOWED, NOTE, "child processes of the targets not followed")                 \
 	/* allocations recorded (all of them in exact mode) */                                     \
 	X(SAMPLED, CALLS, "recorded")                                                              \
 	/* allocator calling its own entry point, not counted again */                             \

@@ -94,12 +94,22 @@ _Static_assert(sizeof(struct ap_thread) == 48 + 2 * 88, "ap_thread layout");
 /* Configuration, fixed before load. */
 const volatile bool exact = false;
 const volatile __u64 sample_bytes = 512 * 1024;
-const volatile __u32 self_tgid = 0;    /* non-zero with -a: our own allocations are not traced */
+const volatile __u32 self_tgid = 0;    /* allocprof itself: never traced */
 const volatile bool track_live = true; /* false with --alloc-only */
 /* Function ids (bit n: id n) of the operator new variants that throw (see ap_pending). */
 const volatile __u64 throwing_fns = 0;
 /* enum ap_stack_mode (--stacks). */
 const volatile __u32 stack_mode = AP_STACKS_FP;
+/*
+ * Which processes count (traced()). A file's probes may serve every process that maps it (one
+ * link per file): then these say whose calls are counted. only_watched: the tgids in `watched`
+ * (-p, -- CMD), follow_forks: and their children from the moment they are forked (-- CMD).
+ */
+const volatile bool only_watched = false;
+const volatile bool follow_forks = false;
+const volatile bool filter_excluded = false; /* --exclude-pid: not the tgids in `excluded` */
+const volatile bool filter_comm = false;     /* --comm: only the names in `comms` */
+const volatile bool filter_cgroup = false;   /* --cgroup: only tasks under `cgroups`[0] */
 
 /*
  * Tables filled by userspace after load and before attach (.bss: not stored in the object).
@@ -182,13 +192,41 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } events SEC(".maps");
 
-/* Processes whose execs are reported (the command started and -p targets): tgid -> 1. */
+/*
+ * The processes traced with -p and -- CMD (the targets, the command and, followed, its
+ * descendants): tgid -> 1. Their execs are reported. Filled by userspace and, as they fork,
+ * by on_fork; a process leaves it when it exits.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 65536); /* set by userspace */
 	__type(key, __u32);
 	__type(value, __u8);
 } watched SEC(".maps");
+
+/* --exclude-pid: tgid -> 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1); /* set by userspace */
+	__type(key, __u32);
+	__type(value, __u8);
+} excluded SEC(".maps");
+
+/* --comm: the names traced. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1); /* set by userspace */
+	__type(key, struct ap_comm);
+	__type(value, __u8);
+} comms SEC(".maps");
+
+/* --cgroup: the cgroup (v2) whose subtree is traced, at index 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroups SEC(".maps");
 
 #define STAT_INC(st, i) __sync_fetch_and_add(&(st)->v[i], 1)
 
@@ -212,14 +250,42 @@ static __always_inline int map_add(void *map, const void *key, const void *val)
 	return err == -EEXIST ? 0 : err;
 }
 
+/*
+ * Are the current process's calls counted? Never allocprof's own; then the filters the
+ * options set, cheapest first. Each costs one map lookup or helper call per probe hit, and
+ * only when asked for. A global function, verified once and with its own stack frame (the
+ * allocation program's is near the 512-byte limit).
+ */
+__noinline bool traced(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (tgid == self_tgid)
+		return false;
+	if (only_watched && !bpf_map_lookup_elem(&watched, &tgid))
+		return false;
+	if (filter_excluded && bpf_map_lookup_elem(&excluded, &tgid))
+		return false;
+	if (filter_comm) {
+		struct ap_comm k = {};
+
+		bpf_get_current_comm(k.c, sizeof(k.c));
+		if (!bpf_map_lookup_elem(&comms, &k))
+			return false;
+	}
+	if (filter_cgroup && bpf_current_task_under_cgroup(&cgroups, 0) != 1)
+		return false;
+	return true;
+}
+
 static __always_inline __u32 image_of(struct task_struct *task)
 {
 	return (__u32)task->mm->exe_file->f_inode->i_ino;
 }
 
-static __always_inline void send_event(__u32 kind, __u32 tgid, __u32 image)
+static __always_inline void send_event(__u32 kind, __u32 tgid, __u32 image, __u32 arg)
 {
-	struct ap_event ev = { .kind = kind, .proc = { .pid = tgid, .image = image } };
+	struct ap_event ev = { .kind = kind, .proc = { .pid = tgid, .image = image }, .arg = arg };
 	__u32 zero = 0;
 
 	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0)) {

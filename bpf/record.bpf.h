@@ -165,7 +165,7 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 		}
 		touch_proc(&key.proc, st);
 		record_vmas(task, s, &key.proc, st);
-		send_event(AP_EV_NEW_STACKS, key.proc.pid, key.proc.image);
+		send_event(AP_EV_NEW_STACKS, key.proc.pid, key.proc.image, 0);
 	}
 	__sync_fetch_and_add(&c->count, 1);
 	__sync_fetch_and_add(&c->bytes, size);

@@ -524,8 +524,21 @@ int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 		return -ERANGE;
 	if (site_attached(a, pid, dev, st.st_ino, off))
 		return 0;
-	err = attach_one(a, prog, pid, rtld_path, off, AP_RTLD_COOKIE(hook.vaddr, rdebug.vaddr),
-			 AT_SITE);
+	if (a->progs.rtld_multi) {
+		__u64 offset = off, cookie = AP_RTLD_COOKIE(hook.vaddr, rdebug.vaddr);
+		int fd = multi_link(bpf_program__fd(prog), AP_BPF_TRACE_UPROBE_MULTI, pid,
+				    rtld_path, &offset, &cookie, 1);
+
+		err = fd < 0 ? fd : 0;
+		if (fd >= 0) {
+			grow((void **)&a->link_fds, &a->fds_cap, a->nfds + 1,
+			     sizeof(*a->link_fds));
+			a->link_fds[a->nfds++] = fd;
+		}
+	} else {
+		err = attach_one(a, prog, pid, rtld_path, off,
+				 AP_RTLD_COOKIE(hook.vaddr, rdebug.vaddr), AT_SITE);
+	}
 	if (!err)
 		note_attached(a, pid, dev, st.st_ino, off);
 	return err;

@@ -27,6 +27,8 @@ struct attach_progs {
 	struct bpf_program *free;
 	/* free was loaded as a uprobe_multi program (attach_multi_type()): one link per file */
 	bool free_multi;
+	/* the dynamic linker's hook program was loaded as a uprobe_multi program too */
+	bool rtld_multi;
 };
 
 /* The attach type of a uprobe_multi program (BPF_TRACE_UPROBE_MULTI, Linux 6.6+). */
@@ -54,7 +56,8 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 
 /*
  * Attaches `prog` at the dynamic linker's _dl_debug_state in `rtld_path` (opened as given)
- * for `pid`, with the cookie the program needs to find r_debug. 0 or -errno.
+ * for `pid` (-1: every process), with the cookie the program needs to find r_debug. 0 or
+ * -errno.
  */
 int attacher__add_rtld(struct attacher *a, struct bpf_program *prog, pid_t pid,
 		       const char *rtld_path);

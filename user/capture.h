@@ -31,6 +31,7 @@ struct watched {
 	bool exited;
 	char comm[16];
 	char exe[4096]; /* its executable now, as /proc/PID/exe names it */
+	pid_t parent;	/* followed: the watched process that started it; 0 for a target */
 };
 
 struct watch;
@@ -53,6 +54,11 @@ struct capture {
 	struct placement placement; /* how every plan's probe sites are chosen */
 	struct rlimit nofile;	    /* as allocprof was started: what the command gets */
 	bool sessions;		    /* in-use returns through uprobe sessions */
+	/*
+	 * Each file's probes serve every process that maps it, filtered in BPF (-a, -- CMD
+	 * followed, many pids); else each target has links of its own (watch.c says why).
+	 */
+	bool file_scope;
 	const char *no_sessions;    /* why not, when in-use tracking uses return probes */
 	uint64_t start_mono, start_real, end_mono;
 	bool stop;
@@ -60,6 +66,13 @@ struct capture {
 
 /* watch.c: the processes watched, from resolving them to their exit. */
 struct watch *watch__new(void);
+/*
+ * Before the BPF object is loaded: how probes are scoped (c->file_scope) and which processes
+ * the programs count (the filters of the options).
+ */
+void watch_configure(struct capture *c, struct allocprof_bpf *s);
+/* After it is loaded: the filter maps filled. 0, or -errno said in one line. */
+int watch_fill_filters(struct capture *c);
 /* Closes what it holds (pidfds, the exec tracepoint's link). */
 void watch__free(struct watch *w);
 int watch_pids(struct capture *c);
@@ -86,7 +99,7 @@ void watch_finish(struct capture *c);
 bool watch_all_exited(const struct capture *c);
 /* The started command (NULL without one): its pid, and its status once it exited. */
 const struct child *watch__child(const struct watch *w);
-/* The processes watched, in the order given (for -a: none). */
+/* The processes watched: the targets in the order given, then those followed (-a: none). */
 const struct watched *watch__targets(const struct watch *w, size_t *n);
 size_t watch__probes(const struct watch *w);
 

@@ -21,10 +21,20 @@ void record_usage(FILE *f)
 	      "\n"
 	      "Target (one of):\n"
 	      "  -p, --pid PID[,PID...]   attach to running processes\n"
-	      "  -a, --all                every process on the host that uses an allocator seen\n"
-	      "                           at start (libraries first loaded later are not traced)\n"
-	      "  -- CMD [ARGS...]         start CMD with the probes attached before it runs; its\n"
-	      "                           exit status becomes allocprof's\n"
+	      "  -a, --all                every process on the host that uses an allocator,\n"
+	      "                           including those started later\n"
+	      "  -- CMD [ARGS...]         start CMD with the probes attached before it runs, and\n"
+	      "                           follow the processes it starts; its exit status\n"
+	      "                           becomes allocprof's\n"
+	      "\n"
+	      "Which processes (filters, combined):\n"
+	      "      --no-follow          with -- CMD: CMD alone, not the processes it starts\n"
+	      "      --comm NAME          only processes named NAME (as ps -o comm shows it,\n"
+	      "                           15 characters at most); repeatable\n"
+	      "      --cgroup PATH        only processes in the cgroup v2 PATH or below it\n"
+	      "                           (/sys/fs/cgroup/... or as /proc/PID/cgroup shows it)\n"
+	      "      --exclude-pid PID[,PID...]\n"
+	      "                           never these processes\n"
 	      "\n"
 	      "Options:\n"
 	      "  -d, --duration DURATION  stop after DURATION (500ms, 30s, 2m, 1h); default: at\n"
@@ -100,10 +110,10 @@ static bool names_directory(const char *path)
 	return !*base || !strcmp(base, ".") || !strcmp(base, "..");
 }
 
-static int parse_pids(const char *arg, struct record_opts *o)
+static int parse_pids(const char *arg, pid_t **pids, size_t *npids)
 {
 	char *copy = xstrdup(arg), *save = NULL;
-	size_t cap = o->npids;
+	size_t cap = *npids;
 	int ret = 0;
 
 	if (!*arg || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,"))
@@ -119,13 +129,13 @@ static int parse_pids(const char *arg, struct record_opts *o)
 			break;
 		}
 		/* The same pid twice would be probed twice: once is what is meant. */
-		for (size_t i = 0; i < o->npids && v; i++)
-			if (o->pids[i] == (pid_t)v)
+		for (size_t i = 0; i < *npids && v; i++)
+			if ((*pids)[i] == (pid_t)v)
 				v = 0;
 		if (!v)
 			continue;
-		grow((void **)&o->pids, &cap, o->npids + 1, sizeof(*o->pids));
-		o->pids[o->npids++] = (pid_t)v;
+		grow((void **)pids, &cap, *npids + 1, sizeof(**pids));
+		(*pids)[(*npids)++] = (pid_t)v;
 	}
 	free(copy);
 	return ret;
@@ -143,6 +153,10 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		OPT_MODE,
 		OPT_STACKS,
 		OPT_MAX_CFI_ROWS,
+		OPT_NO_FOLLOW,
+		OPT_COMM,
+		OPT_CGROUP,
+		OPT_EXCLUDE_PID,
 	};
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -160,6 +174,10 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		{ "probe-at-entry", no_argument, NULL, OPT_PROBE_AT_ENTRY },
 		{ "stacks", required_argument, NULL, OPT_STACKS },
 		{ "max-cfi-rows", required_argument, NULL, OPT_MAX_CFI_ROWS },
+		{ "no-follow", no_argument, NULL, OPT_NO_FOLLOW },
+		{ "comm", required_argument, NULL, OPT_COMM },
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "exclude-pid", required_argument, NULL, OPT_EXCLUDE_PID },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -182,7 +200,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 	while ((c = getopt_long(argc, argv, "+:p:ad:o:n:qvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if ((ret = parse_pids(optarg, o)))
+			if ((ret = parse_pids(optarg, &o->pids, &o->npids)))
 				return ret;
 			break;
 		case 'a':
@@ -266,6 +284,25 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 					   "16777216",
 					   optarg);
 			break;
+		case OPT_NO_FOLLOW:
+			o->no_follow = true;
+			break;
+		case OPT_COMM:
+			if (!*optarg || strchr(optarg, '/'))
+				return bad("bad --comm '%s': expected a process name (not a path)",
+					   optarg);
+			o->comms = xrealloc(o->comms, o->ncomms + 1, sizeof(*o->comms));
+			o->comms[o->ncomms++] = optarg;
+			break;
+		case OPT_CGROUP:
+			if (!*optarg)
+				return bad("empty --cgroup path%s", "");
+			o->cgroup = optarg;
+			break;
+		case OPT_EXCLUDE_PID:
+			if ((ret = parse_pids(optarg, &o->exclude, &o->nexclude)))
+				return ret;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -299,6 +336,8 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		return bad("no target: give -p PID, -a, or -- CMD%s", "");
 	if (targets > 1)
 		return bad("give one target: -p PID, -a, or -- CMD%s", "");
+	if (o->no_follow && !o->cmd)
+		return bad("--no-follow is for -- CMD: -p and -a never follow children%s", "");
 	if (o->exact)
 		o->sample_bytes = 1;
 	return 0;
@@ -308,4 +347,8 @@ void record_opts__free(struct record_opts *o)
 {
 	free(o->pids);
 	o->pids = NULL;
+	free(o->comms);
+	o->comms = NULL;
+	free(o->exclude);
+	o->exclude = NULL;
 }

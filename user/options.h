@@ -34,6 +34,12 @@ struct record_opts {
 	bool probe_at_entry;
 	int stacks;		/* enum ap_stack_mode (--stacks) */
 	uint64_t max_cfi_rows;	/* unwind-table rows kept in the kernel, for every file */
+	bool no_follow;		/* -- CMD alone, not its descendants */
+	char **comms;		/* --comm: only processes of these names (NULL: any) */
+	size_t ncomms;
+	const char *cgroup;	/* --cgroup: only processes in this cgroup v2 subtree */
+	pid_t *exclude;		/* --exclude-pid */
+	size_t nexclude;
 };
 
 /* 0 when the options are good, -1 after --help, else 2 with the reason printed. */

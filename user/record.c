@@ -111,8 +111,7 @@ static int open_bpf(struct run *r)
 	for (size_t i = 0; i < alloc_fns_nr; i++)
 		if (alloc_fns[i].throws)
 			s->rodata->throwing_fns |= 1ull << i;
-	if (c->o.all)
-		s->rodata->self_tgid = (__u32)getpid();
+	watch_configure(c, s);
 	/*
 	 * In-use tracking needs an allocation's return: through a uprobe session where the
 	 * kernel has them (unsampled calls skip it), else a classic return probe on every call.
@@ -124,8 +123,13 @@ static int open_bpf(struct run *r)
 	if (c->sessions) {
 		bpf_program__set_expected_attach_type(s->progs.on_alloc_session,
 						      (enum bpf_attach_type)attach_session_type());
-		/* A kernel with sessions has uprobe_multi links: free's sites, one link a file. */
+		/*
+		 * A kernel with sessions has uprobe_multi links: free's sites, one link a file,
+		 * and the dynamic linker's hook.
+		 */
 		bpf_program__set_expected_attach_type(s->progs.on_free,
+						      (enum bpf_attach_type)attach_multi_type());
+		bpf_program__set_expected_attach_type(s->progs.on_rtld_state,
 						      (enum bpf_attach_type)attach_multi_type());
 	}
 	bpf_program__set_autoload(s->progs.on_alloc_session, c->sessions);
@@ -142,6 +146,8 @@ static int open_bpf(struct run *r)
 	bpf_map__set_map_flags(s->maps.counts, BPF_F_NO_PREALLOC);
 	/* Attached by hand when something is watched, or run as an iterator. */
 	bpf_program__set_autoattach(s->progs.on_exec, false);
+	bpf_program__set_autoattach(s->progs.on_fork, false);
+	bpf_program__set_autoattach(s->progs.on_exit, false);
 	bpf_program__set_autoattach(s->progs.real_files, false);
 	err = allocprof_bpf__load(s);
 	if (err) {
@@ -160,6 +166,9 @@ static int open_bpf(struct run *r)
 		return err;
 	}
 	c->skel = s;
+	err = watch_fill_filters(c);
+	if (err)
+		return err; /* said, and the object is freed with the capture */
 	if (c->o.stacks != AP_STACKS_FP) {
 		c->unwind = unwind__new(s);
 		if (!c->unwind)
@@ -179,6 +188,7 @@ static int open_bpf(struct run *r)
 		ap_info("in-use tracking: returns through %s%s%s",
 			c->sessions ? "uprobe sessions" : "return probes on every call (slower)",
 			c->sessions ? "" : ": ", c->sessions ? "" : c->no_sessions);
+	progs.rtld_multi = c->sessions;
 	c->att = attacher__new(&progs, bpf_map__fd(s->maps.libs));
 	return 0;
 }

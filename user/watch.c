@@ -20,6 +20,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/epoll.h>
 #include <poll.h>
 #include <errno.h>
@@ -39,7 +43,15 @@ struct watch {
 	bool have_child;
 	int epfd;		    /* every watched pidfd: readable when one exits */
 	struct bpf_link *exec_link; /* the exec tracepoint, once something is watched */
+	struct bpf_link *fork_link, *exit_link; /* following children, forgetting exits */
 	struct hashmap *gens;	    /* ap_proc_key -> procs map generation last snapshotted */
+	/*
+	 * With file-scoped probes: the files (dev, ino) already resolved, so a process whose
+	 * every object is one of them needs no new probe (most of -a's execs).
+	 */
+	struct hashmap *files;
+	size_t followed;	    /* children followed (-- CMD) */
+	size_t discovered;	    /* -a: processes whose new files were probed after the start */
 	struct ap_proc_key *snap;   /* from events: processes to snapshot */
 	size_t nsnap, snap_cap;
 	struct relink {
@@ -58,6 +70,7 @@ struct watch *watch__new(void)
 
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->gens = hashmap__new();
+	w->files = hashmap__new();
 	return w;
 }
 
@@ -66,6 +79,8 @@ void watch__free(struct watch *w)
 	if (!w)
 		return;
 	bpf_link__destroy(w->exec_link);
+	bpf_link__destroy(w->fork_link);
+	bpf_link__destroy(w->exit_link);
 	for (size_t i = 0; i < w->nw; i++)
 		if (w->w[i].pidfd >= 0)
 			close(w->w[i].pidfd);
@@ -73,6 +88,7 @@ void watch__free(struct watch *w)
 		close(w->epfd);
 	free(w->w);
 	hashmap__free(w->gens);
+	hashmap__free(w->files);
 	free(w->snap);
 	free(w->relink);
 	free(w);
@@ -97,6 +113,178 @@ const struct watched *watch__targets(const struct watch *w, size_t *n)
 size_t watch__probes(const struct watch *w)
 {
 	return w->probes;
+}
+
+/*
+ * How probes are scoped. The kernel's per-process filter (a link per target) puts breakpoints
+ * only in the targets' memory, so no other process pays for a capture; but each link costs an
+ * attach and a detach that walk every process mapping the file (1,100 pids took 13 minutes),
+ * and a child forked or exec'd would need links of its own before it runs. One link per file
+ * serves every process that maps the file, from its first instruction (fork copies the
+ * breakpoints, exec and mmap place them), and the programs count only the processes traced()
+ * says; the others take a trap per call (~1 us). So: links per target for a few -p targets and
+ * a command not followed; one link per file for -a, a followed command, and more targets.
+ */
+#define PID_LINKS_MAX 8
+
+/* Followed processes and targets at once, in the BPF table (beyond: not followed, counted). */
+#define WATCHED_MAX 65536
+
+void watch_configure(struct capture *c, struct allocprof_bpf *s)
+{
+	const struct record_opts *o = &c->o;
+
+	c->file_scope = o->all || (o->cmd && !o->no_follow) || o->npids > PID_LINKS_MAX;
+	s->rodata->self_tgid = (__u32)getpid();
+	s->rodata->only_watched = !o->all;
+	s->rodata->follow_forks = o->cmd && !o->no_follow;
+	s->rodata->filter_excluded = o->nexclude > 0;
+	s->rodata->filter_comm = o->ncomms > 0;
+	s->rodata->filter_cgroup = o->cgroup != NULL;
+	bpf_map__set_max_entries(s->maps.watched, WATCHED_MAX);
+	bpf_map__set_max_entries(s->maps.excluded, o->nexclude ? (__u32)o->nexclude : 1);
+	bpf_map__set_max_entries(s->maps.comms, o->ncomms ? (__u32)o->ncomms : 1);
+}
+
+/* --cgroup's directory: a path under the cgroup v2 mount, or one as /proc/PID/cgroup shows. */
+static int open_cgroup(const char *path)
+{
+	char buf[4096];
+	struct statfs sf;
+	int fd;
+
+	if (!strncmp(path, "/sys/fs/cgroup", 14))
+		snprintf(buf, sizeof(buf), "%s", path);
+	else
+		snprintf(buf, sizeof(buf), "/sys/fs/cgroup%s%s", *path == '/' ? "" : "/", path);
+	fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		ap_err("bad --cgroup '%s': cannot open %s: %s", path, buf, strerror(errno));
+		return -errno;
+	}
+	if (fstatfs(fd, &sf) || sf.f_type != CGROUP2_SUPER_MAGIC) {
+		ap_err("bad --cgroup '%s': %s is not in a cgroup v2 hierarchy", path, buf);
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+int watch_fill_filters(struct capture *c)
+{
+	const struct record_opts *o = &c->o;
+	__u8 one = 1;
+
+	for (size_t i = 0; i < o->nexclude; i++) {
+		__u32 key = (__u32)o->exclude[i];
+
+		if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.excluded), &key, &one, BPF_ANY))
+			goto fail;
+	}
+	for (size_t i = 0; i < o->ncomms; i++) {
+		struct ap_comm k = {};
+
+		/* The kernel keeps 15 characters of a name: a longer one matches those. */
+		strncpy(k.c, o->comms[i], sizeof(k.c) - 1);
+		if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.comms), &k, &one, BPF_ANY))
+			goto fail;
+	}
+	if (o->cgroup) {
+		__u32 key = 0;
+		int fd = open_cgroup(o->cgroup), err = 0;
+
+		if (fd < 0)
+			return fd;
+		if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.cgroups), &key, &fd, BPF_ANY))
+			err = -errno;
+		close(fd);
+		if (err) {
+			ap_err("cannot set the --cgroup filter: %s", strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+fail:
+	ap_err("cannot set the process filters: %s", strerror(errno));
+	return -errno;
+}
+
+/* The pid a probe is attached for: the target's, or -1 (every process) when file-scoped. */
+static pid_t scope(const struct capture *c, pid_t pid)
+{
+	return c->file_scope ? -1 : pid;
+}
+
+/* A file resolved (or a dynamic linker hooked) once for all processes: file-scoped probes. */
+struct file_id {
+	uint64_t dev, ino;
+	uint64_t rtld; /* 1: its dynamic-linker hook */
+};
+
+static bool file_known(struct capture *c, uint64_t dev, uint64_t ino, bool rtld, bool mark)
+{
+	struct file_id k = { dev, ino, rtld };
+	uint64_t v;
+
+	if (hashmap__get(c->watch->files, &k, sizeof(k), &v))
+		return true;
+	if (mark)
+		hashmap__put(c->watch->files, &k, sizeof(k), 1);
+	return false;
+}
+
+/*
+ * Were all of `lo`'s objects resolved before (so their probes, shared, are in this process
+ * already)? Only with file-scoped probes; an object whose file is not known is new.
+ */
+static bool objects_known(struct capture *c, const struct load_order *lo)
+{
+	if (!c->file_scope || !lo->n)
+		return false;
+	for (size_t i = 0; i < lo->n; i++)
+		if (!lo->o[i].ino || !file_known(c, lo->o[i].dev, lo->o[i].ino, false, false))
+			return false;
+	return true;
+}
+
+static void objects_mark_known(struct capture *c, const struct load_order *lo)
+{
+	for (size_t i = 0; c->file_scope && i < lo->n; i++)
+		if (lo->o[i].ino)
+			file_known(c, lo->o[i].dev, lo->o[i].ino, false, true);
+}
+
+/* The dynamic linker's hook on `rtld` (a /proc/PID/root path), once per file when shared. */
+static int hook_linker(struct capture *c, pid_t pid, const char *rtld)
+{
+	struct stat st;
+
+	if (c->file_scope && !stat(rtld, &st) &&
+	    file_known(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, true, true))
+		return 0;
+	return attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, scope(c, pid), rtld);
+}
+
+/*
+ * The tracepoints that follow processes: exec (a new program to resolve), and for -p and
+ * -- CMD fork (a child to follow, or to count as not followed) and exit (its pid leaves the
+ * table before it can be reused). Attached once, when the first process is watched.
+ */
+static void follow_start(struct capture *c)
+{
+	struct watch *w = c->watch;
+
+	if (w->exec_link)
+		return;
+	w->exec_link = bpf_program__attach(c->skel->progs.on_exec);
+	if (!w->exec_link)
+		ap_warn("execs will not be followed: %s", strerror(errno));
+	if (c->o.all)
+		return;
+	w->fork_link = bpf_program__attach(c->skel->progs.on_fork);
+	w->exit_link = bpf_program__attach(c->skel->progs.on_exit);
+	if (!w->fork_link || !w->exit_link)
+		ap_warn("child processes will not be followed: %s", strerror(errno));
 }
 
 static struct watched *find_watched(struct capture *c, pid_t pid)
@@ -137,12 +325,8 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
 	grow((void **)&c->watch->w, &c->watch->wcap, c->watch->nw + 1, sizeof(*c->watch->w));
 	c->watch->w[c->watch->nw++] = w;
 	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.watched), &key, &one, BPF_ANY))
-		ap_warn("pid %d: its execs will not be followed: %s", (int)pid, strerror(errno));
-	if (!c->watch->exec_link) {
-		c->watch->exec_link = bpf_program__attach(c->skel->progs.on_exec);
-		if (!c->watch->exec_link)
-			ap_warn("execs will not be followed: %s", strerror(errno));
-	}
+		ap_warn("pid %d: it will not be traced: %s", (int)pid, strerror(errno));
+	follow_start(c);
 }
 
 /*
@@ -179,7 +363,7 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 	size_t added;
 	int err;
 
-	err = attacher__add_plan(c->att, pid, plan, &added);
+	err = attacher__add_plan(c->att, scope(c, pid), plan, &added);
 	if (added_out)
 		*added_out = added;
 	if (err)
@@ -196,8 +380,8 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 	/* Frames in these files resolve even in processes gone before their maps are read. */
 	for (size_t i = 0; added && i < plan->nlibs; i++)
 		addrspaces__add_file(c->as, plan->libs[i].open_path, plan->libs[i].path);
-	/* With -a most processes share an allocator: say only what is new. */
-	if (added || pid != -1) {
+	/* With shared probes most processes share an allocator: say only what is new. */
+	if (added || !c->file_scope) {
 		alloc_plan__print(plan, what);
 		ap_info("%s: %zu probes attached", what, added);
 	}
@@ -207,7 +391,7 @@ static int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *pl
 /* The dynamic linker's hook, so new programs and dlopens of `pid` are reported. */
 static void watch_linker(struct capture *c, pid_t pid, const char *rtld_path)
 {
-	int err = attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, pid, rtld_path);
+	int err = hook_linker(c, pid, rtld_path);
 
 	if (err)
 		ap_warn("pid %d: libraries it loads later will not be followed (%s: %s)", (int)pid,
@@ -292,6 +476,12 @@ int watch_pids(struct capture *c)
 	return err;
 }
 
+/*
+ * -a: every process there now, each allocator file probed once for all; then what starts
+ * later is resolved as it execs or its dynamic linker finishes (relink), so a file no process
+ * had at the start (a container's own libc, a library copy, a static program's malloc,
+ * jemalloc) is probed when the first process maps it.
+ */
 int watch_all(struct capture *c)
 {
 	DIR *d = opendir("/proc");
@@ -300,8 +490,10 @@ int watch_all(struct capture *c)
 
 	if (!d)
 		return -errno;
+	follow_start(c); /* first: what starts while the scan runs is reported */
 	while ((de = readdir(d))) {
 		struct alloc_plan plan;
+		struct load_order lo;
 		uint64_t v;
 		pid_t pid;
 
@@ -309,8 +501,21 @@ int watch_all(struct capture *c)
 			continue;
 		pid = (pid_t)v;
 		/* Kernel threads and processes that exit meanwhile have no mappings. */
-		if (alloc_plan__of_pid(pid, &c->placement, &plan, NULL))
+		if (load_order__of_pid(pid, &lo))
 			continue;
+		if (lo.rtld_path) {
+			char *rtld = proc_path(pid, lo.rtld_path);
+
+			hook_linker(c, pid, rtld);
+			free(rtld);
+		}
+		if (objects_known(c, &lo) || alloc_plan__resolve(&lo, &c->placement, &plan)) {
+			objects_mark_known(c, &lo);
+			load_order__free(&lo);
+			continue;
+		}
+		objects_mark_known(c, &lo);
+		load_order__free(&lo);
 		/* Two containers' views of one image layer are one file: probe it once. */
 		attacher__real_files(c->skel->progs.real_files, pid, &plan);
 		/* One process whose files cannot be probed does not stop the others'. */
@@ -466,10 +671,28 @@ static void queue(struct ap_proc_key **list, size_t *n, size_t *cap, const struc
 	(*list)[(*n)++] = *k;
 }
 
+/* A followed process started a child: the kernel traces it already; follow its exit, execs. */
+static void followed(struct capture *c, const struct ap_event *ev)
+{
+	pid_t pid = (pid_t)ev->proc.pid;
+
+	if (find_watched(c, pid) && !find_watched(c, pid)->exited)
+		return;
+	add_watched(c, pid, EXIT_BY_PIDFD);
+	c->watch->w[c->watch->nw - 1].parent = (pid_t)ev->arg;
+	c->watch->followed++;
+	ap_info("pid %d (%s): started by pid %d, followed", (int)pid,
+		c->watch->w[c->watch->nw - 1].comm, (int)ev->arg);
+}
+
 void watch_event(struct capture *c, const struct ap_event *ev)
 {
 	if (ev->kind == AP_EV_NEW_STACKS) {
 		queue(&c->watch->snap, &c->watch->nsnap, &c->watch->snap_cap, &ev->proc);
+		return;
+	}
+	if (ev->kind == AP_EV_FORK) {
+		followed(c, ev);
 		return;
 	}
 	if (ev->kind != AP_EV_LINKED && ev->kind != AP_EV_EXEC)
@@ -526,25 +749,34 @@ enum relink_result { RELINK_DONE, RELINK_RETRY };
 
 static enum relink_result relink(struct capture *c, struct relink *e)
 {
-	struct watched *w = find_watched(c, (pid_t)e->proc.pid);
+	pid_t pid = (pid_t)e->proc.pid;
+	struct watched *w = find_watched(c, pid);
 	bool late = now_ns() - e->since >= 2000000000ull;
 	struct alloc_plan plan;
 	struct load_order lo;
-	char what[64], *rtld = NULL;
+	char what[64], comm[16], *rtld = NULL;
 	uint32_t image;
 	size_t added = 0;
 	int err;
 
-	/* Gone (its pid may be someone else's now), or already another program. */
-	if (!w || gone(c, w) || proc_image(w->pid, &image) || image != e->proc.image)
+	/*
+	 * Gone (its pid may be someone else's now), or already another program. With -a any
+	 * process is resolved (it has no entry of its own), else only those watched.
+	 */
+	if (c->o.all ? pid_exited(pid) : !w || gone(c, w))
+		return RELINK_DONE;
+	if (proc_image(pid, &image) || image != e->proc.image)
 		return RELINK_DONE;
 	/* An exec'd dynamic program, its linker already probed: wait for its "done". */
 	if (e->waiting && !e->linked && !late)
 		return RELINK_RETRY;
-	proc_read_comm(w->pid, w->comm);
-	proc_read_exe(w->pid, w->exe, sizeof(w->exe));
-	snprintf(what, sizeof(what), "pid %d (%s)", (int)w->pid, w->comm);
-	err = load_order__of_pid(w->pid, &lo);
+	proc_read_comm(pid, comm);
+	if (w) {
+		memcpy(w->comm, comm, sizeof(w->comm));
+		proc_read_exe(pid, w->exe, sizeof(w->exe));
+	}
+	snprintf(what, sizeof(what), "pid %d (%s)", (int)pid, comm);
+	err = load_order__of_pid(pid, &lo);
 	/* Gone, or not ours to read any more (a setuid program): nothing to wait for. */
 	if (err == -ENOENT || err == -EACCES || err == -EPERM)
 		return RELINK_DONE;
@@ -552,10 +784,9 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 		return late ? RELINK_DONE : RELINK_RETRY;
 	if (lo.rtld_path) {
 		/* Its next program or dlopen is reported by its (possibly new) linker. */
-		rtld = proc_path(w->pid, lo.rtld_path);
-		if (attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, w->pid, rtld))
-			ap_info("pid %d (%s): libraries it loads later will not be followed",
-				(int)w->pid, w->comm);
+		rtld = proc_path(pid, lo.rtld_path);
+		if (hook_linker(c, pid, rtld))
+			ap_info("%s: libraries it loads later will not be followed", what);
 		free(rtld);
 		/*
 		 * Handled after the fact: the linker may still be at work. Only its own report
@@ -573,30 +804,38 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 			return RELINK_RETRY;
 		}
 	}
+	/* Shared probes: a process of files resolved before has them all already. */
+	if (objects_known(c, &lo)) {
+		load_order__free(&lo);
+		goto snapshot;
+	}
 	err = alloc_plan__resolve(&lo, &c->placement, &plan);
+	if (!err || err == -ENOENT)
+		objects_mark_known(c, &lo);
 	load_order__free(&lo);
 	if (!err) {
-		err = attach_plan(c, w->pid, &plan, what, &added);
+		err = attach_plan(c, pid, &plan, what, &added);
 		if (err == -ESRCH)
-			report_note(c, "pid %d (%s): exited before its allocator was probed",
-				    (int)w->pid, w->comm);
+			report_note(c, "%s: exited before its allocator was probed", what);
 		else if (err)
 			report_note(c,
-				    "pid %d (%s): its allocator could not be probed: its "
-				    "allocations are not in the profile",
-				    (int)w->pid, w->comm);
+				    "%s: its allocator could not be probed: its allocations are "
+				    "not in the profile",
+				    what);
 		alloc_plan__free(&plan);
-	} else if (err == -ENOENT) {
-		report_note(c, "pid %d (%s): no recognisable allocator in %s", (int)w->pid, w->comm,
-			    w->exe);
+	} else if (err == -ENOENT && !c->o.all) {
+		report_note(c, "%s: no recognisable allocator in %s", what, w->exe);
 	}
-	addrspaces__snapshot(c->as, w->pid);
-	unwind__prime(c->unwind, w->pid);
+	if (added && c->o.all)
+		c->watch->discovered++;
+snapshot:
+	addrspaces__snapshot(c->as, pid);
+	unwind__prime(c->unwind, pid);
 	if (added)
 		report_note(c,
-			    "pid %d (%s): %zu probes attached after it started running: its "
-			    "allocations through them before that are not in the profile",
-			    (int)w->pid, w->comm, added);
+			    "%s: %zu probes attached after it started running: its allocations "
+			    "through them before that are not in the profile",
+			    what, added);
 	return RELINK_DONE;
 }
 
@@ -617,7 +856,9 @@ void watch_handle_events(struct capture *c)
 void watch_stop_following(struct capture *c)
 {
 	bpf_link__destroy(c->watch->exec_link);
-	c->watch->exec_link = NULL;
+	bpf_link__destroy(c->watch->fork_link);
+	bpf_link__destroy(c->watch->exit_link);
+	c->watch->exec_link = c->watch->fork_link = c->watch->exit_link = NULL;
 }
 
 void watch_finish(struct capture *c)
@@ -698,17 +939,27 @@ void watch_reap_child(struct capture *c)
 		watch_exited(c, w);
 }
 
+/* Something to retry soon: not what waits for its dynamic linker's event (it wakes the loop). */
 bool watch_pending(const struct capture *c)
 {
-	return c->watch->nrelink > 0;
+	uint64_t now = now_ns();
+
+	for (size_t i = 0; i < c->watch->nrelink; i++) {
+		const struct relink *e = &c->watch->relink[i];
+
+		if (!e->waiting || e->linked || now - e->since >= 2000000000ull)
+			return true;
+	}
+	return false;
 }
 
+/* The capture's end: every target (not the children followed: the command's end is its own). */
 bool watch_all_exited(const struct capture *c)
 {
 	if (c->o.all || !c->watch->nw)
 		return false;
 	for (size_t i = 0; i < c->watch->nw; i++)
-		if (!c->watch->w[i].exited)
+		if (!c->watch->w[i].exited && !c->watch->w[i].parent)
 			return false;
 	return true;
 }
