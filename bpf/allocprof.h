@@ -408,7 +408,7 @@ struct ap_event_file {
 	/* a followed process started a child the table of followed processes had no room for */   \
 	X(WATCHED_FULL, WARN, "child processes not followed: too many processes followed")         \
 	/* children of the targets, not followed (-p, --no-follow) */                              \
-	X(FORKS_NOT_FOLLOWED, NOTE, "child processes of the targets not followed")                 \
+	X(FORKS_NOT_FOLLOWED, WARN, "child processes of the targets not followed")                 \
 	/* allocations recorded (all of them in exact mode) */                                     \
 	X(SAMPLED, CALLS, "recorded")                                                              \
 	/* allocator calling its own entry point, not counted again */                             \

@@ -4,6 +4,7 @@
  */
 #include "options.h"
 #include "allocprof.h"
+#include "procmaps.h"
 #include "util.h"
 
 #include <errno.h>
@@ -294,11 +295,18 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 			o->comms = xrealloc(o->comms, o->ncomms + 1, sizeof(*o->comms));
 			o->comms[o->ncomms++] = optarg;
 			break;
-		case OPT_CGROUP:
-			if (!*optarg)
-				return bad("empty --cgroup path%s", "");
+		case OPT_CGROUP: {
+			char dir[4096];
+			int err = cgroup2_dir(optarg, dir, sizeof(dir));
+
+			if (err == -ENODEV)
+				return bad("bad --cgroup '%s': no cgroup v2 hierarchy is mounted",
+					   optarg);
+			if (err)
+				return bad("bad --cgroup '%s': no such cgroup v2 group", optarg);
 			o->cgroup = optarg;
 			break;
+		}
 		case OPT_EXCLUDE_PID:
 			if ((ret = parse_pids(optarg, &o->exclude, &o->nexclude)))
 				return ret;

@@ -251,3 +251,31 @@ char *proc_mapped_path(pid_t pid, const struct map_entry *e)
 	return xasprintf("/proc/%d/map_files/%llx-%llx", (int)pid, (unsigned long long)e->start,
 			 (unsigned long long)e->end);
 }
+
+int cgroup2_dir(const char *name, char *buf, size_t len)
+{
+	char line[4096], mnt[4096] = "";
+	struct stat st;
+	FILE *f = fopen("/proc/self/mounts", "re");
+	size_t ml;
+
+	if (!f)
+		return -errno;
+	while (!*mnt && fgets(line, sizeof(line), f)) {
+		char dir[4096], type[64];
+
+		if (sscanf(line, "%*s %4095s %63s", dir, type) == 2 && !strcmp(type, "cgroup2"))
+			snprintf(mnt, sizeof(mnt), "%s", dir);
+	}
+	fclose(f);
+	if (!*mnt)
+		return -ENODEV;
+	ml = strlen(mnt);
+	if (!strncmp(name, mnt, ml) && (name[ml] == '/' || !name[ml]))
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "%s%s%s", mnt, *name == '/' ? "" : "/", name);
+	if (stat(buf, &st))
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}

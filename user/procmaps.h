@@ -55,6 +55,12 @@ char *proc_path(pid_t pid, const char *path);
 char *proc_mapped_path(pid_t pid, const struct map_entry *e);
 /* The process's name (/proc/PID/comm), "" when it is gone. */
 void proc_read_comm(pid_t pid, char comm[16]);
+/*
+ * The directory of a cgroup v2 group named as given: a path in the cgroup2 hierarchy's mount,
+ * or as /proc/PID/cgroup shows it (relative to that mount). 0, -ENODEV when no cgroup2
+ * hierarchy is mounted, or -errno when the group is not there.
+ */
+int cgroup2_dir(const char *name, char *buf, size_t len);
 /* Its executable's path (/proc/PID/exe), "" when it is gone. */
 void proc_read_exe(pid_t pid, char *exe, size_t len);
 

@@ -532,6 +532,7 @@ int cmd_record(int argc, char **argv)
 	}
 	if (c->o.duration_ns)
 		c->end_mono = c->start_mono + c->o.duration_ns;
+	ap_info("recording: probes live");
 	/* Progress only on a terminal, and not over a command's own output. */
 	watch__targets(c->watch, &ntargets);
 	r.progress = !c->o.quiet && !watch__child(c->watch) && isatty(STDERR_FILENO);

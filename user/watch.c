@@ -21,9 +21,7 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/epoll.h>
 #include <poll.h>
 #include <errno.h>
@@ -141,31 +139,27 @@ void watch_configure(struct capture *c, struct allocprof_bpf *s)
 	s->rodata->filter_excluded = o->nexclude > 0;
 	s->rodata->filter_comm = o->ncomms > 0;
 	s->rodata->filter_cgroup = o->cgroup != NULL;
+	if (c->file_scope)
+		ap_info("probes shared by every process that maps their file; counted for %s",
+			o->all	 ? "every process"
+			: o->cmd ? "the command and the processes it starts"
+				 : "the targets");
 	bpf_map__set_max_entries(s->maps.watched, WATCHED_MAX);
 	bpf_map__set_max_entries(s->maps.excluded, o->nexclude ? (__u32)o->nexclude : 1);
 	bpf_map__set_max_entries(s->maps.comms, o->ncomms ? (__u32)o->ncomms : 1);
 }
 
-/* --cgroup's directory: a path under the cgroup v2 mount, or one as /proc/PID/cgroup shows. */
-static int open_cgroup(const char *path)
+/* --cgroup's directory (options.c checked that it is there). */
+static int open_cgroup(const char *name)
 {
 	char buf[4096];
-	struct statfs sf;
-	int fd;
+	int fd, err = cgroup2_dir(name, buf, sizeof(buf));
 
-	if (!strncmp(path, "/sys/fs/cgroup", 14))
-		snprintf(buf, sizeof(buf), "%s", path);
-	else
-		snprintf(buf, sizeof(buf), "/sys/fs/cgroup%s%s", *path == '/' ? "" : "/", path);
-	fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = err ? -1 : open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		ap_err("bad --cgroup '%s': cannot open %s: %s", path, buf, strerror(errno));
-		return -errno;
-	}
-	if (fstatfs(fd, &sf) || sf.f_type != CGROUP2_SUPER_MAGIC) {
-		ap_err("bad --cgroup '%s': %s is not in a cgroup v2 hierarchy", path, buf);
-		close(fd);
-		return -EINVAL;
+		err = err ? err : -errno;
+		ap_err("cannot open the cgroup '%s': %s", name, strerror(-err));
+		return err;
 	}
 	return fd;
 }
@@ -697,6 +691,11 @@ void watch_event(struct capture *c, const struct ap_event *ev)
 	}
 	if (ev->kind != AP_EV_LINKED && ev->kind != AP_EV_EXEC)
 		return;
+	/*
+	 * A new program, or new libraries: its files are opened now, while it is alive (a
+	 * short-lived process may be gone before its first stacks are announced).
+	 */
+	queue(&c->watch->snap, &c->watch->nsnap, &c->watch->snap_cap, &ev->proc);
 	for (size_t i = 0; i < c->watch->nrelink; i++) {
 		if (memcmp(&c->watch->relink[i].proc, &ev->proc, sizeof(ev->proc)))
 			continue;
@@ -843,14 +842,15 @@ void watch_handle_events(struct capture *c)
 {
 	size_t keep = 0;
 
+	/* Snapshots first: they are cheap, and what they read may be gone in milliseconds. */
+	for (size_t i = 0; i < c->watch->nsnap; i++)
+		addrspaces__snapshot(c->as, (pid_t)c->watch->snap[i].pid);
+	c->watch->nsnap = 0;
 	/* What cannot be done yet stays queued (watch_pending), until done or gone. */
 	for (size_t i = 0; i < c->watch->nrelink; i++)
 		if (relink(c, &c->watch->relink[i]) == RELINK_RETRY)
 			c->watch->relink[keep++] = c->watch->relink[i];
 	c->watch->nrelink = keep;
-	for (size_t i = 0; i < c->watch->nsnap; i++)
-		addrspaces__snapshot(c->as, (pid_t)c->watch->snap[i].pid);
-	c->watch->nsnap = 0;
 }
 
 void watch_stop_following(struct capture *c)
@@ -864,6 +864,14 @@ void watch_stop_following(struct capture *c)
 void watch_finish(struct capture *c)
 {
 	struct watch *wt = c->watch;
+
+	if (wt->followed)
+		report_note(c, "processes followed: %zu (started by the command or its children)",
+			    wt->followed);
+	if (wt->discovered)
+		report_note(c,
+			    "processes that brought allocator files probed after the start: %zu",
+			    wt->discovered);
 
 	watch_check_exits(c); /* a pid that exited meanwhile may be another process's now */
 	for (size_t i = 0; i < wt->nrelink; i++) {
