@@ -19,6 +19,10 @@ SITES = target("sites")
 SITES_STATIC = target("sites-static")
 
 
+# A name no other process on the host has, for the -a tests' copies of the counting program.
+UNIQUE = "st%d" % os.getpid()
+
+
 def flat_of_pid(prof, pid, type_name="alloc_objects"):
     """Per leaf function, the values of one process (its pid label)."""
     i = prof.type_index(type_name)
@@ -153,14 +157,14 @@ class ManyTargets(Case, Exact):
 class Filters(Case, Exact):
     def run_all(self, extra, n=3, before_end=None):
         """-a with filters over n counting programs started after it (the i-th named
-        sites-<i> by a copy of the program); before_end() runs before it is stopped."""
+        UNIQUE-<i> by a copy of the program); before_end() runs before it is stopped."""
         out, log = self.path("p.pb.gz"), self.path("log")
         ap = capture_running(self, ["-a", "--exact", "-o", out, *extra], log)
         if before_end:
             before_end()
         procs = []
         for i in range(n):
-            exe = self.path("sites-%d" % i)
+            exe = self.path("%s-%d" % (UNIQUE, i))
             shutil.copy(SITES, exe)
             exp = self.path("e%d" % i)
             p = subprocess.run([exe, "--threads", "1", "--rounds", "20", "--expect", exp])
@@ -171,18 +175,18 @@ class Filters(Case, Exact):
         return pprofraw.read(out), procs
 
     def test_comm(self):
-        prof, _ = self.run_all(["--comm", "sites-1"])
+        prof, _ = self.run_all(["--comm", UNIQUE + "-1"])
         comms = {s.labels["comm"][0] for s in prof.samples if "comm" in s.labels}
-        self.assertEqual(comms, {"sites-1"})
+        self.assertEqual(comms, {UNIQUE + "-1"})
 
     def test_exclude_pid(self):
         (victim, _), = start_waiting(self, 1)
         prof, _ = self.run_all(["--exclude-pid", str(victim.pid), "--comm", "sites",
-                                "--comm", "sites-0"], n=1, before_end=lambda: (
+                                "--comm", UNIQUE + "-0"], n=1, before_end=lambda: (
                                     victim.send_signal(signal.SIGUSR1), victim.wait()))
         self.assertNotIn(str(victim.pid), pids_of(prof))
         comms = {s.labels["comm"][0] for s in prof.samples if "comm" in s.labels}
-        self.assertEqual(comms, {"sites-0"})
+        self.assertIn(UNIQUE + "-0", comms)
 
     def test_cgroup(self):
         mnt = self.cgroup2_mount()
@@ -271,14 +275,26 @@ class SystemWide(Case, Exact):
         prof = pprofraw.read(out)
         for p, exp in runs:
             self.assertExactFor(prof, p.pid, exp)
+        # Labels: the executable of each, and a container only for the one in a mount
+        # namespace of its own (pprof -tagfocus=container=... finds it).
+        for (p, _), exe in zip(runs, [SITES, SITES, SITES_STATIC, SITES]):
+            mine = [s for s in prof.samples if s.labels.get("pid") == [str(p.pid)]]
+            self.assertTrue(mine)
+            self.assertEqual({tuple(s.labels.get("exe", [])) for s in mine},
+                             {(os.path.realpath(exe),)})
+            self.assertEqual(any("container" in s.labels for s in mine), p is runs[3][0])
 
     def test_short_lived_processes_are_exact_and_named(self):
         out, log = self.path("p.pb.gz"), self.path("log")
         ap = capture_running(self, ["-a", "--exact", "-o", out], log)
         runs = []
+        exe = self.path(UNIQUE)
+        shutil.copy(SITES, exe)
         for i in range(3):
+            # ~100 ms each, as the short-lived processes of a build or a cron job.
             exp = self.path("e%d" % i)
-            p = subprocess.Popen([SITES, "--threads", "1", "--rounds", "10", "--expect", exp])
+            p = subprocess.Popen([exe, "--threads", "1", "--rounds", "10", "--expect", exp,
+                                  "--linger", "100"])
             self.assertEqual(p.wait(), 0)
             runs.append((p.pid, exp))
         ap.send_signal(signal.SIGINT)
@@ -288,4 +304,4 @@ class SystemWide(Case, Exact):
             self.assertExactFor(prof, pid, exp)
             names = {s.labels["comm"][0] for s in prof.samples
                      if s.labels.get("pid") == [str(pid)]}
-            self.assertEqual(names, {"sites"})
+            self.assertEqual(names, {UNIQUE})

@@ -22,6 +22,7 @@ struct space {
 	pid_t pid;
 	uint32_t image;
 	bool snapshotted;    /* /proc/PID/maps was read, not only the kernel's records */
+	const char *exe, *container; /* from the first snapshot (addrspaces__labels) */
 	struct space_map *m; /* sorted by start, non-overlapping */
 	size_t n, cap;
 };
@@ -198,6 +199,59 @@ static int cmp_start(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* The cgroup v2 path of `pid` ("0::PATH"), else systemd's v1 one: "" when only "/". */
+static void proc_cgroup(pid_t pid, char *out, size_t len)
+{
+	char path[64], line[4096];
+	FILE *f;
+
+	*out = 0;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "::");
+		char *v1 = strstr(line, ":name=systemd:");
+
+		line[strcspn(line, "\n")] = 0;
+		if (p == line + 1 && line[0] == '0' && strcmp(p + 2, "/")) {
+			snprintf(out, len, "%s", p + 2);
+			break;
+		}
+		if (v1 && !*out && strcmp(v1 + 14, "/"))
+			snprintf(out, len, "%s", v1 + 14);
+	}
+	fclose(f);
+}
+
+/* A process in another mount namespace than init's is taken to be in a container. */
+static void read_labels(struct addrspaces *as, struct space *sp, pid_t pid)
+{
+	char exe[4096], ns[64], init_ns[64], path[64], cg[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		sp->exe = strpool__intern(as->names, exe);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	n = readlink(path, ns, sizeof(ns) - 1);
+	if (n <= 0)
+		return;
+	ns[n] = 0;
+	n = readlink("/proc/1/ns/mnt", init_ns, sizeof(init_ns) - 1);
+	if (n <= 0)
+		return;
+	init_ns[n] = 0;
+	if (!strcmp(ns, init_ns))
+		return;
+	proc_cgroup(pid, cg, sizeof(cg));
+	sp->container = strpool__intern(as->names, *cg ? cg : ns);
+}
+
 int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 {
 	struct proc_maps maps;
@@ -219,6 +273,8 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 		return -EAGAIN;
 	}
 	sp = get_space(as, pid, image, FIND_OR_CREATE);
+	if (!sp->snapshotted)
+		read_labels(as, sp, pid);
 	/* Only executable mappings hold frames; the rest would only make the profile bigger. */
 	for (size_t i = 0; i < maps.n; i++) {
 		const struct map_entry *e = &maps.e[i];
@@ -269,6 +325,15 @@ bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image)
 	struct space *sp = get_space((struct addrspaces *)as, pid, image, FIND);
 
 	return sp && sp->snapshotted;
+}
+
+void addrspaces__labels(const struct addrspaces *as, pid_t pid, uint32_t image, const char **exe,
+			const char **container)
+{
+	struct space *sp = get_space((struct addrspaces *)as, pid, image, FIND);
+
+	*exe = sp ? sp->exe : NULL;
+	*container = sp ? sp->container : NULL;
 }
 
 const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid, uint32_t image,

@@ -290,6 +290,7 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 	uint64_t locs[AP_MAX_FRAMES];
 	struct ap_proc_key cur = {};
 	char comm[16] = "";
+	const char *exe, *container;
 	size_t n = 0;
 	int err;
 
@@ -363,6 +364,9 @@ int collect_samples(const struct collect_maps *cm, bool exact, struct addrspaces
 			st->inuse_bytes += (double)values[VALUE_INUSE_SPACE];
 		}
 		profile__add_sample(p, locs, nlocs, values, cur.pid, comm);
+		addrspaces__labels(as, (pid_t)cur.pid, cur.image, &exe, &container);
+		profile__add_label(p, "exe", exe);
+		profile__add_label(p, "container", container);
 		st->samples++;
 	}
 out:

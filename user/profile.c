@@ -219,7 +219,7 @@ void profile__add_sample(struct profile *p, const uint64_t *locs, size_t nlocs,
 	s->n_value = p->nvalues;
 	s->value = xcalloc(p->nvalues, sizeof(*s->value));
 	memcpy(s->value, values, p->nvalues * sizeof(*values));
-	s->label = xcalloc(2, sizeof(*s->label));
+	s->label = xcalloc(4, sizeof(*s->label)); /* pid, comm, and profile__add_label's */
 	/* pid is numeric, so `-tagfocus=pid=1234` means exactly 1234, not a regexp. */
 	l = xcalloc(1, sizeof(*l));
 	perftools__profiles__label__init(l);
@@ -235,6 +235,21 @@ void profile__add_sample(struct profile *p, const uint64_t *locs, size_t nlocs,
 	}
 	grow((void **)&m->sample, &p->cap_sample, m->n_sample + 1, sizeof(*m->sample));
 	m->sample[m->n_sample++] = s;
+}
+
+void profile__add_label(struct profile *p, const char *key, const char *value)
+{
+	Perftools__Profiles__Profile *m = &p->msg;
+	Perftools__Profiles__Sample *s = m->n_sample ? m->sample[m->n_sample - 1] : NULL;
+	Perftools__Profiles__Label *l;
+
+	if (!s || !value || !*value || s->n_label >= 4)
+		return;
+	l = xcalloc(1, sizeof(*l));
+	perftools__profiles__label__init(l);
+	l->key = str(p, key);
+	l->str = str(p, value);
+	s->label[s->n_label++] = l;
 }
 
 void profile__add_comment(struct profile *p, const char *fmt, ...)

@@ -51,6 +51,8 @@ uint64_t profile__location(struct profile *p, uint64_t mapping_id, uint64_t addr
 /* A sample: locations leaf first, one value per sample type, labelled with pid and comm. */
 void profile__add_sample(struct profile *p, const uint64_t *locs, size_t nlocs,
 			 const int64_t *values, int64_t pid, const char *comm);
+/* A string label on the sample added last (`-tagfocus=KEY=VALUE`). */
+void profile__add_label(struct profile *p, const char *key, const char *value);
 void profile__add_comment(struct profile *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

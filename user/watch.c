@@ -132,7 +132,13 @@ void watch_configure(struct capture *c, struct allocprof_bpf *s)
 {
 	const struct record_opts *o = &c->o;
 
+	const char *force = getenv("ALLOCPROF_SCOPE"); /* for measuring both: pid or file */
+
 	c->file_scope = o->all || (o->cmd && !o->no_follow) || o->npids > PID_LINKS_MAX;
+	if (force && !o->all && !strcmp(force, "pid"))
+		c->file_scope = false;
+	else if (force && !strcmp(force, "file"))
+		c->file_scope = true;
 	s->rodata->self_tgid = (__u32)getpid();
 	s->rodata->only_watched = !o->all;
 	s->rodata->follow_forks = o->cmd && !o->no_follow;

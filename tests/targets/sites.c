@@ -4,8 +4,11 @@
  * end the program writes what each site allocated: "site objects bytes" per line.
  *
  *   sites [--threads N] [--rounds N] [--wait] [--expect FILE] [--profile small|sampled]
+ *         [--linger MS]
  *
  * --wait: block until SIGUSR1 before allocating (for attaching with -p first).
+ * --linger MS: stay MS milliseconds after allocating, as a short-lived process of that
+ *   lifetime would (a run is a few milliseconds otherwise).
  * --profile sampled: the size mix the sampled-estimate test needs (Sampled in
  *   tests/test_counts.py).
  * Memory is freed as it goes; nothing here measures speed.
@@ -212,7 +215,7 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
 	const char *expect = NULL;
-	int threads = 8, wait = 0;
+	int threads = 8, wait = 0, linger_ms = 0;
 	pthread_t tid[64];
 	FILE *f;
 
@@ -227,6 +230,8 @@ int main(int argc, char **argv)
 			expect = argv[++i];
 		else if (!strcmp(argv[i], "--profile") && i + 1 < argc)
 			sampled_mix = !strcmp(argv[++i], "sampled");
+		else if (!strcmp(argv[i], "--linger") && i + 1 < argc)
+			linger_ms = atoi(argv[++i]);
 		else {
 			fprintf(stderr, "sites: bad argument %s\n", argv[i]);
 			return 2;
@@ -261,5 +266,7 @@ int main(int argc, char **argv)
 			(unsigned long long)sites[i].bytes);
 	if (f != stdout)
 		fclose(f);
+	if (linger_ms > 0)
+		usleep((useconds_t)linger_ms * 1000);
 	return 0;
 }
