@@ -335,6 +335,7 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
  */
 static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, char **rtld_path)
 {
+	struct load_order lo;
 	char comm[16];
 	int err;
 
@@ -344,7 +345,20 @@ static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, c
 		       (int)pid, comm);
 		return -EINVAL;
 	}
-	err = alloc_plan__of_pid(pid, &c->placement, plan, rtld_path);
+	err = load_order__of_pid(pid, &lo);
+	*plan = (struct alloc_plan){ .malloc_lib = -1 };
+	*rtld_path = !err && lo.rtld_path ? proc_path(pid, lo.rtld_path) : NULL;
+	/* Many processes of one program: its files are resolved, and probed, once. */
+	if (!err && objects_known(c, &lo)) {
+		load_order__free(&lo);
+		return 0;
+	}
+	if (!err) {
+		err = alloc_plan__resolve(&lo, &c->placement, plan);
+		if (!err)
+			objects_mark_known(c, &lo);
+		load_order__free(&lo);
+	}
 	if (err && pid_exited(pid))
 		return -ESRCH;
 	if (err == -ENOENT)
@@ -435,7 +449,8 @@ int watch_pids(struct capture *c)
 		if (gone[i])
 			continue;
 		snprintf(what, sizeof(what), "pid %d", (int)c->o.pids[i]);
-		err = attach_plan(c, c->o.pids[i], &plans[i], what, NULL);
+		/* No plan: its files were resolved for an earlier pid, their probes serve it. */
+		err = plans[i].nlibs ? attach_plan(c, c->o.pids[i], &plans[i], what, NULL) : 0;
 		if (err == -ESRCH) {
 			gone[i] = true;
 			err = 0;
