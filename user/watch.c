@@ -741,8 +741,12 @@ static void watch_exited(struct capture *c, struct watched *w)
 	if (w->exited)
 		return;
 	w->exited = true;
-	if (w->pidfd >= 0)
+	/* Closed: a build's thousands of followed processes would otherwise keep one each. */
+	if (w->pidfd >= 0) {
 		epoll_ctl(c->watch->epfd, EPOLL_CTL_DEL, w->pidfd, NULL);
+		close(w->pidfd);
+		w->pidfd = -1;
+	}
 	bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
 	for (size_t i = 0; i < c->watch->nw; i++)
 		left += !c->watch->w[i].exited;
