@@ -298,6 +298,7 @@ static struct watched *find_watched(struct capture *c, pid_t pid)
 /* How a watched process's exit is seen: its pidfd, or (the command's) SIGCHLD. */
 enum exit_seen {
 	EXIT_BY_PIDFD,
+	EXIT_BY_PIDFD_FOLLOWED, /* a child on_fork put in the table */
 	EXIT_BY_SIGCHLD,
 };
 
@@ -308,7 +309,7 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
 	__u32 key = (__u32)pid;
 	__u8 one = 1;
 
-	if (seen == EXIT_BY_PIDFD) {
+	if (seen != EXIT_BY_SIGCHLD) {
 		w.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 		/* Gone already: nothing will report its exit, so it has exited. */
 		w.exited = w.pidfd < 0 && errno == ESRCH;
@@ -324,7 +325,9 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
 	}
 	grow((void **)&c->watch->w, &c->watch->wcap, c->watch->nw + 1, sizeof(*c->watch->w));
 	c->watch->w[c->watch->nw++] = w;
-	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.watched), &key, &one, BPF_ANY))
+	/* A followed child is in the table already (on_fork), or out of it again if it exited. */
+	if (seen != EXIT_BY_PIDFD_FOLLOWED &&
+	    bpf_map_update_elem(bpf_map__fd(c->skel->maps.watched), &key, &one, BPF_ANY))
 		ap_warn("pid %d: it will not be traced: %s", (int)pid, strerror(errno));
 	follow_start(c);
 }
@@ -693,7 +696,7 @@ static void followed(struct capture *c, const struct ap_event *ev)
 
 	if (find_watched(c, pid) && !find_watched(c, pid)->exited)
 		return;
-	add_watched(c, pid, EXIT_BY_PIDFD);
+	add_watched(c, pid, EXIT_BY_PIDFD_FOLLOWED);
 	c->watch->w[c->watch->nw - 1].parent = (pid_t)ev->arg;
 	c->watch->followed++;
 	ap_info("pid %d (%s): started by pid %d, followed", (int)pid,

@@ -344,6 +344,34 @@ TEST(pid_lists)
 	return true;
 }
 
+/* Which processes: the filters and --no-follow. */
+TEST(process_filters)
+{
+	struct record_opts o;
+
+	TRY(good(ARGS("-a", "--comm", "nginx", "--comm=php-fpm", "--exclude-pid", "3,4",
+		      "--exclude-pid=4,5"),
+		 &o));
+	CHECK_INT(o.ncomms, 2);
+	CHECK_STR(o.comms[0], "nginx");
+	CHECK_STR(o.comms[1], "php-fpm");
+	CHECK_INT(o.nexclude, 3);
+	CHECK_INT(o.exclude[2], 5);
+	CHECK_INT(o.npids, 0);
+	record_opts__free(&o);
+	CHECK(!o.comms && !o.exclude, "record_opts__free leaves the filters set");
+	TRY(good(ARGS("--no-follow", "--", "true"), &o));
+	CHECK(o.no_follow, "--no-follow");
+	record_opts__free(&o);
+	TRY(refused(ARGS("-p", "1", "--no-follow"),
+		    "--no-follow is for -- CMD: -p and -a never follow children"));
+	TRY(refused(ARGS("-a", "--comm", "/usr/bin/x"),
+		    "bad --comm '/usr/bin/x': expected a process name (not a path)"));
+	TRY(refused(ARGS("-a", "--comm", ""), "bad --comm '': expected a process name (not a path)"));
+	TRY(refused(ARGS("-a", "--exclude-pid", "x"), "pid 'x' is not a number"));
+	return true;
+}
+
 TEST(bad_pid_lists)
 {
 	TRY(refused(ARGS("-p", "1,,2"), "bad pid list '1,,2': expected PID[,PID...]"));
@@ -551,6 +579,7 @@ static const struct unit_test tests[] = {
 	T(unknown_option),
 	T(first_error_only),
 	T(pid_lists),
+	T(process_filters),
 	T(bad_pid_lists),
 	T(durations),
 	T(bad_durations),
