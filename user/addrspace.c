@@ -242,7 +242,10 @@ static void read_labels(struct addrspaces *as, struct space *sp, pid_t pid)
 	if (n <= 0)
 		return;
 	ns[n] = 0;
+	/* init's, or where it cannot be read (a sandbox's pid 1), allocprof's own. */
 	n = readlink("/proc/1/ns/mnt", init_ns, sizeof(init_ns) - 1);
+	if (n <= 0)
+		n = readlink("/proc/self/ns/mnt", init_ns, sizeof(init_ns) - 1);
 	if (n <= 0)
 		return;
 	init_ns[n] = 0;
@@ -273,6 +276,7 @@ int addrspaces__snapshot(struct addrspaces *as, pid_t pid)
 		return -EAGAIN;
 	}
 	sp = get_space(as, pid, image, FIND_OR_CREATE);
+	
 	if (!sp->snapshotted)
 		read_labels(as, sp, pid);
 	/* Only executable mappings hold frames; the rest would only make the profile bigger. */

@@ -46,7 +46,8 @@ const struct space_map *addrspaces__find(const struct addrspaces *as, pid_t pid,
 bool addrspaces__known(const struct addrspaces *as, pid_t pid, uint32_t image);
 /*
  * What its first snapshot said of the process: its executable (/proc/PID/exe) and, when it
- * is in a container (a mount namespace other than init's), the container: its cgroup path, or
+ * is in a container (a mount namespace other than init's, or allocprof's own where init's
+ * cannot be read), the container: its cgroup path, or
  * its mount namespace when that path says nothing. NULL for what is not known.
  */
 void addrspaces__labels(const struct addrspaces *as, pid_t pid, uint32_t image, const char **exe,
