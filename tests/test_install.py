@@ -1,5 +1,6 @@
-"""What contrib/ ships: the systemd units and the cron line (they verify, and their command
-lines are ones allocprof accepts)."""
+"""What `make install` ships: the systemd units and the cron line of contrib/ (they verify, and
+their command lines are ones allocprof accepts), the man page (made from the --help texts, it
+renders without warnings and has every option), and install/uninstall of exactly those files."""
 
 import os
 import re
@@ -14,6 +15,7 @@ from test_caps import with_caps  # noqa: E402
 
 CONTRIB = os.path.join(ROOT, "contrib")
 UNITS = ["allocprof.service", "allocprof.timer", "allocprof-periodic.service"]
+MAN = os.path.join(ROOT, "build", "allocprof.1")
 NOBODY = 65534
 STATE_DIR = "/var/lib/allocprof"
 
@@ -140,3 +142,96 @@ class Units(Case):
                               text=True, timeout=120)
         self.assertRecorded(proc)
         self.assertTrue(os.path.getsize(out) > 0)
+
+
+class ManPage(Case):
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(MAN):
+            self.fail("%s is missing: run make" % MAN)
+
+    def render(self):
+        if not shutil.which("man"):
+            self.skipTest("man is not installed (package man-db)")
+        return subprocess.run(["man", "--warnings", "-l", MAN], capture_output=True,
+                              text=True, env=dict(os.environ, MANWIDTH="80"))
+
+    def test_up_to_date(self):
+        """build/allocprof.1 is what the --help texts make now."""
+        fresh = subprocess.run([os.path.join(ROOT, "scripts", "gen-man.py"), ALLOCPROF],
+                               capture_output=True, text=True, check=True).stdout
+        with open(MAN) as f:
+            self.assertEqual(f.read(), fresh, "run make")
+
+    def test_renders_without_warnings(self):
+        proc = self.render()
+        self.assertEqual((proc.returncode, proc.stderr), (0, ""))
+        for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "ALLOCPROF RECORD", "ALLOCPROF TOP",
+                        "EXIT STATUS", "FILES", "SEE ALSO"):
+            self.assertRegex(proc.stdout, r"(?m)^%s$" % section)
+
+    def test_every_option_of_every_help(self):
+        page = self.render().stdout
+        for args in ([], ["record"], ["top"]):
+            text = help_text(*args)
+            with self.subTest(help=args):
+                options = help_options(text)
+                self.assertGreater(len(options), 1)
+                self.assertEqual(sorted(o for o in options if o not in page), [])
+
+    def test_exit_statuses(self):
+        """Every status of record --help is in EXIT STATUS, with its words."""
+        page = self.render().stdout
+        section = page[page.index("\nEXIT STATUS"):page.index("\nFILES")]
+        text = help_text("record")
+        for m in re.finditer(r"^  (\d)  (\S+ \S+)", text, re.M):
+            self.assertRegex(section, r"(?m)^ +%s +%s" % (m.group(1), re.escape(m.group(2))))
+
+
+class Install(Case):
+    def make(self, *args):
+        proc = subprocess.run(["make", "-s", "-C", ROOT, *args], capture_output=True,
+                              text=True, timeout=600)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+
+    def files(self, dest):
+        out = {}
+        for d, _, names in os.walk(dest):
+            for n in names:
+                p = os.path.join(d, n)
+                out[os.path.relpath(p, dest)] = os.stat(p).st_mode & 0o7777
+        return out
+
+    def test_install_then_uninstall(self):
+        dest = self.path("dest")
+        self.make("install", "DESTDIR=" + dest, "PREFIX=/usr")
+        self.assertEqual(self.files(dest), {
+            "usr/bin/allocprof": 0o755,
+            "usr/share/man/man1/allocprof.1": 0o644,
+            "usr/lib/systemd/system/allocprof.service": 0o644,
+            "usr/lib/systemd/system/allocprof.timer": 0o644,
+            "usr/lib/systemd/system/allocprof-periodic.service": 0o644,
+            "usr/share/doc/allocprof/allocprof.cron": 0o644,
+        })
+        # The installed binary's path in the units and the cron line, PREFIX's in FILES.
+        for f in ("usr/lib/systemd/system/allocprof.service",
+                  "usr/lib/systemd/system/allocprof-periodic.service",
+                  "usr/share/doc/allocprof/allocprof.cron"):
+            with open(os.path.join(dest, f)) as fh:
+                text = fh.read()
+            self.assertIn("/usr/bin/allocprof record", text)
+            self.assertNotIn("/usr/local", text)
+        with open(os.path.join(dest, "usr/share/man/man1/allocprof.1")) as fh:
+            man = fh.read()
+        self.assertIn("/usr/lib/systemd/system/allocprof.service", man.replace("\\-", "-"))
+        self.assertNotIn("/usr/local", man)
+
+        # Something of someone else's in the same directories stays.
+        other = os.path.join(dest, "usr/bin/other")
+        open(other, "w").close()
+        os.chmod(other, 0o644)
+        self.make("uninstall", "DESTDIR=" + dest, "PREFIX=/usr")
+        self.assertEqual(self.files(dest), {"usr/bin/other": 0o644})
+        self.assertFalse(os.path.exists(os.path.join(dest, "usr/share/doc/allocprof")))
+        # Uninstalling what is not there is not an error.
+        self.make("uninstall", "DESTDIR=" + dest, "PREFIX=/usr")
