@@ -98,3 +98,56 @@ class Statuses(Case):
         section = section[:section.index("\n## ", 1)]
         rows = {int(m.group(1)) for m in re.finditer(r"^\| `?(\d)`? \|", section, re.M)}
         self.assertEqual(rows, set(rec))
+
+
+class Log(Case):
+    """Without a terminal, stderr is a log: one line per event, each allocprof's; on one, a
+    progress line."""
+
+    @needs("root")
+    def test_every_line_is_allocprofs(self):
+        proc = record(["-v", "-o", self.path("p.pb.gz"), "--", target("sites"), "--rounds",
+                       "5"])
+        self.assertRecorded(proc)
+        lines = proc.stderr.splitlines()
+        self.assertGreater(len(lines), 5)
+        self.assertEqual([ln for ln in lines if not ln.startswith("allocprof: ")], [])
+        self.assertIn("site_large", proc.stderr)  # the summary's table, prefixed too
+
+    @needs("root")
+    def test_progress_on_a_terminal(self):
+        import pty
+        import select
+        import signal
+
+        tgt = subprocess.Popen([target("sites"), "--wait"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+        master, slave = pty.openpty()
+        ap = None
+        try:
+            self.assertIn("waiting", tgt.stderr.readline().decode())
+            ap = subprocess.Popen([ALLOCPROF, "record", "-p", str(tgt.pid), "-o",
+                                   self.path("p.pb.gz")], stdout=subprocess.DEVNULL,
+                                  stderr=slave)
+            os.close(slave)
+            seen, line = b"", None
+            # The first tick's line, however long loading takes (bounded for a broken run).
+            while line is None:
+                r, _, _ = select.select([master], [], [], 60)
+                self.assertTrue(r, "no progress line:\n%r" % seen)
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    self.fail("allocprof exited %s:\n%r" % (ap.poll(), seen))
+                m = re.search(rb"\r\x1b\[Kallocprof: (\d+s, [^\r\n]*lost)", seen)
+                line = m and m.group(1).decode()
+            self.assertRegex(line, r"^\d+s, \d+ calls, \d+ sampled, \d+ stacks "
+                             r"\(\d+% of --max-stacks\), \d+ lost$")
+            ap.send_signal(signal.SIGINT)
+            self.assertEqual(ap.wait(timeout=60), 0)
+        finally:
+            for p in (ap, tgt):
+                if p and p.poll() is None:
+                    p.kill()
+                    p.wait()
+            os.close(master)
