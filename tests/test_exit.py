@@ -49,6 +49,27 @@ class Statuses(Case):
         self.assertFalse(os.path.exists(out))
 
     @needs("root")
+    def test_kernel_locked_down(self):
+        """lockdown=confidentiality withholds the helpers the programs need: 3, said."""
+        fake = self.path("sys")
+        for d in ("kernel/btf", "kernel/security", "bus/event_source/devices/uprobe"):
+            os.makedirs(os.path.join(fake, d))
+        open(os.path.join(fake, "kernel/btf/vmlinux"), "w").close()
+        with open("/sys/bus/event_source/devices/uprobe/type") as src, \
+                open(os.path.join(fake, "bus/event_source/devices/uprobe/type"), "w") as dst:
+            dst.write(src.read())
+        with open(os.path.join(fake, "kernel/security/lockdown"), "w") as f:
+            f.write("none integrity [confidentiality]\n")
+        out = self.path("p.pb.gz")
+        env = dict(os.environ, ALLOCPROF_SYSFS=fake)
+        self.one_line(record(["-o", out, "--", "true"], env=env), 3, "locked down")
+        self.assertFalse(os.path.exists(out))
+        # Integrity mode leaves what allocprof uses alone.
+        with open(os.path.join(fake, "kernel/security/lockdown"), "w") as f:
+            f.write("none [integrity] confidentiality\n")
+        self.assertRecorded(record(["-q", "-o", out, "--", "true"], env=env))
+
+    @needs("root")
     def test_pid_without_allocator(self):
         """-p of a static program without malloc: 4, and the program is left running."""
         tgt = subprocess.Popen([target("nomalloc"), "30"])
