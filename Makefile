@@ -240,7 +240,8 @@ demo: deps check-root
 	$(Q)scripts/demo.sh
 
 test: test-deps check-root
-	$(Q)$(MAKE) --no-print-directory allocprof $(TEST_TARGETS) $(UNIT_TESTS) $(ASAN_TESTS)
+	$(Q)$(MAKE) --no-print-directory allocprof $(OUTPUT)/allocprof.1 $(TEST_TARGETS) $(UNIT_TESTS) \
+		$(ASAN_TESTS)
 	$(Q)tests/run.py
 
 bench: test-deps check-root
