@@ -222,7 +222,8 @@ static void show_progress(struct run *r)
 	/* Periodic capture: the time to the next file. */
 	if (r->next_file_mono > now)
 		snprintf(next, sizeof(next), ", next file in %llus",
-			 (unsigned long long)((r->next_file_mono - now + 999999999) / 1000000000ull));
+			 (unsigned long long)((r->next_file_mono - now + 999999999) /
+					      1000000000ull));
 	fprintf(stderr,
 		"\r\033[Kallocprof: %llus, %llu calls, %llu %s, %llu stacks (%llu%% of "
 		"--max-stacks), %llu lost%s",
@@ -517,7 +518,7 @@ static int watch_failure_status(const struct capture *c, int err)
 
 	if (!c->o.cmd)
 		return err == -ESRCH || err == -EINVAL || err == -ENOENT ? AP_EXIT_NO_TARGET
-									  : AP_EXIT_FAILED;
+									 : AP_EXIT_FAILED;
 	if (err != -ENOENT)
 		return AP_EXIT_FAILED;
 	path = find_command(c->o.cmd[0]);
