@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
-		return 0;
+		return AP_EXIT_OK;
 	}
 	return bad_command(argv[1]);
 }

@@ -28,8 +28,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,7 +510,8 @@ static void cleanup(struct run *r)
  * (1). -ESRCH: every -p pid gone; -EINVAL: a -p pid that is a kernel thread (or a thread's
  * id); -ENOENT: no recognisable allocator, under -p, -a or -- CMD. Under -- CMD, -ENOENT also
  * comes from a command that cannot be found or run, a failure: that is told by looking it up
- * again.
+ * again. (Under -p, an attach the kernel refuses with EINVAL or ENOENT reads as 4 too:
+ * watch.c returns the kernel's errno as it is.)
  */
 static int watch_failure_status(const struct capture *c, int err)
 {
@@ -566,7 +567,7 @@ int cmd_record(int argc, char **argv)
 	c->notes = notes__new();
 	err = open_bpf(&r);
 	if (err) {
-		/* Refused with the privileges preflight saw: lockdown, or a security module. */
+		/* Refused although preflight passed: a security module (SELinux, a BPF LSM). */
 		if (err == -EPERM)
 			ret = AP_EXIT_NOT_PERMITTED;
 		goto out;

@@ -3,10 +3,10 @@
  * flat and cumulative values like `pprof -top`. Works on the decoded message, ours or Go's.
  */
 #include "top.h"
+#include "exitstatus.h"
 #include "hashmap.h"
 #include "pprof.h"
 #include "profile.h"
-#include "exitstatus.h"
 #include "util.h"
 
 #include <errno.h>
