@@ -32,12 +32,12 @@ LDLIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null || echo -lbpf -lelf 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-parameter -Ivmlinux \
 	-Ibpf -MMD -MP
 
-.PHONY: all clean deps test-deps demo test bench format check-root
+.PHONY: all clean deps test-deps demo test test-build bench format check-root install uninstall
 .DELETE_ON_ERROR:
 # Keep the BPF objects and skeletons between builds (they are intermediate files to make).
 .SECONDARY:
 
-all: allocprof
+all: allocprof $(OUTPUT)/allocprof.1
 
 $(OUTPUT):
 	$(Q)mkdir -p $@
@@ -73,6 +73,49 @@ allocprof: $(USER_OBJS)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 -include $(wildcard $(OUTPUT)/*.d)
+
+# The man page is made from the --help texts (scripts/gen-man.py), so the two say the same.
+$(OUTPUT)/allocprof.1: allocprof scripts/gen-man.py | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q)scripts/gen-man.py ./allocprof > $@
+
+# ---- install, uninstall ---------------------------------------------------------------------
+# The usual variables: `make install DESTDIR=pkg PREFIX=/usr`. The units go where the system's
+# own are looked up under PREFIX (/usr/local/lib/systemd/system is searched by systemd too); the
+# cron line is an example, not put in /etc: a timer and a cron job at once would overlap.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+MAN1DIR ?= $(MANDIR)/man1
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/allocprof
+INSTALL ?= install
+UNITS := allocprof.service allocprof.timer allocprof-periodic.service
+INSTALLED := $(DESTDIR)$(BINDIR)/allocprof $(DESTDIR)$(MAN1DIR)/allocprof.1 \
+	$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(DOCDIR)/allocprof.cron
+
+# The units and the cron line name /usr/local/bin/allocprof: the installed binary's path
+# replaces it, and the man page's FILES are this PREFIX's.
+install: allocprof $(OUTPUT)/allocprof.1
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)mkdir -p $(OUTPUT)/install
+	$(Q)scripts/gen-man.py --prefix $(PREFIX) ./allocprof > $(OUTPUT)/install/allocprof.1
+	$(Q)for f in $(UNITS) allocprof.cron; do \
+		sed 's|/usr/local/bin/allocprof|$(BINDIR)/allocprof|g' contrib/$$f \
+			> $(OUTPUT)/install/$$f || exit 1; \
+	done
+	$(Q)$(INSTALL) -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MAN1DIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(DOCDIR)
+	$(Q)$(INSTALL) -m 0755 allocprof $(DESTDIR)$(BINDIR)/allocprof
+	$(Q)$(INSTALL) -m 0644 $(OUTPUT)/install/allocprof.1 $(DESTDIR)$(MAN1DIR)/allocprof.1
+	$(Q)$(INSTALL) -m 0644 $(addprefix $(OUTPUT)/install/,$(UNITS)) $(DESTDIR)$(UNITDIR)
+	$(Q)$(INSTALL) -m 0644 $(OUTPUT)/install/allocprof.cron $(DESTDIR)$(DOCDIR)/allocprof.cron
+
+# Exactly what install put there; of the directories only the one that is allocprof's own.
+uninstall:
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(INSTALLED)
+	$(Q)if [ -d $(DESTDIR)$(DOCDIR) ]; then rmdir $(DESTDIR)$(DOCDIR); fi
 
 # ---- set-up, demo, tests, benchmark ---------------------------------------------------------
 
@@ -196,8 +239,11 @@ demo: deps check-root
 	$(Q)$(MAKE) --no-print-directory allocprof $(TARGETS_DIR)/demo
 	$(Q)scripts/demo.sh
 
+# Everything the tests run, built (test-build: without installing or running anything).
+test-build: allocprof $(OUTPUT)/allocprof.1 $(TEST_TARGETS) $(UNIT_TESTS) $(ASAN_TESTS)
+
 test: test-deps check-root
-	$(Q)$(MAKE) --no-print-directory allocprof $(TEST_TARGETS) $(UNIT_TESTS) $(ASAN_TESTS)
+	$(Q)$(MAKE) --no-print-directory test-build
 	$(Q)tests/run.py
 
 bench: test-deps check-root

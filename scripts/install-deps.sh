@@ -1,15 +1,18 @@
 #!/bin/sh
 # Installs what allocprof needs on Debian 12 and builds nothing: the build and BPF toolchain,
 # and with --test also what the tests use (other allocators, a C++ compiler, the standalone
-# pprof). Installs only what is missing, so a machine that has everything runs no apt at all.
+# pprof, man to render the man page). Not systemd: tests/test_install.py verifies the units
+# with systemd-analyze where the machine has it (an init system is not a test tool). Installs
+# only what is missing, so a machine that has everything runs no apt at all.
 # Usage: scripts/install-deps.sh [--test]
 set -eu
 
+# python3: scripts/gen-man.py makes the man page from the --help texts.
 build_pkgs="make gcc clang llvm bpftool libbpf-dev libelf-dev libdw-dev zlib1g-dev
-	libprotobuf-c-dev protobuf-c-compiler pkg-config binutils"
+	libprotobuf-c-dev protobuf-c-compiler pkg-config binutils python3"
 test_pkgs="python3 g++ libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 redis-server redis-tools golang-go
 	golang-github-google-pprof-dev golang-github-ianlancetaylor-demangle-dev
-	golang-github-chzyer-readline-dev"
+	golang-github-chzyer-readline-dev man-db groff-base"
 
 pkgs=$build_pkgs
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $test_pkgs"

@@ -90,7 +90,7 @@ class Capabilities(Case):
                 tgt.wait()
 
     def assertRefused(self, rc, stderr, out, missing):
-        self.assertEqual(rc, 1, stderr)
+        self.assertEqual(rc, 3, stderr)  # not permitted
         lines = [ln for ln in stderr.splitlines() if ln.startswith("allocprof:")]
         self.assertEqual(len(lines), 1, stderr)
         self.assertIn(missing, lines[0])

@@ -53,14 +53,14 @@ class BadInput(Case):
     @needs("root")
     def test_no_such_pid(self):
         pid = free_pid()
-        self.expect_error(["-p", str(pid)], 1, ["pid %d" % pid, "no such process"])
+        self.expect_error(["-p", str(pid)], 4, ["pid %d" % pid, "no such process"])
 
     @needs("root")
     def test_kernel_thread(self):
         # pid 2 is kthreadd on Linux: alive, and nothing in user space to trace.
         with open("/proc/2/comm") as f:
             comm = f.read().strip()
-        proc = self.expect_error(["-p", "2", "-d", "1s"], 1,
+        proc = self.expect_error(["-p", "2", "-d", "1s"], 4,
                                  ["pid 2 (%s) is a kernel thread" % comm])
         self.assertNotIn("exited", proc.stderr)
 
@@ -81,7 +81,7 @@ class BadInput(Case):
                         if int(t) != tgt.pid]
                 time.sleep(0.05)
             self.assertTrue(tids)
-            self.expect_error(["-p", str(tids[0])], 1,
+            self.expect_error(["-p", str(tids[0])], 4,
                               ["pid %d" % tids[0], "thread of process %d" % tgt.pid])
         finally:
             tgt.kill()
@@ -91,7 +91,7 @@ class BadInput(Case):
     def test_nested_pid_namespace(self):
         proc = subprocess.run(["unshare", "-pf", "--mount-proc", ALLOCPROF, "record", "-o",
                                self.out, "--", "true"], capture_output=True, text=True)
-        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(proc.returncode, 3, proc.stderr)
         self.assertIn("nested pid namespace", proc.stderr)
         with open(self.out) as f:
             self.assertEqual(f.read(), "previous profile")
@@ -100,7 +100,7 @@ class BadInput(Case):
     def test_process_without_allocator(self):
         tgt = subprocess.Popen([target("nomalloc"), "5"])
         try:
-            self.expect_error(["-p", str(tgt.pid)], 1,
+            self.expect_error(["-p", str(tgt.pid)], 4,
                               ["pid %d" % tgt.pid, "no recognisable allocator"])
             self.assertIsNone(tgt.poll(), "the target must be left running")
         finally:
@@ -109,7 +109,7 @@ class BadInput(Case):
 
     @needs("root")
     def test_command_without_allocator(self):
-        self.expect_error(["--", target("nomalloc"), "0"], 1, ["no recognisable allocator"])
+        self.expect_error(["--", target("nomalloc"), "0"], 4, ["no recognisable allocator"])
 
     @needs("root")
     def test_output_directory_missing(self):
@@ -168,7 +168,7 @@ class BadInput(Case):
         proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                ALLOCPROF, "record", "-p", "1", "-o", "/tmp/never.pb.gz"],
                               capture_output=True, text=True)
-        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(proc.returncode, 3, proc.stderr)
         self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
         self.assertIn("needs root", proc.stderr)
         self.assertFalse(os.path.exists("/tmp/never.pb.gz"))
@@ -180,11 +180,11 @@ class BadInput(Case):
         env = dict(os.environ, ALLOCPROF_SYSFS=fake)
         os.remove(self.out)
         proc = record(["-o", self.out, "--", SITES], env=env)
-        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.returncode, 3)
         self.assertIn("no BTF", proc.stderr)
         open(os.path.join(fake, "kernel", "btf", "vmlinux"), "w").close()
         proc = record(["-o", self.out, "--", SITES], env=env)
-        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.returncode, 3)
         self.assertIn("no uprobes", proc.stderr)
         self.assertFalse(os.path.exists(self.out))
         with open(self.out, "w") as f:
@@ -425,7 +425,7 @@ class Capture(Case):
         for d in dead:
             d.wait()
         proc = record(["-p", "%d,%d" % (dead[0].pid, dead[1].pid), "-o", out])
-        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(proc.returncode, 4, proc.stderr)
         self.assertEqual(proc.stderr.count("\n"), 1, proc.stderr)
         self.assertIn("none is running", proc.stderr)
         self.assertFalse(os.path.exists(out))

@@ -130,8 +130,9 @@ class AllocOnly(Case):
     def test_max_live_needs_in_use_tracking(self):
         proc = record(["--alloc-only", "--max-live", "100", "--", LEAKS])
         self.assertEqual(proc.returncode, 2)
-        self.assertEqual(proc.stderr.splitlines()[0],
-                         "allocprof: --max-live has no effect with --alloc-only")
+        self.assertEqual(proc.stderr.splitlines(),
+                         ["allocprof: --max-live has no effect with --alloc-only (see allocprof "
+                          "record --help)"])
 
 
 @needs("root", "pprof")

@@ -514,8 +514,7 @@ class BadMode(Case):
         proc = subprocess.run([ALLOCPROF, "record", "--stacks", "bogus", "-o", out, "--",
                                "true"], capture_output=True, text=True, timeout=60)
         self.assertEqual(proc.returncode, 2, proc.stderr)
-        lines = [ln for ln in proc.stderr.splitlines()
-                 if ln != "Try 'allocprof record --help'."]
+        lines = proc.stderr.splitlines()
         self.assertEqual(len(lines), 1, proc.stderr)
         for word in ("--stacks", "bogus", "auto", "cfi", "fp"):
             self.assertIn(word, lines[0])

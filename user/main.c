@@ -1,10 +1,12 @@
 /* The allocprof command: dispatches to its subcommands. */
+#include "exitstatus.h"
 #include "record.h"
 #include "top.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -18,33 +20,52 @@ static void usage(FILE *f)
 	      "  top FILE [-n N] [--sample-index TYPE]     top functions of a profile\n"
 	      "  version                                   print the version\n"
 	      "\n"
+	      "Options:\n"
+	      "  -h, --help               this text\n"
+	      "      --version            print the version\n"
+	      "\n"
 	      "Examples:\n"
 	      "  sudo allocprof record -p 4242 -d 30s -o heap.pb.gz\n"
 	      "  sudo allocprof record --exact -- ./bench --iterations 1000\n"
 	      "  allocprof top heap.pb.gz\n"
-	      "  pprof -http=: heap.pb.gz\n",
+	      "  pprof -http=: heap.pb.gz\n"
+	      "\n"
+	      "Exit status: 0 success; 1 the capture or the reading failed; 2 bad command\n"
+	      "line; 3 (record) not permitted or not possible here; 4 (record) nothing to\n"
+	      "trace. Each command's --help says more.\n",
 	      f);
+}
+
+/*
+ * A wrong command is one line, as every message (a log without a terminal reads one event
+ * a line); the whole usage only where someone reads it.
+ */
+static int bad_command(const char *cmd)
+{
+	if (cmd)
+		ap_err("unknown command '%s' (see allocprof --help)", cmd);
+	else
+		ap_err("no command given: record, top or version (see allocprof --help)");
+	if (isatty(STDERR_FILENO))
+		usage(stderr);
+	return AP_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
+	if (argc < 2)
+		return bad_command(NULL);
 	if (!strcmp(argv[1], "record"))
 		return cmd_record(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "top"))
 		return cmd_top(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("allocprof %s\n", ALLOCPROF_VERSION);
-		return 0;
+		return AP_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
-		return 0;
+		return AP_EXIT_OK;
 	}
-	ap_err("unknown command '%s'", argv[1]);
-	usage(stderr);
-	return 2;
+	return bad_command(argv[1]);
 }

@@ -4,6 +4,7 @@
  */
 #include "options.h"
 #include "allocprof.h"
+#include "exitstatus.h"
 #include "procmaps.h"
 #include "util.h"
 
@@ -73,8 +74,16 @@ void record_usage(FILE *f)
 	      "  -v, --verbose            more detail (-vv: also libbpf's own messages)\n"
 	      "  -h, --help               this text\n"
 	      "\n"
-	      "Exit status: 0 when the profile was written (with -- CMD: CMD's status),\n"
-	      "1 when it could not be, 2 for a bad command line.\n",
+	      "Exit status:\n"
+	      "  0  the profile was written, even if some allocations were lost or some\n"
+	      "     process could not be probed (stderr and the profile's comments say so);\n"
+	      "     with -- CMD: CMD's status (128+N if signal N killed it)\n"
+	      "  1  the capture failed (the reason on one line of stderr)\n"
+	      "  2  bad command line\n"
+	      "  3  not permitted or not possible here: privileges missing, a kernel without\n"
+	      "     BTF or uprobes, BPF refused (lockdown), a nested pid namespace\n"
+	      "  4  nothing to trace: no process with a recognisable allocator (-a), every\n"
+	      "     -p pid gone or a kernel thread or without an allocator, a CMD without one\n",
 	      f);
 }
 
@@ -83,9 +92,9 @@ static int bad(const char *fmt, const char *arg)
 	char buf[256];
 
 	snprintf(buf, sizeof(buf), fmt, arg);
-	ap_err("%s", buf);
-	fputs("Try 'allocprof record --help'.\n", stderr);
-	return 2;
+	/* One line, as every message: a log reads one event per line (README "Exit status"). */
+	ap_err("%s (see allocprof record --help)", buf);
+	return AP_EXIT_USAGE;
 }
 
 /* An octal mode of permission bits only: "0640", "600". */

@@ -113,6 +113,25 @@ static bool uprobes_permitted(int type)
 	return errno != EACCES && errno != EPERM;
 }
 
+/*
+ * Whether the kernel is locked down for confidentiality ("none integrity [confidentiality]"):
+ * it then withholds the helpers that read kernel memory (LOCKDOWN_BPF_READ_KERNEL), which the
+ * programs use for process and file names, and would refuse to load them with only EINVAL
+ * to say why. Integrity mode leaves what allocprof uses alone.
+ */
+static bool locked_down(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char buf[128] = "";
+	bool yes;
+
+	if (!f)
+		return false;
+	yes = fgets(buf, sizeof(buf), f) && strstr(buf, "[confidentiality]");
+	fclose(f);
+	return yes;
+}
+
 /* The capabilities for loading the programs and placing the probes. */
 static int check_probing(uint64_t caps, int uprobe_type)
 {
@@ -226,6 +245,14 @@ int preflight_check(const struct record_opts *o)
 		       "CONFIG_UPROBE_EVENTS=y",
 		       path);
 		return -ENOTSUP;
+	}
+	snprintf(path, sizeof(path), "%s/kernel/security/lockdown", sysfs());
+	if (locked_down(path)) {
+		ap_err("this kernel is locked down for confidentiality (%s): BPF programs may not "
+		       "read kernel memory, which allocprof's need; boot with lockdown=integrity "
+		       "or none",
+		       path);
+		return -EPERM;
 	}
 	if (check_probing(caps, type))
 		return -EPERM;

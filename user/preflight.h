@@ -8,8 +8,10 @@
 struct record_opts;
 
 /*
- * 0 when the capture of `o`'s targets can go ahead; -EPERM or -ENOTSUP with the reason
- * printed. Targets that do not exist are left for the caller to report.
+ * 0 when the capture of `o`'s targets can go ahead; -EPERM (privileges, lockdown) or -ENOTSUP
+ * (no BTF, no uprobes, a nested pid namespace) with the reason printed: either way this
+ * machine cannot be profiled as asked (exit status 3). Targets that do not exist are left for
+ * the caller to report.
  */
 int preflight_check(const struct record_opts *o);
 

@@ -10,6 +10,7 @@
 #include "attach.h"
 #include "capture.h"
 #include "collect.h"
+#include "exitstatus.h"
 #include "hashmap.h"
 #include "outfile.h"
 #include "pprof.h"
@@ -17,6 +18,7 @@
 #include "profile.h"
 #include "sampling.h"
 #include "symbolize.h"
+#include "target.h"
 #include "top.h"
 #include "unwind.h"
 #include "util.h"
@@ -27,6 +29,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +48,13 @@ struct run {
 	struct ring_buffer *events;
 	int sigfd;
 	bool progress;
+	/* New (process, stack) counters the probes reported: the progress line's stacks. */
+	uint64_t new_stacks;
+	/*
+	 * Periodic capture (--interval) sets it to when the next file is written, and the
+	 * progress line says in how long; 0 without it.
+	 */
+	uint64_t next_file_mono;
 };
 
 /*
@@ -70,7 +80,12 @@ static const char *default_output(char *buf, size_t len)
 static int on_event(void *ctx, void *data, size_t len)
 {
 	struct capture *c = ctx;
+	struct run *r = (struct run *)((char *)c - offsetof(struct run, c));
 	const struct ap_event *ev = data;
+
+	/* One per counter the probes added: counted here, where it costs nothing. */
+	if (len >= sizeof(struct ap_event) && ev->kind == AP_EV_NEW_STACKS)
+		r->new_stacks++;
 
 	if (len >= sizeof(struct ap_event_file) && ev->kind == AP_EV_WANT_TABLE) {
 		const struct ap_event_file *ef = data;
@@ -195,17 +210,37 @@ static int open_bpf(struct run *r)
 
 /* ---- the event loop ------------------------------------------------------------------ */
 
+/*
+ * Once a tick, on a terminal only: elapsed time, allocations seen, stacks, drops (allocations
+ * lost: the LOST counters, each named at the end) and how full the stacks are. A stack is
+ * counted once per process that reached it (one event each), so the fill is an upper bound of
+ * the stacks map's own; counting the map's entries would take a syscall per entry.
+ */
 static void show_progress(struct run *r)
 {
 	struct capture *c = &r->c;
 	struct ap_stats st;
-	uint64_t secs = (now_ns() - c->start_mono) / 1000000000ull;
+	uint64_t now = now_ns(), secs = (now - c->start_mono) / 1000000000ull, lost = 0, fill;
+	char next[48] = "";
 
 	if (!r->progress || collect_read_stats(bpf_map__fd(c->skel->maps.stats), &st))
 		return;
-	fprintf(stderr, "\r\033[Kallocprof: %llus, %llu calls, %llu %s", (unsigned long long)secs,
-		(unsigned long long)st.v[AP_STAT_CALLS], (unsigned long long)st.v[AP_STAT_SAMPLED],
-		c->o.exact ? "recorded" : "sampled");
+	for (int i = 0; i < AP_STAT_NR; i++)
+		if (ap_stat_descs[i].kind == AP_SK_LOST)
+			lost += st.v[i];
+	fill = r->new_stacks * 100 / c->o.max_stacks;
+	/* Periodic capture: the time to the next file. */
+	if (r->next_file_mono > now)
+		snprintf(next, sizeof(next), ", next file in %llus",
+			 (unsigned long long)((r->next_file_mono - now + 999999999) /
+					      1000000000ull));
+	fprintf(stderr,
+		"\r\033[Kallocprof: %llus, %llu calls, %llu %s, %llu stacks (%llu%% of "
+		"--max-stacks), %llu lost%s",
+		(unsigned long long)secs, (unsigned long long)st.v[AP_STAT_CALLS],
+		(unsigned long long)st.v[AP_STAT_SAMPLED], c->o.exact ? "recorded" : "sampled",
+		(unsigned long long)r->new_stacks, (unsigned long long)(fill > 100 ? 100 : fill),
+		(unsigned long long)lost, next);
 	fflush(stderr);
 }
 
@@ -479,20 +514,49 @@ static void cleanup(struct run *r)
 	record_opts__free(&c->o);
 }
 
+/*
+ * The exit status of a capture whose targets could not be watched (README "Exit status"):
+ * watch.c has said why in one line, and its errno tells "nothing to trace" (4) from a failure
+ * (1). -ESRCH: every -p pid gone; -EINVAL: a -p pid that is a kernel thread (or a thread's
+ * id); -ENOENT: no recognisable allocator, under -p, -a or -- CMD. Under -- CMD, -ENOENT also
+ * comes from a command that cannot be found or run, a failure: that is told by looking it up
+ * again. (Under -p, an attach the kernel refuses with EINVAL or ENOENT reads as 4 too:
+ * watch.c returns the kernel's errno as it is.)
+ */
+static int watch_failure_status(const struct capture *c, int err)
+{
+	char *path, *elf = NULL;
+
+	if (!c->o.cmd)
+		return err == -ESRCH || err == -EINVAL || err == -ENOENT ? AP_EXIT_NO_TARGET
+									 : AP_EXIT_FAILED;
+	if (err != -ENOENT)
+		return AP_EXIT_FAILED;
+	path = find_command(c->o.cmd[0]);
+	if (path)
+		elf = exec_file(path);
+	free(path);
+	free(elf);
+	return elf ? AP_EXIT_NO_TARGET : AP_EXIT_FAILED;
+}
+
 int cmd_record(int argc, char **argv)
 {
 	struct run r = { .sigfd = -1 };
 	struct capture *c = &r.c;
 	char namebuf[128];
 	size_t ntargets;
-	int err, ret = 1;
+	int err, ret = AP_EXIT_FAILED;
 
 	err = record_opts__parse(argc, argv, &c->o);
 	if (err)
-		return err < 0 ? 0 : err;
+		return err < 0 ? AP_EXIT_OK : err;
 	libbpf_set_print(libbpf_print);
-	if (preflight_check(&c->o))
+	/* Whatever it refuses (privileges, BTF, uprobes, the pid namespace) is this machine's. */
+	if (preflight_check(&c->o)) {
+		ret = AP_EXIT_NOT_PERMITTED;
 		goto out;
+	}
 	r.out_path = xstrdup(c->o.output ? c->o.output : default_output(namebuf, sizeof(namebuf)));
 	/* Checked before anything is attached; it says itself what is wrong. */
 	err = out_file__open_opts(
@@ -511,8 +575,13 @@ int cmd_record(int argc, char **argv)
 	c->as = addrspaces__new();
 	c->watch = watch__new();
 	c->notes = notes__new();
-	if (open_bpf(&r))
+	err = open_bpf(&r);
+	if (err) {
+		/* Refused although preflight passed: a security module (SELinux, a BPF LSM). */
+		if (err == -EPERM)
+			ret = AP_EXIT_NOT_PERMITTED;
 		goto out;
+	}
 
 	if (c->o.npids)
 		err = watch_pids(c);
@@ -520,8 +589,10 @@ int cmd_record(int argc, char **argv)
 		err = watch_all(c);
 	else
 		err = watch_command(c);
-	if (err)
+	if (err) {
+		ret = watch_failure_status(c, err);
 		goto out;
+	}
 	/* From the moment every target is watched, or the command was let run. */
 	if (watch__child(c->watch)) {
 		c->start_mono = watch__child(c->watch)->released_mono;
@@ -543,7 +614,7 @@ int cmd_record(int argc, char **argv)
 					: "processes");
 	run_loop(&r);
 	watch_reap_child(c);
-	ret = finish(&r) ? 1 : 0;
+	ret = finish(&r) ? AP_EXIT_FAILED : AP_EXIT_OK;
 	detach(c);
 	if (watch__child(c->watch)) {
 		int status = wait_child(&r);

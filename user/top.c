@@ -3,6 +3,7 @@
  * flat and cumulative values like `pprof -top`. Works on the decoded message, ours or Go's.
  */
 #include "top.h"
+#include "exitstatus.h"
 #include "hashmap.h"
 #include "pprof.h"
 #include "profile.h"
@@ -13,6 +14,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct row {
 	const char *name;
@@ -108,8 +110,19 @@ static uint64_t top_work(const Perftools__Profiles__Profile *p)
 	return work;
 }
 
+/*
+ * On stderr the table is part of allocprof's log (the end of `record`): without a terminal
+ * (a journal, a cron mail, a CI log) each of its lines starts with "allocprof: " as every
+ * other line there does, so a reader of the log can tell whose it is.
+ */
+static const char *line_prefix(FILE *out)
+{
+	return out == stderr && !isatty(STDERR_FILENO) ? "allocprof: " : "";
+}
+
 void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t n)
 {
+	const char *pfx = line_prefix(out);
 	struct hashmap *loc_idx = hashmap__new(), *fn_idx = hashmap__new(),
 		       *row_of = hashmap__new();
 	struct row *rows = NULL;
@@ -190,17 +203,17 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 	}
 	if (nrows) /* rows is NULL then, which qsort must not be given */
 		qsort(rows, nrows, sizeof(*rows), row_cmp);
-	fprintf(out, "Top %zu of %zu functions by ", n < nrows ? n : nrows, nrows);
+	fprintf(out, "%sTop %zu of %zu functions by ", pfx, n < nrows ? n : nrows, nrows);
 	put_escaped(out, pprof_str(p, p->sample_type[si]->type));
 	fprintf(out, ", total %s\n", fmt_value(total, unit, b1, sizeof(b1)));
-	fprintf(out, "%12s %7s %7s %12s %7s  %s\n", "flat", "flat%", "sum%", "cum", "cum%",
+	fprintf(out, "%s%12s %7s %7s %12s %7s  %s\n", pfx, "flat", "flat%", "sum%", "cum", "cum%",
 		"function");
 	for (size_t i = 0; i < nrows && i < n; i++) {
 		struct row *r = &rows[i];
 		double d = total ? (double)total : 1;
 
 		sum = add_sat(sum, r->flat);
-		fprintf(out, "%12s %6.2f%% %6.2f%% %12s %6.2f%%  ",
+		fprintf(out, "%s%12s %6.2f%% %6.2f%% %12s %6.2f%%  ", pfx,
 			fmt_value(r->flat, unit, b1, sizeof(b1)), 100.0 * (double)r->flat / d,
 			100.0 * (double)sum / d, fmt_value(r->cum, unit, b2, sizeof(b2)),
 			100.0 * (double)r->cum / d);
@@ -262,11 +275,20 @@ static void shallow_note(FILE *out, const Perftools__Profiles__Profile *p)
 static void top_usage(FILE *f)
 {
 	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE]\n"
-	      "  Prints the top functions of a pprof profile (gzipped, zlib'd or plain, any\n"
-	      "  producer). FILE may be a pipe, or - for standard input.\n"
-	      "  -n N                 how many functions (default 10)\n"
-	      "  --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
-	      "                       (default: the profile's default type)\n",
+	      "\n"
+	      "Prints the top functions of a pprof profile (gzipped, zlib'd or plain, any\n"
+	      "producer). FILE may be a pipe, or - for standard input.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -n N                     how many functions (default 10)\n"
+	      "      --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
+	      "                           (default: the profile's default type)\n"
+	      "  -h, --help               this text\n"
+	      "\n"
+	      "Exit status:\n"
+	      "  0  the summary was printed\n"
+	      "  1  the profile could not be read (missing, corrupt, too large or complex)\n"
+	      "  2  bad command line, or a sample type the profile does not have\n",
 	      f);
 }
 
@@ -283,7 +305,8 @@ int cmd_top(int argc, char **argv)
 	int c, si, err;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+	opterr = 0; /* getopt's own message would be a second line, without our prefix */
+	while ((c = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (parse_u64(optarg, 1, 1000000, &n)) {
@@ -297,15 +320,24 @@ int cmd_top(int argc, char **argv)
 		case 'h':
 			top_usage(stdout);
 			return 0;
+		case ':':
+			ap_err("top: option '%s' needs a value (see allocprof top --help)",
+			       argv[optind - 1]);
+			return AP_EXIT_USAGE;
 		default:
-			top_usage(stderr);
-			return 2;
+			if (optopt && optopt < 256)
+				ap_err("top: unknown option '-%c' (see allocprof top --help)",
+				       optopt);
+			else
+				ap_err("top: unknown option '%s' (see allocprof top --help)",
+				       argv[optind - 1]);
+			return AP_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
-		ap_err(optind == argc ? "top: no profile given" : "top: one profile at a time");
-		top_usage(stderr);
-		return 2;
+		ap_err(optind == argc ? "top: no profile given (see allocprof top --help)"
+				      : "top: one profile at a time (see allocprof top --help)");
+		return AP_EXIT_USAGE;
 	}
 	name = strcmp(argv[optind], "-") ? argv[optind] : "standard input";
 	err = pprof_read(argv[optind], &p, &why);

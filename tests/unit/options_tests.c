@@ -1,9 +1,9 @@
 /*
  * Unit tests of `allocprof record`'s command line (user/options.c), which need no root: every
  * option's good and bad values, -- CMD, the conflicts between options and targets, pid lists,
- * durations and sizes with their suffixes. A bad command line is one line naming the problem,
- * then the hint, and the value 2 (allocprof's exit status); the tests read that line from a
- * file put over fd 2 while the parser runs.
+ * durations and sizes with their suffixes. A bad command line is one line naming the problem
+ * and ending with the hint, and the value 2 (allocprof's exit status); the tests read that line
+ * from a file put over fd 2 while the parser runs.
  *
  * One line per test, "PASS <name>" or "FAIL <name>: <reason>", then "N passed, N failed";
  * the exit status is 0 only when nothing failed.
@@ -20,7 +20,7 @@
 
 #include "check.h"
 
-#define HINT "Try 'allocprof record --help'.\n"
+#define HINT " (see allocprof record --help)\n"
 
 /* argv for the parser, as main() passes it: "record" first, NULL last. */
 #define ARGS(...) ((char *[]){ "record", __VA_ARGS__, NULL })
@@ -99,7 +99,7 @@ static bool good(char **argv, struct record_opts *o)
 	return true;
 }
 
-/* argv is refused: value 2, stderr exactly "allocprof: <line>\n" and the hint, no stdout. */
+/* argv is refused: value 2, stderr exactly one line, "allocprof: <line>" and the hint. */
 static bool refused(char **argv, const char *line)
 {
 	struct record_opts o;
@@ -108,7 +108,7 @@ static bool refused(char **argv, const char *line)
 
 	TRY(parse(argv, &o, &p));
 	record_opts__free(&o);
-	snprintf(want, sizeof(want), "allocprof: %s\n" HINT, line);
+	snprintf(want, sizeof(want), "allocprof: %s" HINT, line);
 	CHECK(p.ret == 2, "value %d for the command line refused with \"%s\"", p.ret, line);
 	CHECK_STR(p.err, want);
 	CHECK_STR(p.out, "");
@@ -267,7 +267,7 @@ TEST(help)
 		record_opts__free(&o);
 		CHECK(p.ret == -1, "value %d after --help", p.ret);
 		CHECK(!strncmp(p.out, "usage: allocprof record ", 24), "stdout \"%.60s\"", p.out);
-		CHECK(strstr(p.out, "2 for a bad command line"), "the exit statuses are not said");
+		CHECK(strstr(p.out, "\n  2  bad command line\n"), "the exit statuses are not said");
 		CHECK_STR(p.err, "");
 	}
 	return true;
