@@ -60,7 +60,7 @@ done
 modes="untraced all all_alloc_only all_excluded pids9"
 for _ in $(seq "$reps"); do
 	for m in $modes; do
-		run "$m" | grep -o '[0-9.]* ns' | head -1 | cut -d' ' -f1 >>"$tmp/$m"
+		run "$m" | head -1 >>"$tmp/$m"
 	done
 done
 echo "machine: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d); command: scripts/cost-all.sh $iters $reps $secs"
