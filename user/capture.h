@@ -93,7 +93,7 @@ void watch_check_exits(struct capture *c);
 void watch_stop_following(struct capture *c);
 /*
  * Then, once the last events are read: what was still waiting is said in the comments, and
- * every process still there has its mappings read.
+ * every process with stacks since its last snapshot has its mappings read.
  */
 void watch_finish(struct capture *c);
 bool watch_all_exited(const struct capture *c);
