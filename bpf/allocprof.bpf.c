@@ -405,7 +405,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	/* The mappings the walks kept for this process (the same program exec'd again) are gone. */
 	bpf_map_delete_elem(&proc_vmas, &k);
-	if (!traced())
+	if ((watch_forks && !bpf_map_lookup_elem(&watched, &tgid)) || !traced())
 		return 0;
 	send_event(AP_EV_EXEC, tgid, k.image, 0);
 	return 0;
@@ -424,7 +424,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	struct ap_stats *st;
 	__u8 one = 1;
 
-	if (!only_watched || ptgid == ctgid || !bpf_map_lookup_elem(&watched, &ptgid))
+	if (!watch_forks || ptgid == ctgid || !bpf_map_lookup_elem(&watched, &ptgid))
 		return 0;
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!st)
@@ -450,7 +450,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 {
 	__u32 tgid = p->tgid;
 
-	if (only_watched && !p->signal->live.counter)
+	if (watch_forks && !p->signal->live.counter)
 		bpf_map_delete_elem(&watched, &tgid);
 	return 0;
 }

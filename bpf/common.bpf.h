@@ -103,10 +103,13 @@ const volatile __u32 stack_mode = AP_STACKS_FP;
 /*
  * Which processes count (traced()). A file's probes may serve every process that maps it (one
  * link per file): then these say whose calls are counted. only_watched: the tgids in `watched`
- * (-p, -- CMD), follow_forks: and their children from the moment they are forked (-- CMD).
+ * (-p, -- CMD; with links of their own the kernel filters already), follow_forks: and their
+ * children from the moment they are forked (-- CMD); watch_forks: forks and exits of the
+ * watched processes are followed or counted (-p, -- CMD).
  */
 const volatile bool only_watched = false;
 const volatile bool follow_forks = false;
+const volatile bool watch_forks = false;
 const volatile bool filter_excluded = false; /* --exclude-pid: not the tgids in `excluded` */
 const volatile bool filter_comm = false;     /* --comm: only the names in `comms` */
 const volatile bool filter_cgroup = false;   /* --cgroup: only tasks under `cgroups`[0] */

@@ -140,7 +140,8 @@ void watch_configure(struct capture *c, struct allocprof_bpf *s)
 	else if (force && !strcmp(force, "file"))
 		c->file_scope = true;
 	s->rodata->self_tgid = (__u32)getpid();
-	s->rodata->only_watched = !o->all;
+	s->rodata->only_watched = !o->all && c->file_scope;
+	s->rodata->watch_forks = !o->all;
 	s->rodata->follow_forks = o->cmd && !o->no_follow;
 	s->rodata->filter_excluded = o->nexclude > 0;
 	s->rodata->filter_comm = o->ncomms > 0;
