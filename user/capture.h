@@ -30,7 +30,7 @@ struct watched {
 	int pidfd; /* -1 for the child, whose exit SIGCHLD reports */
 	bool exited;
 	char comm[16];
-	char exe[4096]; /* its executable now, as /proc/PID/exe names it */
+	char *exe;	/* its executable now, as /proc/PID/exe names it (malloc'd, "" if not) */
 	pid_t parent;	/* followed: the watched process that started it; 0 for a target */
 };
 

@@ -79,9 +79,11 @@ void watch__free(struct watch *w)
 	bpf_link__destroy(w->exec_link);
 	bpf_link__destroy(w->fork_link);
 	bpf_link__destroy(w->exit_link);
-	for (size_t i = 0; i < w->nw; i++)
+	for (size_t i = 0; i < w->nw; i++) {
 		if (w->w[i].pidfd >= 0)
 			close(w->w[i].pidfd);
+		free(w->w[i].exe);
+	}
 	if (w->epfd >= 0)
 		close(w->epfd);
 	free(w->w);
@@ -296,6 +298,16 @@ static struct watched *find_watched(struct capture *c, pid_t pid)
 	return NULL;
 }
 
+/* Its executable now (a build follows thousands of processes: not 4 KiB each). */
+static void read_exe(struct watched *w)
+{
+	char exe[4096];
+
+	proc_read_exe(w->pid, exe, sizeof(exe));
+	free(w->exe);
+	w->exe = xstrdup(exe);
+}
+
 /* How a watched process's exit is seen: its pidfd, or (the command's) SIGCHLD. */
 enum exit_seen {
 	EXIT_BY_PIDFD,
@@ -316,7 +328,7 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
 		w.exited = w.pidfd < 0 && errno == ESRCH;
 	}
 	proc_read_comm(pid, w.comm);
-	proc_read_exe(pid, w.exe, sizeof(w.exe));
+	read_exe(&w);
 	if (w.pidfd >= 0) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.fd = w.pidfd };
 
@@ -666,8 +678,7 @@ int watch_command(struct capture *c)
 		c->watch->have_child = false;
 		goto out;
 	}
-	proc_read_exe(c->watch->child.pid, c->watch->w[c->watch->nw - 1].exe,
-		      sizeof(c->watch->w[0].exe));
+	read_exe(&c->watch->w[c->watch->nw - 1]);
 	/* A static program's mappings are all there now; a dynamic one's come with its event. */
 	if (!interp) {
 		addrspaces__snapshot(c->as, c->watch->child.pid);
@@ -801,7 +812,7 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 	proc_read_comm(pid, comm);
 	if (w) {
 		memcpy(w->comm, comm, sizeof(w->comm));
-		proc_read_exe(pid, w->exe, sizeof(w->exe));
+		read_exe(w);
 	}
 	snprintf(what, sizeof(what), "pid %d (%s)", (int)pid, comm);
 	err = load_order__of_pid(pid, &lo);
