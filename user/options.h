@@ -34,6 +34,9 @@ struct record_opts {
 	bool probe_at_entry;
 	int stacks;		/* enum ap_stack_mode (--stacks) */
 	uint64_t max_cfi_rows;	/* unwind-table rows kept in the kernel, for every file */
+	uint64_t interval_ns;	/* --interval: one file per interval; 0: one file at the end */
+	const char *output_dir; /* --output-dir: files named allocprof-<host>-<UTC time>.pb.gz */
+	uint64_t keep;		/* --keep: own files kept in output_dir; 0: all */
 };
 
 /* 0 when the options are good, -1 after --help, else 2 with the reason printed. */
