@@ -238,8 +238,8 @@ static bool read_signals(struct run *r)
 			if (r->base)
 				r->write_now = true;
 			else if (!r->c.o.quiet)
-				fprintf(stderr, "allocprof: SIGUSR1: nothing written now; without "
-						"--interval the profile is written at the end\n");
+				fprintf(stderr, "allocprof: SIGUSR1 ignored: without --interval "
+						"nothing is written before the end\n");
 			continue;
 		}
 		forward_signal(&r->c, &si);
@@ -475,9 +475,10 @@ static void write_interval(struct run *r, bool last)
 	if (!last) {
 		collect_base__advance(r->base, &maps, c->as, &rel);
 		if (rel.procs)
-			ap_info("released %zu exited processes: %zu counters, %zu stacks, %zu live "
-				"blocks, %zu mappings, %zu snapshots",
-				rel.procs, rel.counters, rel.stacks, rel.live, rel.vmas, rel.spaces);
+			ap_info("released %zu exited process%s: %zu counters, %zu stacks, %zu live "
+				"blocks, %zu recorded mappings, %zu snapshots",
+				rel.procs, rel.procs == 1 ? "" : "es", rel.counters, rel.stacks,
+				rel.live, rel.vmas, rel.spaces);
 		ap_info("held for the next file: %zu counters, %zu stacks", rel.held_counters,
 			rel.held_stacks);
 	}
