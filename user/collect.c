@@ -1,8 +1,10 @@
 /*
  * Turning the kernel's counters into a profile: drains the counts, stacks, mappings (vmas),
- * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping
- * and a symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
- * capture was run.
+ * procs and stats maps in batches (at the end with the counters frozen; with --interval also
+ * between files, while the probes run, keeping what it read to subtract from the next read),
+ * resolves each frame to a mapping and a symbol, and adds one sample per (process, stack); with
+ * --interval it also releases what exited processes held. Knows the BPF maps' layout, not how
+ * the capture was run.
  */
 #include "collect.h"
 #include "addrspace.h"
@@ -327,6 +329,7 @@ struct collect_base {
 	size_t nlive;
 	struct ap_vma_key *vma_keys; /* every recorded mapping read */
 	size_t nvmas;
+	size_t nprocs; /* processes the kernel named */
 };
 
 static void drop_pending(struct collect_base *b)
@@ -345,7 +348,7 @@ static void drop_pending(struct collect_base *b)
 	b->live_keys = NULL;
 	b->vma_keys = NULL;
 	b->gone = NULL;
-	b->ncur = b->ngone = b->gone_cap = b->nstacks = b->nlive = b->nvmas = 0;
+	b->ncur = b->ngone = b->gone_cap = b->nstacks = b->nlive = b->nvmas = b->nprocs = 0;
 	b->pending = false;
 }
 
@@ -428,6 +431,7 @@ static int find_gone(struct collect_base *b, int procs_fd)
 	}
 	for (size_t i = 0; i < n; i++)
 		check_gone(b, checked, &keys[i]);
+	b->nprocs = n;
 	for (size_t i = 0; i < b->nprev; i++)
 		check_gone(b, checked, &b->prev_keys[i].proc);
 	free(keys);
@@ -711,6 +715,10 @@ void collect_base__advance(struct collect_base *b, const struct collect_maps *cm
 	rel->spaces = addrspaces__forget(as, space_gone, b);
 	rel->held_counters = b->nprev;
 	rel->held_stacks = b->nstacks - rel->stacks;
+	rel->held_live = b->nlive - rel->live;
+	rel->held_vmas = b->nvmas - rel->vmas;
+	rel->held_procs = b->nprocs > b->ngone ? b->nprocs - b->ngone : 0;
+	addrspaces__counts(as, &rel->held_spaces, &rel->held_files);
 	hashmap__free(used);
 	drop_pending(b);
 }

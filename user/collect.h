@@ -1,8 +1,10 @@
 /*
  * Turning the kernel's counters into a profile: drains the counts, stacks, mappings (vmas),
- * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping
- * and a symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
- * capture was run.
+ * procs and stats maps in batches (at the end with the counters frozen; with --interval also
+ * between files, while the probes run, keeping what it read to subtract from the next read),
+ * resolves each frame to a mapping and a symbol, and adds one sample per (process, stack); with
+ * --interval it also releases what exited processes held. Knows the BPF maps' layout, not how
+ * the capture was run.
  */
 #ifndef ALLOCPROF_COLLECT_H
 #define ALLOCPROF_COLLECT_H
@@ -98,7 +100,9 @@ int collect_interval(const struct collect_maps *m, bool exact, struct addrspaces
 struct collect_release {
 	size_t procs, counters, stacks, live, vmas; /* deleted from the kernel's maps */
 	size_t spaces;				     /* mapping snapshots forgotten */
-	size_t held_counters, held_stacks;	     /* kept for the next interval */
+	/* kept for the next interval, in the kernel's maps and here */
+	size_t held_counters, held_stacks, held_live, held_vmas, held_procs;
+	size_t held_spaces, held_files;
 };
 
 /*
