@@ -338,11 +338,12 @@ size_t addrspaces__unreadable(const struct addrspaces *as)
  * per file written, in time linear in what is held.
  */
 size_t addrspaces__forget(struct addrspaces *as, bool (*gone)(void *ctx, pid_t pid, uint32_t image),
-			  void *ctx)
+			  void *ctx, size_t *closed)
 {
 	struct hashmap *used = hashmap__new();
 	size_t kept = 0, forgotten, nf = 0, na = 0;
 
+	*closed = 0;
 	for (size_t i = 0; i < as->nspaces; i++) {
 		struct space *sp = &as->spaces[i];
 
@@ -385,6 +386,7 @@ size_t addrspaces__forget(struct addrspaces *as, bool (*gone)(void *ctx, pid_t p
 		free(f->path);
 		free(f);
 	}
+	*closed = as->nfiles - nf;
 	as->nfiles = nf;
 	hashmap__free(as->by_file);
 	as->by_file = hashmap__new();
@@ -406,6 +408,13 @@ size_t addrspaces__forget(struct addrspaces *as, bool (*gone)(void *ctx, pid_t p
 	as->naliases = na;
 	hashmap__free(used);
 	return forgotten;
+}
+
+void addrspaces__each(const struct addrspaces *as, void (*fn)(void *ctx, pid_t pid, uint32_t image),
+		      void *ctx)
+{
+	for (size_t i = 0; i < as->nspaces; i++)
+		fn(ctx, as->spaces[i].pid, as->spaces[i].image);
 }
 
 void addrspaces__counts(const struct addrspaces *as, size_t *procs, size_t *files)

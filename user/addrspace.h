@@ -65,10 +65,14 @@ void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint6
 /*
  * Periodic capture: forgets every process for which `gone` says true (it exited, and the last
  * file that needs its frames is written), and closes the files no process left maps, except
- * those given to addrspaces__add_file. Returns how many processes were forgotten.
+ * those given to addrspaces__add_file (how many: *closed). Returns how many processes were
+ * forgotten.
  */
 size_t addrspaces__forget(struct addrspaces *as, bool (*gone)(void *ctx, pid_t pid, uint32_t image),
-			  void *ctx);
+			  void *ctx, size_t *closed);
+/* Calls fn for every process held (a process may have a snapshot and no counter at all). */
+void addrspaces__each(const struct addrspaces *as, void (*fn)(void *ctx, pid_t pid, uint32_t image),
+		      void *ctx);
 /* Processes and open files held, for -v and the soak measurement. */
 void addrspaces__counts(const struct addrspaces *as, size_t *procs, size_t *files);
 /* Files that could not be opened (each counted once), for the capture's statistics. */

@@ -16,11 +16,13 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BATCH 4096
@@ -382,14 +384,49 @@ static bool is_gone(const struct collect_base *b, const struct ap_proc_key *pk)
 }
 
 /*
+ * A thread group whose leader exited (pthread_exit in main) while other threads run: the
+ * leader's /proc/PID/exe is gone with its address space, another thread's is not.
+ */
+static int threads_image(pid_t pid, uint32_t *image)
+{
+	char path[64], leader[16];
+	struct dirent *de;
+	int err = -ENOENT;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	snprintf(leader, sizeof(leader), "%d", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while (err && (de = readdir(d))) {
+		char exe[320];
+		struct stat st;
+
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, leader))
+			continue;
+		snprintf(exe, sizeof(exe), "/proc/%d/task/%s/exe", (int)pid, de->d_name);
+		if (!stat(exe, &st)) {
+			*image = (uint32_t)st.st_ino;
+			err = 0;
+		}
+	}
+	closedir(d);
+	return err;
+}
+
+/*
  * Exited: its pid is gone (a zombie has no executable any more), or runs another program now.
- * A process that cannot be looked at (no permission) is taken to be running.
+ * A process that cannot be looked at (no permission) is taken to be running: releasing the
+ * counters of a process that still allocates would lose what it adds to them meanwhile.
  */
 static bool proc_gone(const struct ap_proc_key *pk)
 {
 	uint32_t image;
 	int err = proc_image((pid_t)pk->pid, &image);
 
+	if (err == -ENOENT)
+		err = threads_image((pid_t)pk->pid, &image);
 	if (err)
 		return err == -ENOENT || err == -ESRCH;
 	return image != pk->image;
@@ -409,12 +446,27 @@ static void check_gone(struct collect_base *b, struct hashmap *checked, const st
 	b->gone_keys[b->ngone++] = *pk;
 }
 
+struct check_ctx {
+	struct collect_base *b;
+	struct hashmap *checked;
+};
+
+static void check_space(void *ctx, pid_t pid, uint32_t image)
+{
+	struct check_ctx *cc = ctx;
+	struct ap_proc_key pk = { .pid = (__u32)pid, .image = image };
+
+	check_gone(cc->b, cc->checked, &pk);
+}
+
 /*
  * Which processes have exited, looked at before the counters are read: what those hold then
  * is final, all of it in this interval's file. The processes are those the kernel named
- * (procs) and those of the last file's counters (procs may have been full).
+ * (procs), those of the last file's counters (procs may have been full), and those with a
+ * mapping snapshot (a process that exec'd a program that never allocated through a probe has
+ * a snapshot and nothing else).
  */
-static int find_gone(struct collect_base *b, int procs_fd)
+static int find_gone(struct collect_base *b, int procs_fd, const struct addrspaces *as)
 {
 	struct hashmap *checked = hashmap__new();
 	struct ap_proc_key *keys;
@@ -434,6 +486,7 @@ static int find_gone(struct collect_base *b, int procs_fd)
 	b->nprocs = n;
 	for (size_t i = 0; i < b->nprev; i++)
 		check_gone(b, checked, &b->prev_keys[i].proc);
+	addrspaces__each(as, check_space, &(struct check_ctx){ b, checked });
 	free(keys);
 	free(vals);
 	hashmap__free(checked);
@@ -487,7 +540,7 @@ static int collect(const struct collect_maps *cm, bool exact, struct addrspaces 
 
 	if (b) {
 		drop_pending(b);
-		err = find_gone(b, cm->procs_fd);
+		err = find_gone(b, cm->procs_fd, as);
 		if (err)
 			return err;
 	}
@@ -712,7 +765,7 @@ void collect_base__advance(struct collect_base *b, const struct collect_maps *cm
 	for (size_t i = 0; i < b->ngone; i++)
 		bpf_map_delete_elem(cm->procs_fd, &b->gone_keys[i]);
 	rel->procs = b->ngone;
-	rel->spaces = addrspaces__forget(as, space_gone, b);
+	rel->spaces = addrspaces__forget(as, space_gone, b, &rel->files);
 	rel->held_counters = b->nprev;
 	rel->held_stacks = b->nstacks - rel->stacks;
 	rel->held_live = b->nlive - rel->live;
