@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #define TICK_MS 1000
+/* --interval: files closed, beyond those open, before the symbolizer is made anew. */
+#define SYM_KEEP_CLOSED 64
 
 /* What only the event loop and the set-up need, around the shared capture state. */
 struct run {
@@ -54,6 +56,14 @@ struct run {
 	bool write_now;		   /* SIGUSR1: it ends now */
 	bool write_failed;	   /* a file could not be written where it should: exit status 1 */
 	size_t files;
+	/*
+	 * --interval: the symbols of the files' frames, kept from file to file (reading a
+	 * file's symbols and DWARF again for every file would cost more than the rest of it),
+	 * and made anew once about as many mapped files were closed as are open: what it holds
+	 * of files no process maps any more stays bounded.
+	 */
+	struct symbolizer *sym;
+	size_t sym_closed; /* files closed since it was made */
 };
 
 /*
@@ -434,8 +444,9 @@ static void write_interval(struct run *r, bool last)
 		fputs("\r\033[K", stderr);
 	meta.sample_types = collect_sample_types(!c->o.alloc_only, &meta.nsample_types);
 	p = profile__new(&meta);
-	/* One file's symbols, freed with it: memory does not grow with every file ever mapped. */
-	sym = symbolizer__new();
+	if (!r->sym)
+		r->sym = symbolizer__new();
+	sym = r->sym;
 	err = collect_interval(&maps, c->o.exact, c->as, sym, p, &st, r->base);
 	if (err) {
 		ap_err("cannot read the recorded counters: %s; the next file covers this interval "
@@ -474,17 +485,28 @@ static void write_interval(struct run *r, bool last)
 	r->iv_mono = end;
 	r->iv_real += duration; /* so each file's time and duration adjoin the next's */
 	if (!last) {
+		size_t spaces, files;
+
 		collect_base__advance(r->base, &maps, c->as, &rel);
+		addrspaces__counts(c->as, &spaces, &files);
+		r->sym_closed += rel.files;
+		if (r->sym_closed > files + SYM_KEEP_CLOSED) {
+			symbolizer__free(r->sym);
+			r->sym = NULL;
+			r->sym_closed = 0;
+		}
 		if (rel.procs)
 			ap_info("released %zu exited process%s: %zu counters, %zu stacks, %zu live "
-				"blocks, %zu recorded mappings, %zu snapshots",
+				"blocks, %zu recorded mappings, %zu snapshots, %zu files",
 				rel.procs, rel.procs == 1 ? "" : "es", rel.counters, rel.stacks,
-				rel.live, rel.vmas, rel.spaces);
+				rel.live, rel.vmas, rel.spaces, rel.files);
 		/* What stays bounded over days; scripts/soak.sh reads this line. */
 		ap_info("held: %zu counters, %zu stacks, %zu live blocks, %zu recorded mappings, "
-			"%zu processes in the kernel; %zu mapping snapshots, %zu open files",
+			"%zu processes in the kernel; %zu mapping snapshots, %zu open files; "
+			"%.0f ms to collect and write the file",
 			rel.held_counters, rel.held_stacks, rel.held_live, rel.held_vmas,
-			rel.held_procs, rel.held_spaces, rel.held_files);
+			rel.held_procs, rel.held_spaces, rel.held_files,
+			(double)(now_ns() - end) / 1e6);
 	}
 	report_losses(&st);
 	if (!err) {
@@ -497,7 +519,6 @@ static void write_interval(struct run *r, bool last)
 out:
 	free(path);
 	free(data);
-	symbolizer__free(sym);
 	profile__free(p);
 }
 
@@ -650,6 +671,7 @@ static void cleanup(struct run *r)
 	ring_buffer__free(r->events);
 	allocprof_bpf__destroy(c->skel);
 	out_file__abort(r->out);
+	symbolizer__free(r->sym);
 	collect_base__free(r->base);
 	interval__free(r->iv);
 	addrspaces__free(c->as);
