@@ -432,7 +432,8 @@ static bool proc_gone(const struct ap_proc_key *pk)
 	return image != pk->image;
 }
 
-static void check_gone(struct collect_base *b, struct hashmap *checked, const struct ap_proc_key *pk)
+static void check_gone(struct collect_base *b, struct hashmap *checked,
+		       const struct ap_proc_key *pk)
 {
 	uint64_t one;
 
@@ -593,7 +594,8 @@ static int collect(const struct collect_maps *cm, bool exact, struct addrspaces 
 		}
 		/* Nothing allocated in the interval, nothing live at its end: not in this file. */
 		if (b && !values[VALUE_ALLOC_OBJECTS] && !values[VALUE_ALLOC_SPACE] &&
-		    (cm->live_fd < 0 || (!values[VALUE_INUSE_OBJECTS] && !values[VALUE_INUSE_SPACE])))
+		    (cm->live_fd < 0 ||
+		     (!values[VALUE_INUSE_OBJECTS] && !values[VALUE_INUSE_SPACE])))
 			continue;
 		if (new_proc) {
 			st->procs++;

@@ -99,7 +99,7 @@ int collect_interval(const struct collect_maps *m, bool exact, struct addrspaces
 /* What collect_base__advance() released, and what is held after it (for -v, the soak). */
 struct collect_release {
 	size_t procs, counters, stacks, live, vmas; /* deleted from the kernel's maps */
-	size_t spaces, files;			     /* mapping snapshots forgotten, files closed */
+	size_t spaces, files;			    /* mapping snapshots forgotten, files closed */
 	/* kept for the next interval, in the kernel's maps and here */
 	size_t held_counters, held_stacks, held_live, held_vmas, held_procs;
 	size_t held_spaces, held_files;

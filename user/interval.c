@@ -126,8 +126,8 @@ static bool taken(const struct interval *iv, const char *name)
 {
 	struct stat st;
 
-	return !strcmp(name, iv->last) ||
-	       !fstatat(iv->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT;
+	return !strcmp(name, iv->last) || !fstatat(iv->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) ||
+	       errno != ENOENT;
 }
 
 char *interval__name(struct interval *iv, uint64_t real_ns)
@@ -151,7 +151,9 @@ static long own_seq(const struct interval *iv, const char *name, char stamp[STAM
 	if (strncmp(name, iv->prefix, pl) || strlen(s) < STAMP_LEN)
 		return -1;
 	for (int i = 0; i < STAMP_LEN; i++) {
-		bool ok = i == 8 ? s[i] == 'T' : i == 15 ? s[i] == 'Z' : isdigit((unsigned char)s[i]);
+		bool ok = i == 8    ? s[i] == 'T'
+			  : i == 15 ? s[i] == 'Z'
+				    : isdigit((unsigned char)s[i]);
 
 		if (!ok)
 			return -1;
@@ -247,7 +249,7 @@ size_t interval__prune(struct interval *iv)
 		free(files[i].name);
 	free(files);
 	if (deleted)
-		ap_info("--keep %llu: %zu older file%s deleted from %s", (unsigned long long)iv->keep,
-			deleted, deleted == 1 ? "" : "s", iv->dir);
+		ap_info("--keep %llu: %zu older file%s deleted from %s",
+			(unsigned long long)iv->keep, deleted, deleted == 1 ? "" : "s", iv->dir);
 	return deleted;
 }

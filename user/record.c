@@ -404,10 +404,12 @@ static void interval_comments(const struct run *r, struct profile *p, uint64_t d
 	profile__add_comment(p, "periodic capture: inuse_* is what was live at this interval's end "
 				"(leaks of processes that exited in it included); merged files sum "
 				"these, read one file for it");
-	profile__add_comment(p, "periodic capture: the counts in these comments are this interval's, "
-				"except blocks live at the end (at this interval's end), unreadable "
-				"mapped files and the notes (the capture's so far)%s",
-			     last ? "" : "; the unwind-table summary is in the capture's last file");
+	profile__add_comment(p,
+			     "periodic capture: the counts in these comments are this interval's, "
+			     "except blocks live at the end (at this interval's end), unreadable "
+			     "mapped files and the notes (the capture's so far)%s",
+			     last ? ""
+				  : "; the unwind-table summary is in the capture's last file");
 }
 
 /*
