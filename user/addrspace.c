@@ -27,6 +27,12 @@ struct space {
 	size_t n, cap;
 };
 
+/* A second identity of a file (addrspaces__alias_file), kept to rebuild by_file. */
+struct alias {
+	uint64_t dev, ino;
+	struct mapped_file *f;
+};
+
 struct addrspaces {
 	struct hashmap *by_proc; /* (pid, image) -> index into spaces */
 	struct space *spaces;
@@ -34,6 +40,8 @@ struct addrspaces {
 	struct hashmap *by_file; /* (dev, ino) -> index into files */
 	struct mapped_file **files;
 	size_t nfiles, fcap;
+	struct alias *aliases;
+	size_t naliases, acap;
 	struct strpool *names; /* mapping names */
 	uint64_t next_id;
 	size_t unreadable;
@@ -63,6 +71,7 @@ void addrspaces__free(struct addrspaces *as)
 		free(as->files[i]);
 	}
 	free(as->files);
+	free(as->aliases);
 	free(as->spaces);
 	hashmap__free(as->by_proc);
 	hashmap__free(as->by_file);
@@ -149,6 +158,8 @@ void addrspaces__alias_file(struct addrspaces *as, uint64_t dev, uint64_t ino, u
 	for (idx = 0; idx < as->nfiles && as->files[idx] != f; idx++)
 		;
 	hashmap__put(as->by_file, key, sizeof(key), idx);
+	grow((void **)&as->aliases, &as->acap, as->naliases + 1, sizeof(*as->aliases));
+	as->aliases[as->naliases++] = (struct alias){ real_dev, real_ino, f };
 }
 
 void addrspaces__add_file(struct addrspaces *as, const char *open_path, const char *path)
@@ -170,6 +181,7 @@ void addrspaces__add_file(struct addrspaces *as, const char *open_path, const ch
 	f->ino = st.st_ino;
 	f->path = xstrdup(path);
 	f->fd = fd;
+	f->pinned = true;
 	add_known_file(as, f);
 }
 
@@ -388,4 +400,94 @@ void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint6
 size_t addrspaces__unreadable(const struct addrspaces *as)
 {
 	return as->unreadable;
+}
+
+/*
+ * The hash tables cannot remove a key: what is kept is compacted and the tables rebuilt, once
+ * per file written, in time linear in what is held.
+ */
+size_t addrspaces__forget(struct addrspaces *as, bool (*gone)(void *ctx, pid_t pid, uint32_t image),
+			  void *ctx, size_t *closed)
+{
+	struct hashmap *used = hashmap__new();
+	size_t kept = 0, forgotten, nf = 0, na = 0;
+
+	*closed = 0;
+	for (size_t i = 0; i < as->nspaces; i++) {
+		struct space *sp = &as->spaces[i];
+
+		if (gone(ctx, sp->pid, sp->image)) {
+			free(sp->m);
+			continue;
+		}
+		as->spaces[kept++] = *sp;
+	}
+	forgotten = as->nspaces - kept;
+	if (!forgotten) {
+		hashmap__free(used);
+		return 0;
+	}
+	as->nspaces = kept;
+	hashmap__free(as->by_proc);
+	as->by_proc = hashmap__new();
+	for (size_t i = 0; i < as->nspaces; i++) {
+		uint64_t key = ((uint64_t)(uint32_t)as->spaces[i].pid << 32) | as->spaces[i].image;
+
+		hashmap__put(as->by_proc, &key, sizeof(key), i);
+		for (size_t j = 0; j < as->spaces[i].n; j++)
+			if (as->spaces[i].m[j].file)
+				hashmap__put(used, &as->spaces[i].m[j].file, sizeof(void *), 1);
+	}
+	/* Files only the forgotten processes mapped: closed, unless given to add_file. */
+	for (size_t i = 0; i < as->nfiles; i++) {
+		struct mapped_file *f = as->files[i];
+		uint64_t one;
+
+		if (f->pinned || hashmap__get(used, &f, sizeof(f), &one)) {
+			as->files[nf++] = f;
+			continue;
+		}
+		for (size_t a = 0; a < as->naliases; a++)
+			if (as->aliases[a].f == f)
+				as->aliases[a].f = NULL;
+		if (f->fd >= 0)
+			close(f->fd);
+		free(f->path);
+		free(f);
+	}
+	*closed = as->nfiles - nf;
+	as->nfiles = nf;
+	hashmap__free(as->by_file);
+	as->by_file = hashmap__new();
+	for (size_t i = 0; i < as->nfiles; i++) {
+		uint64_t key[2] = { as->files[i]->dev, as->files[i]->ino };
+
+		hashmap__put(as->by_file, key, sizeof(key), i);
+	}
+	for (size_t a = 0; a < as->naliases; a++) {
+		uint64_t key[2] = { as->aliases[a].dev, as->aliases[a].ino };
+
+		if (!as->aliases[a].f)
+			continue;
+		for (size_t i = 0; i < as->nfiles; i++)
+			if (as->files[i] == as->aliases[a].f)
+				hashmap__put(as->by_file, key, sizeof(key), i);
+		as->aliases[na++] = as->aliases[a];
+	}
+	as->naliases = na;
+	hashmap__free(used);
+	return forgotten;
+}
+
+void addrspaces__each(const struct addrspaces *as, void (*fn)(void *ctx, pid_t pid, uint32_t image),
+		      void *ctx)
+{
+	for (size_t i = 0; i < as->nspaces; i++)
+		fn(ctx, as->spaces[i].pid, as->spaces[i].image);
+}
+
+void addrspaces__counts(const struct addrspaces *as, size_t *procs, size_t *files)
+{
+	*procs = as->nspaces;
+	*files = as->nfiles;
 }

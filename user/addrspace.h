@@ -13,8 +13,9 @@
 
 struct mapped_file {
 	uint64_t dev, ino;
-	char *path; /* as the process saw it */
-	int fd;	    /* -1 when it could not be opened */
+	char *path;  /* as the process saw it */
+	int fd;	     /* -1 when it could not be opened */
+	bool pinned; /* added by addrspaces__add_file: kept for processes not seen yet */
 };
 
 struct space_map {
@@ -69,6 +70,19 @@ void addrspaces__alias_file(struct addrspaces *as, uint64_t dev, uint64_t ino, u
 void addrspaces__add_vma(struct addrspaces *as, pid_t pid, uint32_t image, uint64_t start,
 			 uint64_t end, uint64_t offset, uint64_t dev, uint64_t ino,
 			 const char *name);
+/*
+ * Periodic capture: forgets every process for which `gone` says true (it exited, and the last
+ * file that needs its frames is written), and closes the files no process left maps, except
+ * those given to addrspaces__add_file (how many: *closed). Returns how many processes were
+ * forgotten.
+ */
+size_t addrspaces__forget(struct addrspaces *as, bool (*gone)(void *ctx, pid_t pid, uint32_t image),
+			  void *ctx, size_t *closed);
+/* Calls fn for every process held (a process may have a snapshot and no counter at all). */
+void addrspaces__each(const struct addrspaces *as, void (*fn)(void *ctx, pid_t pid, uint32_t image),
+		      void *ctx);
+/* Processes and open files held, for -v and the soak measurement. */
+void addrspaces__counts(const struct addrspaces *as, size_t *procs, size_t *files);
 /* Files that could not be opened (each counted once), for the capture's statistics. */
 size_t addrspaces__unreadable(const struct addrspaces *as);
 

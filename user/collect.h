@@ -1,8 +1,10 @@
 /*
  * Turning the kernel's counters into a profile: drains the counts, stacks, mappings (vmas),
- * procs and stats maps in batches after the probes are detached, resolves each frame to a mapping
- * and a symbol, and adds one sample per (process, stack). Knows the BPF maps' layout, not how the
- * capture was run.
+ * procs and stats maps in batches (at the end with the counters frozen; with --interval also
+ * between files, while the probes run, keeping what it read to subtract from the next read),
+ * resolves each frame to a mapping and a symbol, and adds one sample per (process, stack); with
+ * --interval it also releases what exited processes held. Knows the BPF maps' layout, not how
+ * the capture was run.
  */
 #ifndef ALLOCPROF_COLLECT_H
 #define ALLOCPROF_COLLECT_H
@@ -68,5 +70,47 @@ int collect_read_stats(int stats_fd, struct ap_stats *out);
  */
 int collect_samples(const struct collect_maps *m, bool exact, struct addrspaces *as,
 		    struct symbolizer *sym, struct profile *p, struct collect_stats *st);
+
+/*
+ * Periodic capture (--interval): what one file's collection leaves for the next. The kernel's
+ * counters and statistics only grow while the probes run; each file gets what they grew by
+ * since the last file written (the values read then are kept here, per counter), so the files
+ * together are exactly one capture, nothing counted twice or lost at a boundary. inuse_* is
+ * not a difference: it is what is live when the file's interval ends.
+ *
+ * A process that exited (its pid gone, or running another program) keeps everything until the
+ * file of the interval it was seen gone in is written; then its counters, the stacks no other
+ * counter uses, its name, its live blocks and its recorded mappings are deleted from the maps,
+ * and its mapping snapshots forgotten: memory stays bounded however many processes come and go.
+ */
+struct collect_base;
+
+struct collect_base *collect_base__new(void);
+void collect_base__free(struct collect_base *b);
+
+/*
+ * collect_samples() for the interval since the last collect_base__advance() (the capture's
+ * start before the first): every value the difference, st->bpf too. 0 or -errno.
+ */
+int collect_interval(const struct collect_maps *m, bool exact, struct addrspaces *as,
+		     struct symbolizer *sym, struct profile *p, struct collect_stats *st,
+		     struct collect_base *b);
+
+/* What collect_base__advance() released, and what is held after it (for -v, the soak). */
+struct collect_release {
+	size_t procs, counters, stacks, live, vmas; /* deleted from the kernel's maps */
+	size_t spaces, files;			    /* mapping snapshots forgotten, files closed */
+	/* kept for the next interval, in the kernel's maps and here */
+	size_t held_counters, held_stacks, held_live, held_vmas, held_procs;
+	size_t held_spaces, held_files;
+};
+
+/*
+ * The interval's file was written (or saved elsewhere): the next one starts from what
+ * collect_interval() read, and the processes seen gone are released. Not called when the file
+ * could not be written at all: the next file then covers both intervals.
+ */
+void collect_base__advance(struct collect_base *b, const struct collect_maps *m,
+			   struct addrspaces *as, struct collect_release *rel);
 
 #endif

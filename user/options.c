@@ -47,6 +47,15 @@ void record_usage(FILE *f)
 	      "                           (stdout), a FIFO or a character device gets the\n"
 	      "                           gzip stream; if the write fails at the end, the\n"
 	      "                           profile goes to $TMPDIR or /tmp and exit is 1\n"
+	      "      --output-dir DIR     write into DIR, named allocprof-<host>-<UTC time>.pb.gz\n"
+	      "                           (DIR must exist; not with -o)\n"
+	      "      --interval D         with --output-dir, one complete profile per interval\n"
+	      "                           D (at least 1s), each covering exactly its interval,\n"
+	      "                           until -d, a signal or the targets' exit; SIGUSR1\n"
+	      "                           writes the current interval at once (without\n"
+	      "                           --interval SIGUSR1 writes nothing and says so)\n"
+	      "      --keep N             with --output-dir, after each file, delete this\n"
+	      "                           host's oldest allocprof files in DIR beyond N\n"
 	      "      --mode MODE          the file's mode, exactly (octal, e.g. 0640; default\n"
 	      "                           0600, or the replaced file's if stricter)\n"
 	      "      --sample-bytes N     sample one allocation per N bytes on average, per "
@@ -59,7 +68,7 @@ void record_usage(FILE *f)
 	      "      --max-live N         allocated blocks tracked for in-use at once (default\n"
 	      "                           262144); beyond it allocations are counted untracked\n"
 	      "  -n, --top N              functions to summarize on stderr at the end (default\n"
-	      "                           10, 0: none)\n"
+	      "                           10, 0: none); none with --interval\n"
 	      "  -q, --quiet              print nothing but errors and warnings\n"
 	      "      --max-stacks N       distinct stacks kept in the kernel (default 16384)\n"
 	      "      --stacks MODE        how stacks are walked: auto (default: the unwind\n"
@@ -167,6 +176,9 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		OPT_COMM,
 		OPT_CGROUP,
 		OPT_EXCLUDE_PID,
+		OPT_INTERVAL,
+		OPT_OUTPUT_DIR,
+		OPT_KEEP,
 	};
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -188,6 +200,9 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		{ "comm", required_argument, NULL, OPT_COMM },
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "exclude-pid", required_argument, NULL, OPT_EXCLUDE_PID },
+		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "output-dir", required_argument, NULL, OPT_OUTPUT_DIR },
+		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -320,6 +335,24 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 			if ((ret = parse_pids(optarg, &o->exclude, &o->nexclude)))
 				return ret;
 			break;
+		case OPT_INTERVAL:
+			ret = parse_duration_ns(optarg, &o->interval_ns);
+			if (ret || o->interval_ns < 1000000000ull)
+				return bad(ret == -ERANGE ? "--interval '%s' is out of range"
+							  : "bad --interval '%s': expected a duration "
+							    "of at least 1s (e.g. 10s, 5m, 1h)",
+					   optarg);
+			break;
+		case OPT_OUTPUT_DIR:
+			if (!*optarg)
+				return bad("empty --output-dir%s", "");
+			o->output_dir = optarg;
+			break;
+		case OPT_KEEP:
+			if (parse_u64(optarg, 1, 1000000000, &o->keep))
+				return bad("bad --keep '%s': expected a number of files from 1",
+					   optarg);
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -348,6 +381,16 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		return bad("--exact and --sample-bytes contradict each other%s", "");
 	if (o->alloc_only && max_live_given)
 		return bad("--max-live has no effect with --alloc-only%s", "");
+	if (o->output && o->interval_ns)
+		return bad("-o names one file and --interval writes many: give --output-dir DIR "
+			   "instead of -o%s",
+			   "");
+	if (o->output && o->output_dir)
+		return bad("-o and --output-dir contradict each other: give one%s", "");
+	if (o->interval_ns && !o->output_dir)
+		return bad("--interval needs --output-dir DIR, where its files go%s", "");
+	if (o->keep && !o->output_dir)
+		return bad("--keep needs --output-dir DIR, whose files it prunes%s", "");
 	targets = (o->npids > 0) + o->all + (o->cmd != NULL);
 	if (targets == 0)
 		return bad("no target: give -p PID, -a, or -- CMD%s", "");

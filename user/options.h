@@ -40,6 +40,9 @@ struct record_opts {
 	const char *cgroup;	/* --cgroup: only processes in this cgroup v2 subtree */
 	pid_t *exclude;		/* --exclude-pid */
 	size_t nexclude;
+	uint64_t interval_ns;	/* --interval: one file per interval; 0: one file at the end */
+	const char *output_dir; /* --output-dir: files named allocprof-<host>-<UTC time>.pb.gz */
+	uint64_t keep;		/* --keep: own files kept in output_dir; 0: all */
 };
 
 /* 0 when the options are good, -1 after --help, else 2 with the reason printed. */
