@@ -955,19 +955,25 @@ void watch_refresh_maps(struct capture *c)
 	struct ap_proc *vals;
 	size_t n;
 
+	struct hashmap *gens;
+
 	if (map_read_all(bpf_map__fd(c->skel->maps.procs), sizeof(*keys), sizeof(*vals),
 			 (void **)&keys, (void **)&vals, &n))
 		return;
+	/* Made anew from the map: a process released from it (periodic files) is forgotten. */
+	gens = hashmap__new();
 	for (size_t i = 0; i < n; i++) {
 		uint64_t seen = 0;
 
+		hashmap__put(gens, &keys[i], sizeof(keys[i]), vals[i].gen);
 		if (hashmap__get(c->watch->gens, &keys[i], sizeof(keys[i]), &seen) &&
 		    seen == vals[i].gen)
 			continue;
 		/* Gone, or running another program now: nothing to read for this one. */
 		addrspaces__snapshot(c->as, (pid_t)keys[i].pid);
-		hashmap__put(c->watch->gens, &keys[i], sizeof(keys[i]), vals[i].gen);
 	}
+	hashmap__free(c->watch->gens);
+	c->watch->gens = gens;
 	free(keys);
 	free(vals);
 }
