@@ -88,11 +88,60 @@ static void drain_events(struct run *r)
 	watch_handle_events(&r->c);
 }
 
+/* CLOCK_BOOTTIME, the clock of bpf_prog_info.load_time. */
+static uint64_t boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * -v: how long the object took to load, and each program's share, as the kernel recorded it:
+ * a program's load (the verifier, then the JIT) starts at its bpf_prog_info.load_time and
+ * lasts until the next one's starts (the last one's, until the object's load returned).
+ * Start-up is mostly the verifier's, on the programs with the most verified instructions.
+ */
+static void report_load(const struct bpf_object *obj, uint64_t start, uint64_t end)
+{
+	struct loaded {
+		const char *name;
+		uint64_t at;
+		__u32 insns;
+	} p[32], t;
+	struct bpf_program *prog;
+	size_t n = 0;
+
+	ap_info("BPF object loaded in %.1f ms", (double)(end - start) / 1e6);
+	bpf_object__for_each_program(prog, obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (fd < 0 || n == sizeof(p) / sizeof(p[0]) ||
+		    bpf_obj_get_info_by_fd(fd, &info, &len))
+			continue;
+		p[n++] = (struct loaded){ bpf_program__name(prog), info.load_time,
+					  info.verified_insns };
+	}
+	for (size_t i = 1; i < n; i++) /* by load time: libbpf's order */
+		for (size_t j = i; j > 0 && p[j].at < p[j - 1].at; j--) {
+			t = p[j];
+			p[j] = p[j - 1];
+			p[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++)
+		ap_info("program %s: %u instructions verified in %.1f ms", p[i].name, p[i].insns,
+			(double)((i + 1 < n ? p[i + 1].at : end) - p[i].at) / 1e6);
+}
+
 static int open_bpf(struct run *r)
 {
 	struct capture *c = &r->c;
 	struct attach_progs progs = {};
 	struct allocprof_bpf *s;
+	uint64_t load_start;
 	int err;
 
 	s = allocprof_bpf__open();
@@ -143,7 +192,10 @@ static int open_bpf(struct run *r)
 	/* Attached by hand when something is watched, or run as an iterator. */
 	bpf_program__set_autoattach(s->progs.on_exec, false);
 	bpf_program__set_autoattach(s->progs.real_files, false);
+	load_start = boot_ns();
 	err = allocprof_bpf__load(s);
+	if (!err && verbose)
+		report_load(s->obj, load_start, boot_ns());
 	if (err) {
 		ap_err("cannot load the BPF programs: %s%s", strerror(-err),
 		       verbose ? "" : " (run with -vv for the verifier's log)");
@@ -471,6 +523,7 @@ static void cleanup(struct run *r)
 
 int cmd_record(int argc, char **argv)
 {
+	uint64_t launch = now_ns(); /* for -v's "probes live" */
 	struct run r = { .sigfd = -1 };
 	struct capture *c = &r.c;
 	char namebuf[128];
@@ -520,6 +573,8 @@ int cmd_record(int argc, char **argv)
 		c->start_mono = now_ns();
 		c->start_real = realtime_ns();
 	}
+	ap_info("probes live%s %.1f ms after start", watch__child(c->watch) ? ", command released" : "",
+		(double)(c->start_mono - launch) / 1e6);
 	if (c->o.duration_ns)
 		c->end_mono = c->start_mono + c->o.duration_ns;
 	/* Progress only on a terminal, and not over a command's own output. */
