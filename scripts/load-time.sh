@@ -33,7 +33,7 @@ for name in sorted(t):
     # strace shows the kernel name, at most 15 characters of the program name
     full = [k for k in insns if k[:15] == name]
     if insns and not full:
-        continue  # libbpf's and allocprof's feature probes
+        continue  # the feature probes of libbpf and allocprof
     print("| %s | %s | %s | %.3f |" % (sys.argv[1], full[0] if full else name,
                                       insns[full[0]] if full else "?",
                                       statistics.median(t[name])))' "$mode"
