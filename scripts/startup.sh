@@ -30,7 +30,8 @@ if [ -n "$busy" ]; then
 		hogs+=($!)
 	done
 fi
-echo "machine: $(nproc) CPUs, $(uname -r), $(date -u '+%Y-%m-%d %H:%M'), load $(cut -d' ' -f1 /proc/loadavg)$([ -n "$busy" ] && echo ', two `yes` running')"
+echo "machine: $(nproc) CPUs, $(uname -r), $(date -u '+%Y-%m-%d %H:%M')," \
+	"load $(cut -d' ' -f1 /proc/loadavg)${busy:+, two yes running}"
 echo "command: ${ALLOCPROF:+ALLOCPROF=$ALLOCPROF }scripts/startup.sh $*"
 python3 - "$reps" "$tmp" <<'EOF'
 import os, re, statistics, subprocess, sys, time
@@ -89,7 +90,8 @@ print("| -- CMD: exec to the command's first line | %s |" % fmt(cmd_exec))
 print("| -- CMD: allocprof's own figure (command released) | %s |" % fmt(cmd_own))
 if progs:
     print()
-    print("| program (-p, default options) | verified instructions | load (verifier, JIT), ms (median) |")
+    print("| program (-p, default options) | verified instructions |"
+          " load (verifier, JIT), ms (median) |")
     print("|---|---|---|")
     for k in sorted(progs, key=lambda k: -statistics.median(v[1] for v in progs[k])):
         print("| %s | %d | %.1f |" % (k, progs[k][0][0], statistics.median(v[1] for v in progs[k])))
