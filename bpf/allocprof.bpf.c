@@ -106,24 +106,28 @@ static __always_inline void read_args(struct pt_regs *ctx, __u32 kind, struct ca
 	ca->alloc = !ca->frees;
 }
 
-/* Is `ra` inside one of library `lib`'s probed allocator functions, loaded at `bias`? */
-static __always_inline bool in_allocator(__u32 lib, __u64 bias, __u64 ra)
+/*
+ * Is `ra` inside one of library `lib`'s probed allocator functions, loaded at `bias`? A global
+ * function: its loop is verified once, not again on each path of the programs that call it
+ * (inlined, it was a tenth of the allocation program's verification).
+ */
+__noinline int in_allocator(__u32 lib, __u64 bias, __u64 ra)
 {
 	struct ap_lib *l;
 	__u64 rav = ra - bias;
 
 	if (lib == AP_NO_LIB)
-		return false;
+		return 0;
 	l = bpf_map_lookup_elem(&libs, &lib);
 	if (!l || rav < l->lo || rav >= l->hi)
-		return false;
+		return 0;
 	for (__u32 i = 0; i < AP_MAX_LIB_RANGES; i++) {
 		if (i >= l->nr)
 			break;
 		if (rav >= l->r[i].start && rav < l->r[i].end)
-			return true;
+			return 1;
 	}
-	return false;
+	return 0;
 }
 
 /*
@@ -178,7 +182,8 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 	__u64 bias = PT_REGS_IP(ctx) - AP_COOKIE_VADDR(cookie);
 	__u64 sp = PT_REGS_SP(ctx) + AP_COOKIE_SLOTS(cookie) * 8;
 	bool have_ra = false, sampled = true;
-	__u64 ra = 0, stack = 0, w_objects = 0, w_bytes = 0;
+	__u64 ra = 0, stack = 0;
+	struct alloc_sample smp = {};
 	struct ap_live old_v = {};
 	struct call_args ca;
 	struct ap_pending *pd;
@@ -255,8 +260,17 @@ static __always_inline int alloc_entry(struct pt_regs *ctx)
 		STAT_INC(st, AP_STAT_RA_FAULT);
 		return 1; /* (an old block taken out stays out: realloc rarely fails) */
 	}
-	weights(ca.size, &w_objects, &w_bytes);
-	stack = record(ctx, st, ra, sp, ca.size, w_objects, w_bytes);
+	smp.size = ca.size;
+	weights(ca.size, &smp.w_objects, &smp.w_bytes);
+	/*
+	 * The walk and the counting are global functions, each verified once on its own; called
+	 * one after the other, not one from the other, so that neither's frame adds to the
+	 * other's on the 512 bytes of stack a call chain has.
+	 */
+	if (walk_user_stack(ctx, ra, sp))
+		STAT_INC(st, AP_STAT_NO_THREAD);
+	else
+		stack = record(&smp);
 	if (!track_live || (!stack && !old_v.stack))
 		return 1;
 pending:
@@ -266,8 +280,8 @@ pending:
 	pd->ra_slot = sp;
 	pd->stack = stack;
 	pd->size = ca.size;
-	pd->w_objects = w_objects;
-	pd->w_bytes = w_bytes;
+	pd->w_objects = smp.w_objects;
+	pd->w_bytes = smp.w_bytes;
 	pd->arg = ca.arg;
 	pd->old = old_v;
 	/* A throwing operator new: no return probe, its inner allocator call will tell. */

@@ -175,8 +175,11 @@ static __always_inline void unrecord(struct ap_stats *st, struct ap_proc_key *pr
 	}
 }
 
-/* The return of an allocation function whose entry left a pending state. */
-static __always_inline void alloc_return(struct pt_regs *ctx)
+/*
+ * The return of an allocation function whose entry left a pending state. A global function:
+ * its frame is not the allocation entry's, which the stack walk's calls are made from.
+ */
+__noinline int alloc_return(struct pt_regs *ctx)
 {
 	__u64 ret = PT_REGS_RC(ctx), addr = ret;
 	/* The return popped the return address: %rsp is 8 above where it was. */
@@ -191,11 +194,11 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 	t = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
 	st = bpf_map_lookup_elem(&stats, &zero);
 	if (!t || !st)
-		return;
+		return 0;
 	/* A classic return probe sees every call return: most are not waited for. */
 	pd = find_slot(t, AP_PEND_WAITING, ra_slot, false);
 	if (!pd)
-		return;
+		return 0;
 	pd->state = AP_PEND_FREE;
 	switch (pd->kind) {
 	case AP_SIZE_POSIX_MEMALIGN: /* 0 and the block in *memptr */
@@ -206,7 +209,7 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 		if (bpf_probe_read_user(&addr, sizeof(addr), (void *)pd->arg)) {
 			if (pd->stack)
 				STAT_INC(st, AP_STAT_MEMPTR_FAULT);
-			return;
+			return 0;
 		}
 		break;
 	case AP_SIZE_REALLOC:
@@ -221,11 +224,11 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 		break;
 	}
 	if (!pd->stack)
-		return;
+		return 0;
 	k = live_key(addr);
 	if (!addr) {
 		unrecord(st, &k.proc, pd);
-		return;
+		return 0;
 	}
 	v.stack = pd->stack;
 	v.size = pd->size;
@@ -233,6 +236,7 @@ static __always_inline void alloc_return(struct pt_regs *ctx)
 	v.w_bytes = pd->w_bytes;
 	if (!live_add(addr, &v))
 		STAT_INC(st, AP_STAT_LIVE_FULL);
+	return 0;
 }
 
 #endif

@@ -27,21 +27,23 @@ static __always_inline void touch_proc(struct ap_proc_key *pk, struct ap_stats *
 		STAT_INC(st, AP_STAT_PROCS_FULL);
 }
 
-struct vma_ctx {
-	struct ap_proc_key proc;
-	__u64 start, end; /* out: the mapping found */
+/* What the steps of record_vmas() share. */
+struct vmas_ctx {
+	struct ap_stack *s;
 	struct ap_stats *st;
+	struct ap_proc_key proc;
+	__u64 lo, hi; /* the last mapping found: consecutive frames share a few */
 };
 
 static long record_vma(struct task_struct *task, struct vm_area_struct *vma, void *data)
 {
-	struct vma_ctx *vc = data;
-	struct ap_vma_key k = { .proc = vc->proc, .start = vma->vm_start };
+	struct vmas_ctx *x = data;
+	struct ap_vma_key k = { .proc = x->proc, .start = vma->vm_start };
 	struct file *f = vma->vm_file;
 	struct ap_vma v = {};
 
-	vc->start = vma->vm_start;
-	vc->end = vma->vm_end;
+	x->lo = vma->vm_start;
+	x->hi = vma->vm_end;
 	if (!f)
 		return 0;
 	if (!(vma->vm_flags & VM_EXEC))
@@ -52,32 +54,38 @@ static long record_vma(struct task_struct *task, struct vm_area_struct *vma, voi
 	v.dev = f->f_inode->i_sb->s_dev;
 	bpf_probe_read_kernel_str(v.name, sizeof(v.name), f->f_path.dentry->d_name.name);
 	if (map_add(&vmas, &k, &v))
-		STAT_INC(vc->st, AP_STAT_VMAS_FULL);
+		STAT_INC(x->st, AP_STAT_VMAS_FULL);
 	return 0;
 }
 
-/* Records the mapping of every frame of a new stack (consecutive frames share a few). */
-static __always_inline void record_vmas(struct task_struct *task, struct ap_stack *s,
-					struct ap_proc_key *proc, struct ap_stats *st)
+static int record_frame_vma(__u32 i, void *data)
 {
-	struct vma_ctx vc = { .proc = *proc, .st = st };
-	__u64 lo = 0, hi = 0;
+	struct vmas_ctx *x = data;
+	__u64 k = i, ip; /* 64-bit: the bound checked is the index used */
 
-	for (__u32 i = 0; i < AP_MAX_FRAMES; i++) {
-		__u64 ip;
+	if (k >= AP_MAX_FRAMES || k >= x->s->nr)
+		return 1;
+	ip = x->s->ip[k];
+	if (ip >= x->lo && ip < x->hi)
+		return 0;
+	x->lo = x->hi = 0;
+	/* -ENOENT: no mapping there (the walk went astray); anything else is a failure. */
+	if (bpf_find_vma(bpf_get_current_task_btf(), ip, record_vma, x, 0) == -EBUSY)
+		STAT_INC(x->st, AP_STAT_VMA_FAIL);
+	return 0;
+}
 
-		if (i >= s->nr)
-			break;
-		ip = s->ip[i];
-		if (ip >= lo && ip < hi)
-			continue;
-		vc.start = vc.end = 0;
-		/* -ENOENT: no mapping there (the walk went astray); anything else is a failure. */
-		if (bpf_find_vma(task, ip, record_vma, &vc, 0) == -EBUSY)
-			STAT_INC(st, AP_STAT_VMA_FAIL);
-		lo = vc.start;
-		hi = vc.end;
-	}
+/*
+ * Records the mapping of every frame of a new stack. A bpf_loop, not a bounded loop: the
+ * verifier went through a loop's body (and bpf_find_vma's callback) once per frame on each
+ * of its paths, a third of the allocation program's verification.
+ */
+static __always_inline void record_vmas(struct ap_stack *s, struct ap_proc_key *proc,
+					struct ap_stats *st)
+{
+	struct vmas_ctx x = { .s = s, .st = st, .proc = *proc };
+
+	bpf_loop(AP_MAX_FRAMES, record_frame_vma, &x, 0);
 }
 
 /* The unbiased weights of one sampled allocation of `size` bytes (Q16 objects, bytes). */
@@ -107,13 +115,23 @@ static __always_inline void weights(__u64 size, __u64 *w_objects, __u64 *w_bytes
 	*w_objects = size ? fr / size : 0;
 }
 
+/* A new stack's counters start from this (not from a copy on the BPF stack, which is short). */
+static const struct ap_count zero_count;
+
+/* One sampled allocation: its size and unbiased weights (weights()). */
+struct alloc_sample {
+	__u64 size;
+	__u64 w_objects; /* Q16 */
+	__u64 w_bytes;
+};
+
 /*
- * Walks the stack and adds one allocation of `size` to its counters. `ra` is the return
- * address read at `slot`, the probe site's. The stack's hash, or 0 when the allocation was
- * lost (and counted as such).
+ * Adds one allocation `a` to the counters of the stack walk_user_stack() just left in the
+ * thread's stack_buf. The stack's hash, or 0 when the allocation was lost (and counted as
+ * such). A global function: the verifier checks it once, apart from the paths of the
+ * allocation entry that reach it.
  */
-static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __u64 ra, __u64 slot,
-				    __u64 size, __u64 w_objects, __u64 w_bytes)
+__noinline __u64 record(const struct alloc_sample *a)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct ap_count_key key = {
@@ -122,12 +140,16 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 	};
 	struct ap_count *c;
 	struct walk_buf *b;
+	struct ap_stats *st;
 	struct ap_stack *s;
-	__u32 nr;
+	__u32 nr, zero = 0;
 	__u64 h;
 
-	/* The walk is verified once, on its own: it leaves the stack in stack_buf. */
-	if (walk_user_stack(ctx, ra, slot) || !(b = bpf_task_storage_get(&stack_buf, task, 0, 0))) {
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (!st || !a)
+		return 0;
+	b = bpf_task_storage_get(&stack_buf, task, 0, 0);
+	if (!b) {
 		STAT_INC(st, AP_STAT_NO_THREAD);
 		return 0;
 	}
@@ -148,13 +170,11 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 
 	c = bpf_map_lookup_elem(&counts, &key);
 	if (!c) {
-		struct ap_count zc = {};
-
 		if (map_add(&stacks, &h, s)) {
 			STAT_INC(st, AP_STAT_STACKS_FULL);
 			return 0;
 		}
-		if (map_add(&counts, &key, &zc)) {
+		if (map_add(&counts, &key, &zero_count)) {
 			STAT_INC(st, AP_STAT_COUNTS_FULL);
 			return 0;
 		}
@@ -164,14 +184,14 @@ static __always_inline __u64 record(struct pt_regs *ctx, struct ap_stats *st, __
 			return 0;
 		}
 		touch_proc(&key.proc, st);
-		record_vmas(task, s, &key.proc, st);
+		record_vmas(s, &key.proc, st);
 		send_event(AP_EV_NEW_STACKS, key.proc.pid, key.proc.image, 0);
 	}
 	__sync_fetch_and_add(&c->count, 1);
-	__sync_fetch_and_add(&c->bytes, size);
+	__sync_fetch_and_add(&c->bytes, a->size);
 	if (!exact) {
-		__sync_fetch_and_add(&c->w_objects, w_objects);
-		__sync_fetch_and_add(&c->w_bytes, w_bytes);
+		__sync_fetch_and_add(&c->w_objects, a->w_objects);
+		__sync_fetch_and_add(&c->w_bytes, a->w_bytes);
 	}
 	STAT_INC(st, AP_STAT_SAMPLED);
 	return h;

@@ -92,9 +92,11 @@ struct walk_ctx {
 	struct ap_proc_key proc;
 };
 
+/* bpf_find_vma's callback: the mapping found goes into the walk's `vm`. */
 static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, void *data)
 {
-	struct ap_vma_seen *o = data;
+	struct walk_ctx *c = data;
+	struct ap_vma_seen *o = &c->b->w.vm;
 	struct file *f = vma->vm_file;
 
 	o->start = vma->vm_start;
@@ -118,13 +120,16 @@ static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, void 
  * since (a library unloaded, another loaded at its address): the walk then reads that frame
  * with the wrong rules, ends early, and says so. When the lock cannot be had and nothing is
  * kept, the walk ends.
+ *
+ * The process's mappings and the lookup are find_mapping(), a global function: verified once,
+ * where inlined its loop was verified again on every path of every step that reached it (two
+ * thirds of the walk's verification). The thread's own are looked at here, without a call.
  */
+__noinline int find_mapping(__u64 ip, __u32 pid, __u32 image);
+
 static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 {
 	struct walk *w = &c->b->w;
-	struct ap_vma_seen o = {};
-	struct ap_proc_vmas *pv;
-	long err;
 
 	if (w->vm_known && ip >= w->vm.start && ip < w->vm.end)
 		return w->vm.exec;
@@ -137,46 +142,70 @@ static __always_inline bool in_code(struct walk_ctx *c, __u64 ip)
 			goto found;
 		}
 	}
-	pv = bpf_map_lookup_elem(&proc_vmas, &c->proc);
-	if (pv) {
-		for (int k = 0; k < AP_PROC_VMAS; k++) {
-			o = pv->e[k];
-			if (o.sum && ip >= o.start && ip < o.end && o.sum == ap_vma_sum(&o, &c->proc))
-				goto keep;
-		}
-	}
-	o = (struct ap_vma_seen){};
-	err = bpf_find_vma(c->task, ip, walk_vma, &o, 0);
-	if (err) {
-		w->end = err == -EBUSY ? AP_END_VMA_BUSY : AP_END_NOT_CODE;
-		return false;
-	}
-	o.sum = ap_vma_sum(&o, &c->proc);
-	if (!pv) {
-		__u32 zero = 0;
-		struct ap_proc_vmas *z = bpf_map_lookup_elem(&proc_vmas_zero, &zero);
-
-		if (z)
-			bpf_map_update_elem(&proc_vmas, &c->proc, z, BPF_NOEXIST);
-		pv = bpf_map_lookup_elem(&proc_vmas, &c->proc);
-	}
-	if (pv) {
-		/* Two threads may take one slot: the checksum tells the loser's entry. */
-		__u32 slot = pv->next++ % AP_PROC_VMAS;
-
-		pv->e[slot] = o;
-	}
-keep:
-	w->vm = o;
-	w->vm_known = 1;
-	w->seen[w->seen_next & (AP_VMA_CACHE - 1)] = o;
-	w->seen_next++;
+	if (!find_mapping(ip, c->proc.pid, c->proc.image))
+		return false; /* w->end says why */
 found:
 	if (!w->vm.exec) {
 		w->end = AP_END_NOT_CODE;
 		return false;
 	}
 	return true;
+}
+
+/*
+ * in_code()'s lookup of a mapping the thread has not met: into w->vm (and the thread's and the
+ * process's kept ones), 1; or 0 with w->end saying why not.
+ */
+__noinline int find_mapping(__u64 ip, __u32 pid, __u32 image)
+{
+	struct walk_ctx c = { .task = bpf_get_current_task_btf(), .proc = { pid, image } };
+	struct ap_proc_vmas *pv;
+	struct walk *w;
+	long err;
+
+	c.b = bpf_task_storage_get(&stack_buf, c.task, 0, 0);
+	if (!c.b)
+		return 0;
+	w = &c.b->w;
+	/*
+	 * The candidate is copied into w->vm (the thread's), not onto the BPF stack, which the
+	 * whole call chain shares (512 bytes): this is 56 of them.
+	 */
+	pv = bpf_map_lookup_elem(&proc_vmas, &c.proc);
+	if (pv) {
+		for (int k = 0; k < AP_PROC_VMAS; k++) {
+			w->vm = pv->e[k];
+			if (w->vm.sum && ip >= w->vm.start && ip < w->vm.end &&
+			    w->vm.sum == ap_vma_sum(&w->vm, &c.proc))
+				goto keep;
+		}
+	}
+	w->vm = (struct ap_vma_seen){};
+	err = bpf_find_vma(c.task, ip, walk_vma, &c, 0);
+	if (err) {
+		w->end = err == -EBUSY ? AP_END_VMA_BUSY : AP_END_NOT_CODE;
+		return 0;
+	}
+	w->vm.sum = ap_vma_sum(&w->vm, &c.proc);
+	if (!pv) {
+		__u32 zero = 0;
+		struct ap_proc_vmas *z = bpf_map_lookup_elem(&proc_vmas_zero, &zero);
+
+		if (z)
+			bpf_map_update_elem(&proc_vmas, &c.proc, z, BPF_NOEXIST);
+		pv = bpf_map_lookup_elem(&proc_vmas, &c.proc);
+	}
+	if (pv) {
+		/* Two threads may take one slot: the checksum tells the loser's entry. */
+		__u32 slot = pv->next++ % AP_PROC_VMAS;
+
+		pv->e[slot] = w->vm;
+	}
+keep:
+	w->vm_known = 1;
+	w->seen[w->seen_next & (AP_VMA_CACHE - 1)] = w->vm;
+	w->seen_next++;
+	return 1;
 }
 
 __noinline __u64 untrampoline(__u64 slot);

@@ -117,11 +117,60 @@ static void drain_events(struct run *r)
 	watch_handle_events(&r->c);
 }
 
+/* CLOCK_BOOTTIME, the clock of bpf_prog_info.load_time. */
+static uint64_t boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * -v: how long the object took to load, and each program's share, as the kernel recorded it:
+ * a program's load (the verifier, then the JIT) starts at its bpf_prog_info.load_time and
+ * lasts until the next one's starts (the last one's, until the object's load returned).
+ * Start-up is mostly the verifier's, on the programs with the most verified instructions.
+ */
+static void report_load(const struct bpf_object *obj, uint64_t start, uint64_t end)
+{
+	struct loaded {
+		const char *name;
+		uint64_t at;
+		__u32 insns;
+	} p[32], t;
+	struct bpf_program *prog;
+	size_t n = 0;
+
+	ap_info("BPF object loaded in %.1f ms", (double)(end - start) / 1e6);
+	bpf_object__for_each_program(prog, obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (fd < 0 || n == sizeof(p) / sizeof(p[0]) ||
+		    bpf_obj_get_info_by_fd(fd, &info, &len))
+			continue;
+		p[n++] = (struct loaded){ bpf_program__name(prog), info.load_time,
+					  info.verified_insns };
+	}
+	for (size_t i = 1; i < n; i++) /* by load time: libbpf's order */
+		for (size_t j = i; j > 0 && p[j].at < p[j - 1].at; j--) {
+			t = p[j];
+			p[j] = p[j - 1];
+			p[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++)
+		ap_info("program %s: %u instructions verified in %.1f ms", p[i].name, p[i].insns,
+			(double)((i + 1 < n ? p[i + 1].at : end) - p[i].at) / 1e6);
+}
+
 static int open_bpf(struct run *r)
 {
 	struct capture *c = &r->c;
 	struct attach_progs progs = {};
 	struct allocprof_bpf *s;
+	uint64_t load_start;
 	int err;
 
 	s = allocprof_bpf__open();
@@ -178,7 +227,10 @@ static int open_bpf(struct run *r)
 	bpf_program__set_autoattach(s->progs.on_fork, false);
 	bpf_program__set_autoattach(s->progs.on_exit, false);
 	bpf_program__set_autoattach(s->progs.real_files, false);
+	load_start = boot_ns();
 	err = allocprof_bpf__load(s);
+	if (!err && verbose)
+		report_load(s->obj, load_start, boot_ns());
 	if (err) {
 		ap_err("cannot load the BPF programs: %s%s", strerror(-err),
 		       verbose ? "" : " (run with -vv for the verifier's log)");
@@ -752,6 +804,7 @@ static int watch_failure_status(const struct capture *c, int err)
 
 int cmd_record(int argc, char **argv)
 {
+	uint64_t launch = now_ns(); /* for -v's "probes live" */
 	struct run r = { .sigfd = -1 };
 	struct capture *c = &r.c;
 	char namebuf[128];
@@ -817,9 +870,11 @@ int cmd_record(int argc, char **argv)
 		c->start_mono = now_ns();
 		c->start_real = realtime_ns();
 	}
+	ap_info("recording: probes live%s %.1f ms after start",
+		watch__child(c->watch) ? ", command released" : "",
+		(double)(c->start_mono - launch) / 1e6);
 	if (c->o.duration_ns)
 		c->end_mono = c->start_mono + c->o.duration_ns;
-	ap_info("recording: probes live");
 	if (c->o.interval_ns) {
 		r.base = collect_base__new();
 		r.iv_mono = c->start_mono;
@@ -829,11 +884,15 @@ int cmd_record(int argc, char **argv)
 	/* Progress only on a terminal, and not over a command's own output. */
 	watch__targets(c->watch, &ntargets);
 	r.progress = !c->o.quiet && !watch__child(c->watch) && isatty(STDERR_FILENO);
-	if (r.progress)
-		fprintf(stderr, "allocprof: recording %s; Ctrl-C to stop\n",
-			c->o.all	? "all processes"
-			: ntargets == 1 ? "1 process"
-					: "processes");
+	/* The start, one line (a journal, a cron mail); on a terminal the progress follows. */
+	if (!c->o.quiet)
+		fprintf(stderr, "allocprof: recording %s%s%s\n",
+			c->o.all		  ? "all processes"
+			: watch__child(c->watch) ? "the command"
+			: ntargets == 1		  ? "1 process"
+						  : "processes",
+			watch__child(c->watch) && c->file_scope ? " and the processes it starts" : "",
+			r.progress ? "; Ctrl-C to stop" : "");
 	run_loop(&r);
 	watch_reap_child(c);
 	ret = finish(&r) ? AP_EXIT_FAILED : AP_EXIT_OK;
