@@ -884,14 +884,15 @@ int cmd_record(int argc, char **argv)
 	/* Progress only on a terminal, and not over a command's own output. */
 	watch__targets(c->watch, &ntargets);
 	r.progress = !c->o.quiet && !watch__child(c->watch) && isatty(STDERR_FILENO);
-	/* The start, one line (a journal, a cron mail); on a terminal the progress follows. */
-	if (!c->o.quiet)
-		fprintf(stderr, "allocprof: recording %s%s%s\n",
-			c->o.all		  ? "all processes"
-			: watch__child(c->watch) ? "the command"
-			: ntargets == 1		  ? "1 process"
-						  : "processes",
-			watch__child(c->watch) && c->file_scope ? " and the processes it starts" : "",
+	/*
+	 * The start, one line (a journal, a cron mail); on a terminal the progress follows. Not
+	 * before a command's own output, which starts its stderr.
+	 */
+	if (!c->o.quiet && !watch__child(c->watch))
+		fprintf(stderr, "allocprof: recording %s%s\n",
+			c->o.all	? "all processes"
+			: ntargets == 1 ? "1 process"
+					: "processes",
 			r.progress ? "; Ctrl-C to stop" : "");
 	run_loop(&r);
 	watch_reap_child(c);
