@@ -257,7 +257,7 @@ class Capture(Case):
 
     @needs("root", "pprof")
     def test_sigusr1_is_ignored(self):
-        # Reserved for periodic capture: it must not end (or kill) a capture meanwhile.
+        # Without --interval SIGUSR1 writes nothing: it must not end (or kill) a capture meanwhile.
         out = self.path("p.pb.gz")
         holder, ap, log = self.holder_recorded(out)
         try:
