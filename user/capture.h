@@ -1,8 +1,9 @@
 /*
  * The state of one capture, shared by the files that run it: record.c (the order of things and
- * the event loop), watch.c (the processes watched: resolving, attaching, following their execs
- * and dlopens) and report.c (what is said about it, in the profile and on stderr). Only these
- * three include it, and the unit test of report.c's statistics.
+ * the event loop), scope.c (which processes count, how probes are scoped), watch.c (the
+ * processes watched: resolving, attaching, following their forks, execs and dlopens) and
+ * report.c (what is said about it, in the profile and on stderr). Only these include it, and
+ * the unit test of report.c's statistics.
  */
 #ifndef ALLOCPROF_CAPTURE_H
 #define ALLOCPROF_CAPTURE_H
@@ -66,13 +67,14 @@ struct capture {
 
 /* watch.c: the processes watched, from resolving them to their exit. */
 struct watch *watch__new(void);
+
 /*
- * Before the BPF object is loaded: how probes are scoped (c->file_scope) and which processes
- * the programs count (the filters of the options).
+ * scope.c. Before the BPF object is loaded: how probes are scoped (c->file_scope) and which
+ * processes the programs count (the filters of the options).
  */
-void watch_configure(struct capture *c, struct allocprof_bpf *s);
+void scope_configure(struct capture *c, struct allocprof_bpf *s);
 /* After it is loaded: the filter maps filled. 0, or -errno said in one line. */
-int watch_fill_filters(struct capture *c);
+int scope_fill_filters(struct capture *c);
 /* Closes what it holds (pidfds, the exec tracepoint's link). */
 void watch__free(struct watch *w);
 int watch_pids(struct capture *c);

@@ -189,7 +189,7 @@ static int open_bpf(struct run *r)
 	for (size_t i = 0; i < alloc_fns_nr; i++)
 		if (alloc_fns[i].throws)
 			s->rodata->throwing_fns |= 1ull << i;
-	watch_configure(c, s);
+	scope_configure(c, s);
 	/*
 	 * In-use tracking needs an allocation's return: through a uprobe session where the
 	 * kernel has them (unsampled calls skip it), else a classic return probe on every call.
@@ -247,7 +247,7 @@ static int open_bpf(struct run *r)
 		return err;
 	}
 	c->skel = s;
-	err = watch_fill_filters(c);
+	err = scope_fill_filters(c);
 	if (err)
 		return err; /* said, and the object is freed with the capture */
 	if (c->o.stacks != AP_STACKS_FP) {
