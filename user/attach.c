@@ -417,7 +417,16 @@ static int site_failed(pid_t pid, const struct alloc_fn *f, const struct alloc_l
 	 * A short-lived process can exit while it is being attached: not an error. (A zombie
 	 * still answers kill(pid, 0), so the check is pid_exited's.)
 	 */
+	pid_t via = 0;
+
 	if (pid > 0 && pid_exited(pid))
+		return -ESRCH;
+	/*
+	 * Probes shared by every process (pid -1) still reach the file through the process it
+	 * was found in (/proc/PID/root/...): that process exiting is the same case.
+	 */
+	if (pid <= 0 && sscanf(l->open_path ? l->open_path : "", "/proc/%d/", &via) == 1 &&
+	    via > 0 && pid_exited(via))
 		return -ESRCH;
 	if (pid > 0)
 		ap_err("cannot attach to %s in %s for pid %d: %s", f->name, l->path, (int)pid,

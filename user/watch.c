@@ -165,10 +165,16 @@ static int hook_linker(struct capture *c, pid_t pid, const char *rtld)
 {
 	struct stat st;
 
-	if (c->file_scope && !stat(rtld, &st) &&
-	    file_known(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, true, true))
+	bool shared = c->file_scope && !stat(rtld, &st);
+	int err;
+
+	if (shared && file_known(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, true, false))
 		return 0;
-	return attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, scope(c, pid), rtld);
+	err = attacher__add_rtld(c->att, c->skel->progs.on_rtld_state, scope(c, pid), rtld);
+	/* Known once it is hooked: a failure is tried again with the next process. */
+	if (!err && shared)
+		file_known(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino, true, true);
+	return err;
 }
 
 /*
@@ -193,9 +199,10 @@ static void follow_start(struct capture *c)
 		ap_warn("child processes will not be followed: %s", strerror(errno));
 }
 
+/* The newest entry of `pid`: an older one is a process that exited, whose pid was reused. */
 static struct watched *find_watched(struct capture *c, pid_t pid)
 {
-	for (size_t i = 0; i < c->watch->nw; i++)
+	for (size_t i = c->watch->nw; i-- > 0;)
 		if (c->watch->w[i].pid == pid)
 			return &c->watch->w[i];
 	return NULL;
@@ -252,7 +259,8 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
  * The allocator of a live process. 0, or -errno with the reason said in one line; -ESRCH,
  * and nothing said, when the process exited meanwhile (its files vanish in any order).
  */
-static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, char **rtld_path)
+static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, char **rtld_path,
+			bool use_cache)
 {
 	struct load_order lo;
 	char comm[16];
@@ -267,8 +275,11 @@ static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, c
 	err = load_order__of_pid(pid, &lo);
 	*plan = (struct alloc_plan){ .malloc_lib = -1 };
 	*rtld_path = !err && lo.rtld_path ? proc_path(pid, lo.rtld_path) : NULL;
-	/* Many processes of one program: its files are resolved, and probed, once. */
-	if (!err && objects_known(c, &lo)) {
+	/*
+	 * Many processes of one program: its files are resolved, and probed, once (for the first
+	 * of them; watch_pids resolves the others again if that one exits before its attach).
+	 */
+	if (!err && use_cache && objects_known(c, &lo)) {
 		load_order__free(&lo);
 		return 0;
 	}
@@ -342,6 +353,7 @@ int watch_pids(struct capture *c)
 	char **rtld = xcalloc(c->o.npids, sizeof(*rtld));
 	bool *gone = xcalloc(c->o.npids, sizeof(*gone));
 	size_t attached = 0;
+	bool redo = false; /* a pid whose plan served others exited before its attach */
 	int err = 0;
 
 	/* Check and resolve every pid before attaching to any. */
@@ -355,7 +367,7 @@ int watch_pids(struct capture *c)
 			err = -EINVAL;
 		}
 		if (!err)
-			err = plan_for_pid(c, pid, &plans[i], &rtld[i]);
+			err = plan_for_pid(c, pid, &plans[i], &rtld[i], true);
 		/* Anything else was said by plan_for_pid, or above. */
 		if (err == -ESRCH) {
 			gone[i] = true;
@@ -368,10 +380,21 @@ int watch_pids(struct capture *c)
 		if (gone[i])
 			continue;
 		snprintf(what, sizeof(what), "pid %d", (int)c->o.pids[i]);
-		/* No plan: its files were resolved for an earlier pid, their probes serve it. */
-		err = plans[i].nlibs ? attach_plan(c, c->o.pids[i], &plans[i], what, NULL) : 0;
+		/*
+		 * No plan: its files were resolved for an earlier pid, whose probes serve it.
+		 * Unless that one exited before they were attached: then it is resolved itself.
+		 */
+		if (!plans[i].nlibs && redo) {
+			free(rtld[i]);
+			err = plan_for_pid(c, c->o.pids[i], &plans[i], &rtld[i], false);
+		}
+		if (!err && plans[i].nlibs && c->file_scope)
+			attacher__real_files(c->skel->progs.real_files, c->o.pids[i], &plans[i]);
+		if (!err && plans[i].nlibs)
+			err = attach_plan(c, c->o.pids[i], &plans[i], what, NULL);
 		if (err == -ESRCH) {
 			gone[i] = true;
+			redo |= c->file_scope;
 			err = 0;
 			continue;
 		}
@@ -421,6 +444,7 @@ int watch_all(struct capture *c)
 	DIR *d = opendir("/proc");
 	struct dirent *de;
 	size_t procs = 0, failed = 0;
+	int err;
 
 	if (!d)
 		return -errno;
@@ -443,20 +467,28 @@ int watch_all(struct capture *c)
 			hook_linker(c, pid, rtld);
 			free(rtld);
 		}
-		if (objects_known(c, &lo) || alloc_plan__resolve(&lo, &c->placement, &plan)) {
-			objects_mark_known(c, &lo);
+		if (objects_known(c, &lo)) {
 			load_order__free(&lo);
 			continue;
 		}
-		objects_mark_known(c, &lo);
-		load_order__free(&lo);
+		err = alloc_plan__resolve(&lo, &c->placement, &plan);
+		if (err) {
+			if (err == -ENOENT) /* nothing to probe in these files */
+				objects_mark_known(c, &lo);
+			load_order__free(&lo);
+			continue;
+		}
 		/* Two containers' views of one image layer are one file: probe it once. */
 		attacher__real_files(c->skel->progs.real_files, pid, &plan);
 		/* One process whose files cannot be probed does not stop the others'. */
-		if (attach_plan(c, -1, &plan, "all processes", NULL))
+		err = attach_plan(c, -1, &plan, "all processes", NULL);
+		if (err && err != -ESRCH) {
 			failed++;
-		else
+		} else if (!err) {
 			procs++;
+			objects_mark_known(c, &lo);
+		}
+		load_order__free(&lo);
 		/* The kernel's records of its frames name the real files: let them resolve. */
 		for (size_t i = 0; i < plan.nlibs; i++)
 			if (plan.libs[i].real_ino)
@@ -604,12 +636,16 @@ static void queue(struct ap_proc_key **list, size_t *n, size_t *cap, const struc
 	(*list)[(*n)++] = *k;
 }
 
+static bool gone(struct capture *c, struct watched *w);
+
 /* A followed process started a child: the kernel traces it already; follow its exit, execs. */
 static void followed(struct capture *c, const struct ap_event *ev)
 {
 	pid_t pid = (pid_t)ev->proc.pid;
 
-	if (find_watched(c, pid) && !find_watched(c, pid)->exited)
+	struct watched *w = find_watched(c, pid);
+
+	if (w && !gone(c, w))
 		return;
 	add_watched(c, pid, EXIT_BY_PIDFD_FOLLOWED);
 	c->watch->w[c->watch->nw - 1].parent = (pid_t)ev->arg;
@@ -665,7 +701,9 @@ static void watch_exited(struct capture *c, struct watched *w)
 		close(w->pidfd);
 		w->pidfd = -1;
 	}
-	bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
+	/* on_exit took it out already, when attached: its pid may be a new child's by now. */
+	if (!c->watch->exit_link)
+		bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
 	for (size_t i = 0; i < c->watch->nw; i++)
 		left += !c->watch->w[i].exited;
 	ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid, w->comm, left,
@@ -752,11 +790,17 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 		goto snapshot;
 	}
 	err = alloc_plan__resolve(&lo, &c->placement, &plan);
-	if (!err || err == -ENOENT)
+	/* Nothing to probe in these files: nothing to look for again. */
+	if (err == -ENOENT)
 		objects_mark_known(c, &lo);
-	load_order__free(&lo);
 	if (!err) {
+		/* Shared probes: another container's view of a file probed already is that file. */
+		if (c->file_scope)
+			attacher__real_files(c->skel->progs.real_files, pid, &plan);
 		err = attach_plan(c, pid, &plan, what, &added);
+		/* Known once probed: after a failure the next process of these files tries. */
+		if (!err)
+			objects_mark_known(c, &lo);
 		if (err == -ESRCH)
 			report_note(c, "%s: exited before its allocator was probed", what);
 		else if (err)
@@ -768,6 +812,7 @@ static enum relink_result relink(struct capture *c, struct relink *e)
 	} else if (err == -ENOENT && !c->o.all) {
 		report_note(c, "%s: no recognisable allocator in %s", what, w->exe);
 	}
+	load_order__free(&lo);
 	if (added && c->o.all)
 		c->watch->discovered++;
 snapshot:
