@@ -49,6 +49,8 @@ struct watch {
 	 */
 	struct hashmap *files;
 	size_t followed;	    /* children followed (-- CMD) */
+	struct hashmap *by_pid;	    /* pid -> index in w of its newest entry */
+	size_t targets, targets_running; /* targets (not children followed), and not exited */
 	size_t discovered;	    /* -a: processes whose new files were probed after the start */
 	struct ap_proc_key *snap;   /* from events: processes to snapshot */
 	size_t nsnap, snap_cap;
@@ -69,6 +71,7 @@ struct watch *watch__new(void)
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->gens = hashmap__new();
 	w->files = hashmap__new();
+	w->by_pid = hashmap__new();
 	return w;
 }
 
@@ -89,6 +92,7 @@ void watch__free(struct watch *w)
 	free(w->w);
 	hashmap__free(w->gens);
 	hashmap__free(w->files);
+	hashmap__free(w->by_pid);
 	free(w->snap);
 	free(w->relink);
 	free(w);
@@ -202,10 +206,9 @@ static void follow_start(struct capture *c)
 /* The newest entry of `pid`: an older one is a process that exited, whose pid was reused. */
 static struct watched *find_watched(struct capture *c, pid_t pid)
 {
-	for (size_t i = c->watch->nw; i-- > 0;)
-		if (c->watch->w[i].pid == pid)
-			return &c->watch->w[i];
-	return NULL;
+	uint64_t i;
+
+	return hashmap__get(c->watch->by_pid, &pid, sizeof(pid), &i) ? &c->watch->w[i] : NULL;
 }
 
 /* Its executable now (a build follows thousands of processes: not 4 KiB each). */
@@ -226,9 +229,10 @@ enum exit_seen {
 };
 
 /* Its execs are reported from now on (the tracepoint is attached on first use). */
-static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
+static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen, pid_t parent)
 {
-	struct watched w = { .pid = pid, .pidfd = -1 };
+	struct watched w = { .pid = pid, .pidfd = -1, .parent = parent };
+	size_t idx = c->watch->nw;
 	__u32 key = (__u32)pid;
 	__u8 one = 1;
 
@@ -240,7 +244,7 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
 	proc_read_comm(pid, w.comm);
 	read_exe(&w);
 	if (w.pidfd >= 0) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.fd = w.pidfd };
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = idx };
 
 		if (epoll_ctl(c->watch->epfd, EPOLL_CTL_ADD, w.pidfd, &ev))
 			ap_warn("pid %d: its exit will be seen only at the end: %s", (int)pid,
@@ -248,6 +252,9 @@ static void add_watched(struct capture *c, pid_t pid, enum exit_seen seen)
 	}
 	grow((void **)&c->watch->w, &c->watch->wcap, c->watch->nw + 1, sizeof(*c->watch->w));
 	c->watch->w[c->watch->nw++] = w;
+	hashmap__put(c->watch->by_pid, &pid, sizeof(pid), idx);
+	c->watch->targets += !parent;
+	c->watch->targets_running += !w.exited && !parent;
 	/* A followed child is in the table already (on_fork), or out of it again if it exited. */
 	if (seen != EXIT_BY_PIDFD_FOLLOWED &&
 	    bpf_map_update_elem(bpf_map__fd(c->skel->maps.watched), &key, &one, BPF_ANY))
@@ -400,7 +407,7 @@ int watch_pids(struct capture *c)
 		}
 		if (err)
 			break;
-		add_watched(c, c->o.pids[i], EXIT_BY_PIDFD);
+		add_watched(c, c->o.pids[i], EXIT_BY_PIDFD, 0);
 		addrspaces__snapshot(c->as, c->o.pids[i]);
 		unwind__prime(c->unwind, c->o.pids[i]);
 		if (rtld[i])
@@ -602,7 +609,7 @@ int watch_command(struct capture *c)
 	}
 	if (interp)
 		watch_linker(c, c->watch->child.pid, interp);
-	add_watched(c, c->watch->child.pid, EXIT_BY_SIGCHLD);
+	add_watched(c, c->watch->child.pid, EXIT_BY_SIGCHLD, 0);
 	/* Bounded: a huge program's table (cc1plus: ~0.6 s) is not worth holding it longer. */
 	if (!unwind__settle(c->unwind, 1500))
 		ap_info("unwind tables still being built: the command starts now, its first stacks "
@@ -647,8 +654,7 @@ static void followed(struct capture *c, const struct ap_event *ev)
 
 	if (w && !gone(c, w))
 		return;
-	add_watched(c, pid, EXIT_BY_PIDFD_FOLLOWED);
-	c->watch->w[c->watch->nw - 1].parent = (pid_t)ev->arg;
+	add_watched(c, pid, EXIT_BY_PIDFD_FOLLOWED, (pid_t)ev->arg);
 	c->watch->followed++;
 	ap_info("pid %d (%s): started by pid %d, followed", (int)pid,
 		c->watch->w[c->watch->nw - 1].comm, (int)ev->arg);
@@ -704,10 +710,13 @@ static void watch_exited(struct capture *c, struct watched *w)
 	/* on_exit took it out already, when attached: its pid may be a new child's by now. */
 	if (!c->watch->exit_link)
 		bpf_map_delete_elem(bpf_map__fd(c->skel->maps.watched), &key);
-	for (size_t i = 0; i < c->watch->nw; i++)
-		left += !c->watch->w[i].exited;
-	ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid, w->comm, left,
-		c->watch->nw, c->watch->nw == 1 ? "" : "s");
+	if (!w->parent) {
+		left = --c->watch->targets_running;
+		ap_info("pid %d (%s) exited; %zu of %zu target%s still running", (int)w->pid,
+			w->comm, left, c->watch->targets, c->watch->targets == 1 ? "" : "s");
+	} else {
+		ap_info("pid %d (%s), followed, exited", (int)w->pid, w->comm);
+	}
 }
 
 /* Has the process behind `w` exited (so its pid may already be someone else's)? */
@@ -888,9 +897,8 @@ void watch_check_exits(struct capture *c)
 
 	while ((n = epoll_wait(c->watch->epfd, ev, ARRAY_SIZE(ev), 0)) > 0)
 		for (int k = 0; k < n; k++)
-			for (size_t i = 0; i < c->watch->nw; i++)
-				if (c->watch->w[i].pidfd == ev[k].data.fd)
-					watch_exited(c, &c->watch->w[i]);
+			if (ev[k].data.u64 < c->watch->nw)
+				watch_exited(c, &c->watch->w[ev[k].data.u64]);
 }
 
 /*
@@ -959,10 +967,5 @@ bool watch_pending(const struct capture *c)
 /* The capture's end: every target (not the children followed: the command's end is its own). */
 bool watch_all_exited(const struct capture *c)
 {
-	if (c->o.all || !c->watch->nw)
-		return false;
-	for (size_t i = 0; i < c->watch->nw; i++)
-		if (!c->watch->w[i].exited && !c->watch->w[i].parent)
-			return false;
-	return true;
+	return !c->o.all && c->watch->nw && !c->watch->targets_running;
 }
