@@ -70,6 +70,19 @@ class TopOurs(Case):
         proc = top(self.out, "--sample-index", "0", "-n", "1")
         self.assertEqual(rows(proc.stdout), {"site_realloc": ("8000", "8000")})
 
+    def test_pprof_spellings(self):
+        # What people used to pprof type, after the file as pprof takes it.
+        want = rows(top(self.out, "--sample-index", "alloc_objects", "-n", "3").stdout)
+        for args in (["-sample_index=alloc_objects", "-nodecount=3"],
+                     ["-sample_index", "alloc_objects", "-nodecount", "3"],
+                     ["--sample_index=alloc_objects", "-n3"]):
+            proc = top(self.out, *args)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertEqual(rows(proc.stdout), want, args)
+        proc = top(self.out, "-sample_index=cpu")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("no sample type 'cpu'", proc.stderr)
+
     def test_cumulative(self):
         r = rows(top(self.out, "-n", "100").stdout)
         self.assertEqual(r["chain"][0], "0 B")

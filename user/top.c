@@ -283,6 +283,7 @@ static void top_usage(FILE *f)
 	      "  -n N                     how many functions (default 10)\n"
 	      "      --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
 	      "                           (default: the profile's default type)\n"
+	      "  pprof's spellings work too: -sample_index=TYPE, -nodecount=N\n"
 	      "  -h, --help               this text\n"
 	      "\n"
 	      "Exit status:\n"
@@ -294,8 +295,11 @@ static void top_usage(FILE *f)
 
 int cmd_top(int argc, char **argv)
 {
+	/* pprof's spellings too (-sample_index=, -nodecount=): people type what they know. */
 	static const struct option opts[] = {
 		{ "sample-index", required_argument, NULL, 's' },
+		{ "sample_index", required_argument, NULL, 's' },
+		{ "nodecount", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -306,7 +310,8 @@ int cmd_top(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0; /* getopt's own message would be a second line, without our prefix */
-	while ((c = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
+	/* _only: a single dash takes long names as well, as pprof's flags do. */
+	while ((c = getopt_long_only(argc, argv, ":n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (parse_u64(optarg, 1, 1000000, &n)) {
