@@ -1,9 +1,9 @@
 /*
  * The state of one capture, shared by the files that run it: record.c (the order of things and
- * the event loop), scope.c (which processes count, how probes are scoped), watch.c (the
- * processes watched: resolving, attaching, following their forks, execs and dlopens) and
- * report.c (what is said about it, in the profile and on stderr). Only these include it, and
- * the unit test of report.c's statistics.
+ * the event loop), load.c (the BPF object's configuration and load), scope.c (which processes
+ * count, how probes are scoped), watch.c (the processes watched: resolving, attaching,
+ * following their forks, execs and dlopens) and report.c (what is said about it, in the
+ * profile and on stderr). Only these include it, and the unit test of report.c's statistics.
  */
 #ifndef ALLOCPROF_CAPTURE_H
 #define ALLOCPROF_CAPTURE_H
