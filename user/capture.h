@@ -1,8 +1,8 @@
 /*
  * The state of one capture, shared by the files that run it: record.c (the order of things and
  * the event loop), load.c (the BPF object's configuration and load), scope.c (which processes
- * count, how probes are scoped), watch.c (the processes watched: resolving, attaching,
- * following their forks, execs and dlopens) and report.c (what is said about it, in the
+ * count, how probes are scoped), watch_start.c and watch.c (the processes watched:
+ * resolving, attaching, following their forks, execs and dlopens) and report.c (what is said about it, in the
  * profile and on stderr). Only these include it, and the unit test of report.c's statistics.
  */
 #ifndef ALLOCPROF_CAPTURE_H
@@ -65,7 +65,7 @@ struct capture {
 	bool stop;
 };
 
-/* watch.c: the processes watched, from resolving them to their exit. */
+/* watch.c and watch_start.c: the processes watched, from resolving them to their exit. */
 struct watch *watch__new(void);
 
 /*
