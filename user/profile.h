@@ -48,6 +48,20 @@ uint64_t profile__location(struct profile *p, uint64_t mapping_id, uint64_t addr
 #define PROFILE_COMMENT_SHALLOW	   "weight in stacks of one or two frames that end early: "
 #define PROFILE_COMMENT_STACKS	   "stacks: "
 
+/*
+ * What readers of a profile (top --per-op, check, diff: user/comments.c) take from allocprof's
+ * comments, each the beginning of a line:
+ * - one line per operation of `record --ops`: "ops: NAME COUNT", NAME a symbol without
+ *   whitespace (PROFILE_OPS_GIVEN for `--ops N`), COUNT decimal, anything after it free text
+ *   ("ops: handle_request 1000 calls of /srv/app"). Counted exactly even in sampled profiles.
+ * - how the values were sampled: PROFILE_COMMENT_EXACT, or PROFILE_COMMENT_SAMPLED followed by
+ *   the mean sampling distance in bytes, also the profile's period.
+ */
+#define PROFILE_COMMENT_OPS	"ops: "
+#define PROFILE_OPS_GIVEN	"operations"
+#define PROFILE_COMMENT_EXACT	"sampling: none (--exact)"
+#define PROFILE_COMMENT_SAMPLED "sampling: one per "
+
 /* A sample: locations leaf first, one value per sample type, labelled with pid and comm. */
 void profile__add_sample(struct profile *p, const uint64_t *locs, size_t nlocs,
 			 const int64_t *values, int64_t pid, const char *comm);

@@ -216,10 +216,10 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 	profile__add_comment(p, "duration: %.3f s; %zu probes", (double)duration / 1e9,
 			     watch__probes(c->watch));
 	if (c->o.exact)
-		profile__add_comment(p, "sampling: none (--exact), every allocation recorded");
+		profile__add_comment(p, PROFILE_COMMENT_EXACT ", every allocation recorded");
 	else
 		profile__add_comment(p,
-				     "sampling: one per %llu bytes on average (Poisson, per "
+				     PROFILE_COMMENT_SAMPLED "%llu bytes on average (Poisson, per "
 				     "thread); values are unbiased estimates",
 				     (unsigned long long)c->o.sample_bytes);
 	line_stats(&calls, c, b, AP_SK_CALLS);
