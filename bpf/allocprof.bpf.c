@@ -383,6 +383,55 @@ int BPF_KPROBE(on_free)
 	return 0;
 }
 
+/* --ops: each process's calls of each operation (struct ap_op_key, allocprof.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1); /* set by userspace */
+	__type(key, struct ap_op_key);
+	__type(value, __u64);
+} ops SEC(".maps");
+
+/*
+ * --ops: a call of an operation (the cookie is its index), counted for every call, sampled
+ * capture or not: the divisor of allocations per operation. A plain entry probe, no stack.
+ */
+SEC("uprobe")
+int BPF_KPROBE(on_op)
+{
+	struct ap_op_key k = {};
+	struct ap_stats *st;
+	__u64 one = 1, *v;
+	__u32 zero = 0;
+	int err;
+
+	if (stopped || !traced())
+		return 0;
+	k.proc.pid = bpf_get_current_pid_tgid() >> 32;
+	k.proc.image = image_of(bpf_get_current_task_btf());
+	k.op = (__u32)bpf_get_attach_cookie(ctx) & (AP_MAX_OPS - 1);
+	v = bpf_map_lookup_elem(&ops, &k);
+	if (v) {
+		__sync_fetch_and_add(v, 1);
+		return 0;
+	}
+	err = bpf_map_update_elem(&ops, &k, &one, BPF_NOEXIST);
+	if (!err)
+		return 0;
+	/* Another thread of the process added it first (compared as an int: see map_add). */
+	if (err == -EEXIST) {
+		v = bpf_map_lookup_elem(&ops, &k);
+		if (v) {
+			__sync_fetch_and_add(v, 1);
+			return 0;
+		}
+	}
+	st = bpf_map_lookup_elem(&stats, &zero);
+	if (st)
+		STAT_INC(st, AP_STAT_OPS_FULL);
+	return 0;
+}
+
 /*
  * On the dynamic linker's _dl_debug_state(), which it calls around every change to its list of
  * objects: when r_debug says the list is consistent (a program's libraries are all mapped, or

@@ -282,6 +282,17 @@ static inline __u64 ap_vma_sum(const struct ap_vma_seen *v, const struct ap_proc
 	return h | 1;
 }
 
+/*
+ * --ops: the calls of each function named are counted per process, in the ops map; the probe's
+ * cookie is the function's index in the list given.
+ */
+#define AP_MAX_OPS 16
+struct ap_op_key {
+	struct ap_proc_key proc;
+	__u32 op;
+	__u32 pad;
+};
+
 struct ap_count_key {
 	struct ap_proc_key proc;
 	__u64 stack; /* key into the stacks map: a 64-bit hash of the frames */
@@ -427,6 +438,8 @@ struct ap_event_file {
 	/* procs map full: process named by pid only */                                            \
 	X(PROCS_FULL, WARN, "process table full: names read from /proc instead")                   \
 	/* notices the ring buffer had no room for */                                              \
+	/* --ops: a call of an operation the ops map had no room for */                           \
+	X(OPS_FULL, WARN, "operations not counted: the table of processes' operations is full")   \
 	X(EVENTS_LOST, WARN,                                                                       \
 	  "notices dropped (new stacks: mappings read at the next tick; new programs or "          \
 	  "libraries: not followed)")                                                              \

@@ -136,9 +136,12 @@ static unsigned int args_read(const struct alloc_fn *f)
 /* The most a first instruction takes. */
 #define MAX_INSN 15
 
-/* Where in the function its probe goes; false when it must not be probed at all. */
-static bool place(const struct elf_file *ef, const struct elf_sym *sym, const struct alloc_fn *f,
-		  const struct placement *pl, struct probe_site *s)
+/*
+ * Where in the function its probe goes; false when it must not be probed at all. `args`: the
+ * PROBE_ARG_* registers read at the site; keep_sp: a return probe shares it.
+ */
+static bool place(const struct elf_file *ef, const struct elf_sym *sym, unsigned int args,
+		  bool keep_sp, const struct placement *pl, struct probe_site *s)
 {
 	bool whole = sym->size && sym->size <= MAX_DECODED;
 	size_t n = whole ? sym->size : MAX_INSN;
@@ -171,8 +174,7 @@ static bool place(const struct elf_file *ef, const struct elf_sym *sym, const st
 		return true;
 	}
 	/* Both stack walks start from the caller's %rbp, in the register at the site. */
-	probe_site__choose(code, n, args_read(f) | PROBE_ARG_RBP,
-			   pl->return_probes && f->role == FN_ALLOC && !f->throws, &ch);
+	probe_site__choose(code, n, args, keep_sp, &ch);
 	free(code);
 	snprintf(s->why, sizeof(s->why), "%s", ch.why);
 	if (ch.refuse)
@@ -216,7 +218,9 @@ static void add_site(struct alloc_plan *p, size_t *cap, const struct candidate *
 		.size = sym->size ? sym->size : 1,
 		.offset = off,
 	};
-	if (!place(c->ef, sym, &alloc_fns[fn], pl, &site)) {
+	if (!place(c->ef, sym, args_read(&alloc_fns[fn]) | PROBE_ARG_RBP,
+		   pl->return_probes && alloc_fns[fn].role == FN_ALLOC && !alloc_fns[fn].throws, pl,
+		   &site)) {
 		ap_warn("%s in %s: %s", alloc_fns[fn].name, p->libs[c->lib].path, site.why);
 		return;
 	}
@@ -231,6 +235,53 @@ static bool forwards_to_free(const char *path)
 
 	base = base ? base + 1 : path;
 	return !strncmp(base, "libstdc++.so", 12) || !strncmp(base, "libc++.so", 9);
+}
+
+/*
+ * An operation (--ops): the first definition in load order of a function by that name, local
+ * ones included (a program's handler is rarely exported), probed where nothing but its entry
+ * matters: the first emulated instruction every call executes, no register read.
+ */
+static void add_op_site(struct alloc_plan *p, size_t *cap, struct candidate *c, size_t n,
+			unsigned int op, const struct placement *pl)
+{
+	const char *name = pl->ops[op];
+	struct probe_site site;
+	struct elf_sym sym;
+	uint64_t off;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (c[i].ef && !elf_file__lookup(c[i].ef, name, &sym) && !sym.object)
+			break;
+	if (i == n)
+		return;
+	if (sym.ifunc) {
+		ap_warn("--ops %s in %s is resolved at run time (IFUNC); not counted", name,
+			p->libs[c[i].lib].path);
+		return;
+	}
+	if (elf_file__vaddr_to_offset(c[i].ef, sym.vaddr, &off)) {
+		ap_warn("--ops %s in %s: no file offset for address 0x%llx; not counted", name,
+			p->libs[c[i].lib].path, (unsigned long long)sym.vaddr);
+		return;
+	}
+	site = (struct probe_site){
+		.fn = op,
+		.op = true,
+		.lib = c[i].lib,
+		.vaddr = sym.vaddr,
+		.size = sym.size ? sym.size : 1,
+		.offset = off,
+	};
+	snprintf(site.aliases, sizeof(site.aliases), "%s", name); /* for -v */
+	if (!place(c[i].ef, &sym, 0, false, pl, &site)) {
+		ap_warn("--ops %s in %s: %s", name, p->libs[c[i].lib].path, site.why);
+		return;
+	}
+	grow((void **)&p->sites, cap, p->nsites + 1, sizeof(*p->sites));
+	p->sites[p->nsites++] = site;
+	p->ops_found |= 1u << op;
 }
 
 static int resolve(struct candidate *c, size_t n, bool static_exe, const struct placement *pl,
@@ -277,6 +328,8 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, const struct 
 	}
 	if (malloc_def < 0)
 		return -ENOENT;
+	for (unsigned int op = 0; op < pl->nops && op < AP_MAX_OPS; op++)
+		add_op_site(p, &cap, c, n, op, pl);
 	/* An object the linker searched first but we cannot read may define a function too. */
 	for (int i = 0; i < malloc_def && !p->unsure; i++)
 		if (!c[i].ef)
@@ -288,6 +341,9 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, const struct 
 	 */
 	for (size_t i = 0; i < p->nsites; i++) {
 		const char *name = alloc_fns[p->sites[i].fn].name;
+
+		if (p->sites[i].op)
+			continue;
 		bool own_new = p->sites[i].lib == c[malloc_def].lib && !strcmp(name, "_Znwm");
 
 		p->sites[i].wrapper = strcmp(name, "malloc") && !own_new;
@@ -354,6 +410,11 @@ void alloc_plan__free(struct alloc_plan *p)
 	*p = (struct alloc_plan){ .malloc_lib = -1 };
 }
 
+const char *probe_site__name(const struct probe_site *s)
+{
+	return s->op ? s->aliases : alloc_fns[s->fn].name;
+}
+
 void alloc_plan__print(const struct alloc_plan *p, const char *what)
 {
 	if (!verbose)
@@ -362,9 +423,15 @@ void alloc_plan__print(const struct alloc_plan *p, const char *what)
 	for (size_t i = 0; i < p->nsites; i++) {
 		const struct probe_site *s = &p->sites[i];
 
-		ap_info("  %-22s %s+0x%llx (offset 0x%llx)%s%s", alloc_fns[s->fn].pretty,
-			p->libs[s->lib].path, (unsigned long long)s->vaddr,
-			(unsigned long long)s->offset, s->aliases[0] ? " also " : "", s->aliases);
+		if (s->op)
+			ap_info("  %-22s %s+0x%llx (offset 0x%llx), operation (--ops)", s->aliases,
+				p->libs[s->lib].path, (unsigned long long)s->vaddr,
+				(unsigned long long)s->offset);
+		else
+			ap_info("  %-22s %s+0x%llx (offset 0x%llx)%s%s", alloc_fns[s->fn].pretty,
+				p->libs[s->lib].path, (unsigned long long)s->vaddr,
+				(unsigned long long)s->offset, s->aliases[0] ? " also " : "",
+				s->aliases);
 		ap_info("  %-22s probe at %s", "", s->why);
 	}
 }

@@ -40,7 +40,8 @@ struct alloc_lib {
 };
 
 struct probe_site {
-	unsigned int fn;     /* index into alloc_fns */
+	unsigned int fn;     /* index into alloc_fns; for an operation, into placement.ops */
+	bool op;	     /* an operation's (--ops): counted at entry, nothing read */
 	unsigned int lib;    /* index into plan.libs */
 	uint64_t vaddr;	     /* of the function, in the file's own address space */
 	uint64_t size;	     /* of the function, from its symbol */
@@ -48,7 +49,8 @@ struct probe_site {
 	uint64_t past_entry; /* where the probe goes: bytes from the entry (see probesite.h) */
 	unsigned int slots;  /* 8-byte stack slots from %rsp to the return address at the site */
 	bool wrapper;	     /* may call another entry point (bpf/common.bpf.h, struct ap_thread) */
-	char aliases[96];    /* other names at the same address, for messages */
+	char aliases[96];    /* other names at the same address, for messages (an operation:
+				its name) */
 	char why[96];	     /* why the site is where it is, for -v */
 };
 
@@ -57,6 +59,8 @@ struct placement {
 	bool at_entry;	    /* each function at its entry, not the first emulated instruction */
 	bool return_probes; /* allocation functions also get a return probe at their site,
 			       which needs the entry's stack pointer */
+	char *const *ops;   /* functions whose calls are counted (--ops), resolved as well */
+	size_t nops;
 };
 
 struct alloc_plan {
@@ -65,6 +69,8 @@ struct alloc_plan {
 	struct probe_site *sites;
 	size_t nsites;
 	int malloc_lib;	    /* index of the object providing malloc */
+	uint32_t ops_found; /* bit n: placement.ops[n] has a site (it may be in another plan's
+			       files, which a cache of known files skips: the caller keeps count) */
 	const char *unsure; /* an unreadable object searched before it: it may define malloc */
 };
 
@@ -82,6 +88,8 @@ int alloc_plan__resolve(const struct load_order *lo, const struct placement *pl,
 int alloc_plan__of_pid(pid_t pid, const struct placement *pl, struct alloc_plan *out,
 		       char **rtld_path);
 void alloc_plan__free(struct alloc_plan *p);
+/* A site's function for messages: "malloc", "_Znwm", an operation's name. */
+const char *probe_site__name(const struct probe_site *s);
 /* One line per probed function, for -v. */
 void alloc_plan__print(const struct alloc_plan *p, const char *what);
 

@@ -336,7 +336,7 @@ static unsigned int libs_map_slot(struct attacher *a, const struct alloc_plan *p
 		struct ap_lib *l = &lr->lib;
 		bool have = false;
 
-		if (s->lib != li)
+		if (s->lib != li || s->op)
 			continue;
 		for (__u32 r = 0; r < l->nr; r++)
 			have |= l->r[r].start == s->vaddr;
@@ -365,15 +365,41 @@ static unsigned int libs_map_slot(struct attacher *a, const struct alloc_plan *p
 	return idx;
 }
 
-/* One link for `n` sites of the file at `path`: the session's, or (`is_free`) the free's. */
-static int attach_multi(struct attacher *a, bool is_free, pid_t pid, const char *path,
+/* Which program a site gets, and which of a file's links it goes into. */
+enum site_kind {
+	SITE_ALLOC, /* the session's */
+	SITE_FREE,
+	SITE_OP,
+	SITE_KINDS,
+};
+
+static enum site_kind site_kind(const struct probe_site *s)
+{
+	if (s->op)
+		return SITE_OP;
+	return alloc_fns[s->fn].role == FN_FREE ? SITE_FREE : SITE_ALLOC;
+}
+
+/*
+ * Where a site's probe is, as the table of attached sites keys it: an operation's probe is
+ * another program's, even at an address an allocator function's probe has too.
+ */
+static uint64_t site_key(const struct probe_site *s, uint64_t off)
+{
+	return s->op ? off | 1ull << 63 : off;
+}
+
+/* One link for `n` sites of the file at `path`: the session's, free's or the operations'. */
+static int attach_multi(struct attacher *a, enum site_kind kind, pid_t pid, const char *path,
 			const __u64 *offsets, const __u64 *cookies, size_t n)
 {
-	int fd = is_free ? multi_link(bpf_program__fd(a->progs.free), AP_BPF_TRACE_UPROBE_MULTI,
-				      pid, path, offsets, cookies, (__u32)n)
-			 : multi_link(bpf_program__fd(a->progs.session),
-				      AP_BPF_TRACE_UPROBE_SESSION, pid, path, offsets, cookies,
-				      (__u32)n);
+	int fd = kind == SITE_ALLOC ? multi_link(bpf_program__fd(a->progs.session),
+						 AP_BPF_TRACE_UPROBE_SESSION, pid, path, offsets,
+						 cookies, (__u32)n)
+				    : multi_link(bpf_program__fd(kind == SITE_FREE ? a->progs.free
+										  : a->progs.op),
+						 AP_BPF_TRACE_UPROBE_MULTI, pid, path, offsets,
+						 cookies, (__u32)n);
 
 	if (fd < 0)
 		return fd;
@@ -392,6 +418,8 @@ static int attach_site(struct attacher *a, pid_t pid, const char *path, const st
 {
 	int err;
 
+	if (s->op)
+		return attach_one(a, a->progs.op, pid, path, offset, cookie, AT_SITE);
 	if (alloc_fns[s->fn].role == FN_FREE)
 		return attach_one(a, a->progs.free, pid, path, offset, cookie, AT_SITE);
 	err = attach_one(a, a->progs.alloc, pid, path, offset, cookie, AT_SITE);
@@ -411,7 +439,7 @@ struct batch {
 	size_t *site; /* index into plan->sites */
 };
 
-static int site_failed(pid_t pid, const struct alloc_fn *f, const struct alloc_lib *l, int err)
+static int site_failed(pid_t pid, const char *fn, const struct alloc_lib *l, int err)
 {
 	/*
 	 * A short-lived process can exit while it is being attached: not an error. (A zombie
@@ -429,10 +457,10 @@ static int site_failed(pid_t pid, const struct alloc_fn *f, const struct alloc_l
 	    via > 0 && pid_exited(via))
 		return -ESRCH;
 	if (pid > 0)
-		ap_err("cannot attach to %s in %s for pid %d: %s", f->name, l->path, (int)pid,
+		ap_err("cannot attach to %s in %s for pid %d: %s", fn, l->path, (int)pid,
 		       strerror(-err));
 	else
-		ap_err("cannot attach to %s in %s: %s", f->name, l->path, strerror(-err));
+		ap_err("cannot attach to %s in %s: %s", fn, l->path, strerror(-err));
 	return err;
 }
 
@@ -440,64 +468,74 @@ static int site_failed(pid_t pid, const struct alloc_fn *f, const struct alloc_l
  * The session sites of plan->libs[lib], in one link. When the kernel refuses it, the sites are
  * tried one by one, so the one it refuses is named.
  */
-static int attach_batch(struct attacher *a, bool is_free, pid_t pid, const struct alloc_plan *plan,
-			size_t lib, const struct batch *b, size_t *added)
+static int attach_batch(struct attacher *a, enum site_kind kind, pid_t pid,
+			const struct alloc_plan *plan, size_t lib, const struct batch *b,
+			size_t *added)
 {
 	const struct alloc_lib *l = &plan->libs[lib];
 	int err;
 
 	if (!b->n)
 		return 0;
-	err = attach_multi(a, is_free, pid, l->open_path, b->offsets, b->cookies, b->n);
+	err = attach_multi(a, kind, pid, l->open_path, b->offsets, b->cookies, b->n);
 	if (err) {
 		for (size_t i = 0; i < b->n; i++) {
 			const struct probe_site *s = &plan->sites[b->site[i]];
-			int e = attach_multi(a, is_free, pid, l->open_path, &b->offsets[i],
+			int e = attach_multi(a, kind, pid, l->open_path, &b->offsets[i],
 					     &b->cookies[i], 1);
 
 			if (e)
-				return site_failed(pid, &alloc_fns[s->fn], l, e);
-			note_attached(a, pid, lib_dev(l), lib_ino(l), b->offsets[i]);
+				return site_failed(pid, probe_site__name(s), l, e);
+			note_attached(a, pid, lib_dev(l), lib_ino(l), site_key(s, b->offsets[i]));
 			(*added)++;
 		}
 		return 0;
 	}
 	for (size_t i = 0; i < b->n; i++)
-		note_attached(a, pid, lib_dev(l), lib_ino(l), b->offsets[i]);
+		note_attached(a, pid, lib_dev(l), lib_ino(l),
+			      site_key(&plan->sites[b->site[i]], b->offsets[i]));
 	*added += b->n;
 	return 0;
 }
 
 int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *plan, size_t *added)
 {
-	/* [2 * lib]: the session's sites of plan->libs[lib], [2 * lib + 1]: free's. */
-	struct batch *batches = xcalloc(2 * (plan->nlibs ? plan->nlibs : 1), sizeof(*batches));
+	/* [SITE_KINDS * lib + kind]: the sites of plan->libs[lib] of each kind. */
+	struct batch *batches =
+		xcalloc(SITE_KINDS * (plan->nlibs ? plan->nlibs : 1), sizeof(*batches));
 	int err = 0;
 
 	*added = 0;
 	for (size_t i = 0; i < plan->nsites && !err; i++) {
 		const struct probe_site *s = &plan->sites[i];
 		const struct alloc_lib *l = &plan->libs[s->lib];
-		const struct alloc_fn *f = &alloc_fns[s->fn];
+		const struct alloc_fn *f = &alloc_fns[s->op ? 0 : s->fn];
+		enum site_kind kind = site_kind(s);
 		uint64_t off = s->offset + s->past_entry, cookie;
 		unsigned int slot; /* the library's in the BPF libs map (s->lib is plan->libs's) */
-		bool multi = f->role == FN_FREE ? a->progs.free_multi : !!a->progs.session;
-		struct batch *b = &batches[2 * s->lib + (f->role == FN_FREE)];
+		bool multi = kind == SITE_FREE ? a->progs.free_multi
+			     : kind == SITE_OP ? a->progs.op_multi
+					       : !!a->progs.session;
+		struct batch *b = &batches[SITE_KINDS * s->lib + kind];
 		bool queued = false;
 
-		if ((f->role == FN_FREE && !a->progs.free) ||
-		    site_attached(a, pid, lib_dev(l), lib_ino(l), off))
+		if ((kind == SITE_FREE && !a->progs.free) || (kind == SITE_OP && !a->progs.op) ||
+		    site_attached(a, pid, lib_dev(l), lib_ino(l), site_key(s, off)))
 			continue;
 		for (size_t k = 0; k < b->n && !queued; k++)
 			queued = b->offsets[k] == off;
 		if (queued)
 			continue;
-		slot = libs_map_slot(a, plan, s->lib);
-		if (s->vaddr + s->past_entry > AP_MAX_SITE_VADDR)
-			slot = AP_NO_LIB;
-		/* The cookie has the site's address: the program finds the load bias from it. */
-		cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, slot,
-				   slot == AP_NO_LIB ? 0 : s->vaddr + s->past_entry);
+		if (kind == SITE_OP) {
+			cookie = s->fn; /* the operation's index: all its program needs */
+		} else {
+			slot = libs_map_slot(a, plan, s->lib);
+			if (s->vaddr + s->past_entry > AP_MAX_SITE_VADDR)
+				slot = AP_NO_LIB;
+			/* The cookie has the site's address: the program finds the load bias. */
+			cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, slot,
+					   slot == AP_NO_LIB ? 0 : s->vaddr + s->past_entry);
+		}
 		if (multi) {
 			if (b->n == b->cap) {
 				b->cap = b->cap ? 2 * b->cap : 16;
@@ -512,15 +550,16 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 		}
 		err = attach_site(a, pid, l->open_path, s, off, cookie);
 		if (err) {
-			err = site_failed(pid, f, l, err);
+			err = site_failed(pid, probe_site__name(s), l, err);
 			break;
 		}
-		note_attached(a, pid, lib_dev(l), lib_ino(l), off);
+		note_attached(a, pid, lib_dev(l), lib_ino(l), site_key(s, off));
 		(*added)++;
 	}
-	for (size_t k = 0; k < 2 * plan->nlibs && !err; k++)
-		err = attach_batch(a, k & 1, pid, plan, k / 2, &batches[k], added);
-	for (size_t k = 0; k < 2 * plan->nlibs; k++) {
+	for (size_t k = 0; k < SITE_KINDS * plan->nlibs && !err; k++)
+		err = attach_batch(a, (enum site_kind)(k % SITE_KINDS), pid, plan, k / SITE_KINDS,
+				   &batches[k], added);
+	for (size_t k = 0; k < SITE_KINDS * plan->nlibs; k++) {
 		free(batches[k].offsets);
 		free(batches[k].cookies);
 		free(batches[k].site);

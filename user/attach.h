@@ -18,7 +18,7 @@ struct attacher;
  * The programs placed on a plan's sites. Allocation functions get `alloc` at their entry and,
  * when set, `alloc_ret` as a classic return probe; or, when `session` is set instead, one
  * uprobe session program for both (the entry decides whether the return runs). Free functions
- * get `free`, or nothing when it is NULL.
+ * get `free`, or nothing when it is NULL; operations (--ops) get `op`.
  */
 struct attach_progs {
 	struct bpf_program *alloc;
@@ -29,6 +29,9 @@ struct attach_progs {
 	bool free_multi;
 	/* the dynamic linker's hook program was loaded as a uprobe_multi program too */
 	bool rtld_multi;
+	/* operations' sites (--ops): an entry probe that counts, NULL without --ops */
+	struct bpf_program *op;
+	bool op_multi; /* loaded as a uprobe_multi program */
 };
 
 /* The attach type of a uprobe_multi program (BPF_TRACE_UPROBE_MULTI, Linux 6.6+). */

@@ -61,6 +61,8 @@ struct capture {
 	 */
 	bool file_scope;
 	const char *no_sessions;    /* why not, when in-use tracking uses return probes */
+	uint32_t ops_found;	    /* bit n: o.ops[n] has probes (attach_plan) */
+	bool ops_missing;	    /* an --ops function found nowhere: a bad command line */
 	uint64_t start_mono, start_real, end_mono;
 	bool stop;
 };
@@ -116,6 +118,8 @@ void report_prog_time(const struct capture *c);
 void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,
 		     uint64_t duration);
 void report_losses(const struct collect_stats *st);
+/* On stderr: allocations per operation (--ops), the whole profile's. */
+void report_ops_summary(const struct capture *c, const struct collect_stats *st);
 /* The comments on how the stacks' walks ended, by weight (report_comments writes them). */
 void report_stack_shape(struct profile *p, const struct collect_stats *st);
 /* On stderr, when most of the weight is in stacks of one or two frames that ended early. */

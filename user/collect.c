@@ -332,6 +332,11 @@ struct collect_base {
 	struct ap_vma_key *vma_keys; /* every recorded mapping read */
 	size_t nvmas;
 	size_t nprocs; /* processes the kernel named */
+	/* --ops: the calls each (process, operation) had at the last file; those read since */
+	struct hashmap *prev_ops; /* ap_op_key -> calls */
+	struct ap_op_key *op_keys;
+	__u64 *op_calls;
+	size_t nops;
 };
 
 static void drop_pending(struct collect_base *b)
@@ -342,6 +347,11 @@ static void drop_pending(struct collect_base *b)
 	free(b->stacks);
 	free(b->live_keys);
 	free(b->vma_keys);
+	free(b->op_keys);
+	free(b->op_calls);
+	b->op_keys = NULL;
+	b->op_calls = NULL;
+	b->nops = 0;
 	hashmap__free(b->gone);
 	b->cur = NULL;
 	b->gone_keys = NULL;
@@ -360,6 +370,7 @@ struct collect_base *collect_base__new(void)
 
 	b->prev_idx = hashmap__new();
 	b->grace_idx = hashmap__new();
+	b->prev_ops = hashmap__new();
 	return b;
 }
 
@@ -370,6 +381,7 @@ void collect_base__free(struct collect_base *b)
 	drop_pending(b);
 	hashmap__free(b->prev_idx);
 	hashmap__free(b->grace_idx);
+	hashmap__free(b->prev_ops);
 	free(b->prev_keys);
 	free(b->prev);
 	free(b->grace);
@@ -496,6 +508,51 @@ static int find_gone(struct collect_base *b, int procs_fd, const struct addrspac
 
 /* ---- collecting ---------------------------------------------------------------------- */
 
+/*
+ * --ops: every process's calls of each operation (since the last file, with `b`), into st.
+ * Read with the counters, so a file's operations and allocations cover one stretch of time.
+ */
+static int collect_ops(const struct collect_maps *cm, struct collect_stats *st,
+		       struct collect_base *b)
+{
+	struct ap_op_key *keys = NULL;
+	__u64 *calls = NULL;
+	size_t n = 0;
+	int err;
+
+	if (cm->ops_fd < 0)
+		return 0;
+	err = map_read_all(cm->ops_fd, sizeof(*keys), sizeof(*calls), (void **)&keys,
+			   (void **)&calls, &n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t before = 0, v;
+
+		if (keys[i].op >= AP_MAX_OPS)
+			continue;
+		if (b)
+			hashmap__get(b->prev_ops, &keys[i], sizeof(keys[i]), &before);
+		v = calls[i] - before;
+		if (!v)
+			continue;
+		st->op_calls[keys[i].op] += v;
+		if (st->nop_procs < COLLECT_OP_PROCS)
+			st->op_procs[st->nop_procs] =
+				(struct collect_op){ keys[i].proc, keys[i].op, v };
+		st->nop_procs++;
+	}
+	if (b) {
+		b->op_keys = keys;
+		b->op_calls = calls;
+		b->nops = n;
+	} else {
+		free(keys);
+		free(calls);
+	}
+	return 0;
+}
+
 /* A counter's cumulative alloc_objects and alloc_space, as the file shows them. */
 static void alloc_values(const struct ap_count *v, bool exact, int64_t out[2])
 {
@@ -555,6 +612,8 @@ static int collect(const struct collect_maps *cm, bool exact, struct addrspaces 
 	/* Just after the counters, so a file's statistics and its samples tell one story. */
 	if (!err && b)
 		err = collect_read_stats(cm->stats_fd, &b->cur_stats);
+	if (!err)
+		err = collect_ops(cm, st, b);
 	if (!err)
 		err = read_stacks(cm->stacks_fd, &stack_idx, &stack_keys, &stacks);
 	if (!err)
@@ -768,6 +827,15 @@ void collect_base__advance(struct collect_base *b, const struct collect_maps *cm
 					proc_is_gone, b);
 	rel->vmas = delete_keys(cm->vmas_fd, b->vma_keys, sizeof(*b->vma_keys), b->nvmas,
 				proc_is_gone, b);
+	/* Operations: the calls read are the next baseline, those of processes gone deleted. */
+	hashmap__free(b->prev_ops);
+	b->prev_ops = hashmap__new();
+	for (size_t i = 0; i < b->nops; i++)
+		if (!is_gone(b, &b->op_keys[i].proc))
+			hashmap__put(b->prev_ops, &b->op_keys[i], sizeof(b->op_keys[i]),
+				     b->op_calls[i]);
+	if (cm->ops_fd >= 0)
+		delete_keys(cm->ops_fd, b->op_keys, sizeof(*b->op_keys), b->nops, proc_is_gone, b);
 	for (size_t i = 0; i < b->ngone; i++)
 		bpf_map_delete_elem(cm->procs_fd, &b->gone_keys[i]);
 	rel->procs = b->ngone;

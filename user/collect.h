@@ -35,7 +35,18 @@ const struct value_type *collect_sample_types(bool inuse, size_t *n);
 struct collect_maps {
 	int counts_fd, stacks_fd, procs_fd, stats_fd, vmas_fd;
 	int live_fd; /* -1: no in-use tracking, two values per sample */
+	int ops_fd;  /* -1: no --ops */
 };
+
+/* --ops: one process's calls of one operation. */
+struct collect_op {
+	struct ap_proc_key proc;
+	uint32_t op;
+	uint64_t calls;
+};
+
+/* The processes whose calls of operations collect_stats keeps one by one (for the comments). */
+#define COLLECT_OP_PROCS 32
 
 struct collect_stats {
 	struct ap_stats bpf;		   /* summed over CPUs */
@@ -53,6 +64,10 @@ struct collect_stats {
 	/* alloc_space written, by how its stack's walk ended (enum ap_stack_end) */
 	double end_bytes[AP_END_NR];
 	double shallow_bytes; /* in stacks of 1-2 frames that did not reach a thread's root */
+	/* --ops: calls of each operation, all processes; the first processes' one by one */
+	uint64_t op_calls[AP_MAX_OPS];
+	struct collect_op op_procs[COLLECT_OP_PROCS];
+	size_t nop_procs;     /* (process, operation) pairs with calls, all of them */
 };
 
 /*

@@ -66,6 +66,12 @@ static void report_load(const struct bpf_object *obj, uint64_t start, uint64_t e
 			(double)((i + 1 < n ? p[i + 1].at : end) - p[i].at) / 1e6);
 }
 
+/*
+ * Counters of operations (process, operation) at once: beyond, calls are counted as lost
+ * (AP_STAT_OPS_FULL). Periodic capture releases those of processes gone.
+ */
+#define OPS_ENTRIES 65536
+
 int capture_load(struct capture *c, ring_buffer_sample_fn on_event, struct ring_buffer **events)
 {
 	struct attach_progs progs = {};
@@ -97,7 +103,9 @@ int capture_load(struct capture *c, ring_buffer_sample_fn on_event, struct ring_
 	if (!c->o.alloc_only)
 		c->sessions = attach_sessions_supported(&c->no_sessions);
 	c->placement = (struct placement){ .at_entry = c->o.probe_at_entry,
-					   .return_probes = !c->o.alloc_only };
+					   .return_probes = !c->o.alloc_only,
+					   .ops = c->o.ops,
+					   .nops = c->o.nops };
 	if (c->sessions) {
 		bpf_program__set_expected_attach_type(s->progs.on_alloc_session,
 						      (enum bpf_attach_type)attach_session_type());
@@ -109,7 +117,12 @@ int capture_load(struct capture *c, ring_buffer_sample_fn on_event, struct ring_
 						      (enum bpf_attach_type)attach_multi_type());
 		bpf_program__set_expected_attach_type(s->progs.on_rtld_state,
 						      (enum bpf_attach_type)attach_multi_type());
+		bpf_program__set_expected_attach_type(s->progs.on_op,
+						      (enum bpf_attach_type)attach_multi_type());
 	}
+	/* --ops: one counter per process and operation, taken as processes call them. */
+	bpf_program__set_autoload(s->progs.on_op, c->o.nops > 0);
+	bpf_map__set_max_entries(s->maps.ops, c->o.nops ? OPS_ENTRIES : 1);
 	bpf_program__set_autoload(s->progs.on_alloc_session, c->sessions);
 	bpf_program__set_autoload(s->progs.on_alloc, !c->sessions);
 	bpf_program__set_autoload(s->progs.on_alloc_ret, !c->sessions && !c->o.alloc_only);
@@ -170,6 +183,10 @@ int capture_load(struct capture *c, ring_buffer_sample_fn on_event, struct ring_
 			c->sessions ? "uprobe sessions" : "return probes on every call (slower)",
 			c->sessions ? "" : ": ", c->sessions ? "" : c->no_sessions);
 	progs.rtld_multi = c->sessions;
+	if (c->o.nops) {
+		progs.op = s->progs.on_op;
+		progs.op_multi = c->sessions;
+	}
 	c->att = attacher__new(&progs, bpf_map__fd(s->maps.libs));
 	return 0;
 }

@@ -3,6 +3,7 @@
  * bad value gets one line naming the option and what was expected; nothing else here prints.
  */
 #include "options.h"
+#include "allocator.h"
 #include "allocprof.h"
 #include "exitstatus.h"
 #include "procmaps.h"
@@ -81,6 +82,13 @@ void record_usage(FILE *f)
 	      "                           together (default 2097152, 8 bytes each)\n"
 	      "      --probe-at-entry     probe every function at its first instruction instead\n"
 	      "                           of the first one the kernel emulates (slower)\n"
+	      "      --ops FUNC[,FUNC...] count the calls of each FUNC (a function of the\n"
+	      "                           program or a library it loads; C++ by its symbol\n"
+	      "                           name), per process, into the profile: the\n"
+	      "                           operations of `top --per-op` and `check`; a FUNC\n"
+	      "                           found nowhere is an error (repeatable)\n"
+	      "      --ops N              the program did N operations (a benchmark that\n"
+	      "                           knows its count)\n"
 	      "  -v, --verbose            more detail (-vv: also libbpf's own messages)\n"
 	      "  -h, --help               this text\n"
 	      "\n"
@@ -95,6 +103,59 @@ void record_usage(FILE *f)
 	      "  4  nothing to trace: no process with a recognisable allocator (-a), every\n"
 	      "     -p pid gone or a kernel thread or without an allocator, a CMD without one\n",
 	      f);
+}
+
+static int bad(const char *fmt, const char *arg);
+
+/* An allocator function counts itself: as an operation it would say 1 alloc/op. */
+static bool is_allocator_fn(const char *name)
+{
+	for (size_t i = 0; i < alloc_fns_nr; i++)
+		if (!strcmp(alloc_fns[i].name, name))
+			return true;
+	return false;
+}
+
+/* --ops FUNC[,FUNC...] or --ops N, into o->ops or o->ops_given. */
+static int parse_ops(char *arg, struct record_opts *o)
+{
+	_Static_assert(AP_MAX_OPS == 16, "the message below says 16");
+	uint64_t n;
+	char *save = NULL, *name;
+
+	if (*arg >= '0' && *arg <= '9') {
+		if (parse_u64(arg, 1, UINT64_MAX / 2, &n))
+			return bad("bad --ops '%s': expected function names or a number of "
+				   "operations from 1",
+				   arg);
+		if (o->ops_given)
+			return bad("--ops %s: a number of operations was given already", arg);
+		o->ops_given = n;
+		return 0;
+	}
+	if (!*arg)
+		return bad("empty --ops%s: expected FUNC[,FUNC...] or a number", "");
+	for (name = strtok_r(arg, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		for (const char *ch = name; *ch; ch++)
+			if (*ch == ' ' || *ch == '\t' || *ch == '\n' || *ch == '(')
+				return bad("bad --ops '%s': expected a symbol name (C++: as nm "
+					   "shows it without -C)",
+					   name);
+		if (is_allocator_fn(name))
+			return bad("--ops %s: an allocator function; name the function whose "
+				   "calls are the operations",
+				   name);
+		for (size_t i = 0; i < o->nops; i++)
+			if (!strcmp(o->ops[i], name))
+				return bad("--ops %s: given twice", name);
+		if (o->nops == AP_MAX_OPS)
+			return bad("--ops %s: more than 16 functions", name);
+		o->ops = xrealloc(o->ops, o->nops + 1, sizeof(*o->ops));
+		o->ops[o->nops++] = name;
+	}
+	if (!o->nops)
+		return bad("bad --ops '%s': expected FUNC[,FUNC...] or a number", arg);
+	return 0;
 }
 
 static int bad(const char *fmt, const char *arg)
@@ -180,6 +241,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		OPT_INTERVAL,
 		OPT_OUTPUT_DIR,
 		OPT_KEEP,
+		OPT_OPS,
 	};
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -204,6 +266,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "output-dir", required_argument, NULL, OPT_OUTPUT_DIR },
 		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "ops", required_argument, NULL, OPT_OPS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -354,6 +417,10 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 				return bad("bad --keep '%s': expected a number of files from 1",
 					   optarg);
 			break;
+		case OPT_OPS:
+			if ((ret = parse_ops(optarg, o)))
+				return ret;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -392,6 +459,10 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		return bad("--interval needs --output-dir DIR, where its files go%s", "");
 	if (o->keep && !o->output_dir)
 		return bad("--keep needs --output-dir DIR, whose files it prunes%s", "");
+	if (o->ops_given && o->interval_ns)
+		return bad("--ops N counts the whole run, and --interval writes a file per interval: "
+			   "count the calls of a function instead (--ops FUNC)%s",
+			   "");
 	targets = (o->npids > 0) + o->all + (o->cmd != NULL);
 	if (targets == 0)
 		return bad("no target: give -p PID, -a, or -- CMD%s", "");
@@ -412,4 +483,7 @@ void record_opts__free(struct record_opts *o)
 	o->comms = NULL;
 	free(o->exclude);
 	o->exclude = NULL;
+	free(o->ops);
+	o->ops = NULL;
+	o->nops = 0;
 }

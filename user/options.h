@@ -43,6 +43,9 @@ struct record_opts {
 	uint64_t interval_ns;	/* --interval: one file per interval; 0: one file at the end */
 	const char *output_dir; /* --output-dir: files named allocprof-<host>-<UTC time>.pb.gz */
 	uint64_t keep;		/* --keep: own files kept in output_dir; 0: all */
+	char **ops;		/* --ops: functions whose calls are counted (AP_MAX_OPS at most) */
+	size_t nops;
+	uint64_t ops_given; /* --ops N: the number of operations the program did; 0: none */
 };
 
 /* 0 when the options are good, -1 after --help, else 2 with the reason printed. */

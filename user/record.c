@@ -305,6 +305,7 @@ static void summarize(struct run *r, struct profile *p, const struct collect_sta
 		fprintf(stderr, "allocprof: in use at the end (or at exit): %llu allocations, %s\n",
 			(unsigned long long)(st->inuse_objects + 0.5),
 			fmt_bytes(st->inuse_bytes, b1, sizeof(b1)));
+	report_ops_summary(&r->c, st);
 	if (r->c.o.top && st->samples)
 		top_print(stderr, m, top_sample_index(m, "alloc_space"), r->c.o.top);
 	report_shallow(st, r->c.o.stacks);
@@ -319,6 +320,7 @@ static struct collect_maps capture_maps(const struct capture *c)
 		.stats_fd = bpf_map__fd(c->skel->maps.stats),
 		.vmas_fd = bpf_map__fd(c->skel->maps.vmas),
 		.live_fd = c->o.alloc_only ? -1 : bpf_map__fd(c->skel->maps.live),
+		.ops_fd = c->o.nops ? bpf_map__fd(c->skel->maps.ops) : -1,
 	};
 }
 
@@ -633,6 +635,8 @@ static int watch_failure_status(const struct capture *c, int err)
 {
 	char *path, *elf = NULL;
 
+	if (c->ops_missing)
+		return AP_EXIT_USAGE;
 	if (!c->o.cmd)
 		return err == -ESRCH || err == -EINVAL || err == -ENOENT ? AP_EXIT_NO_TARGET
 									 : AP_EXIT_FAILED;

@@ -191,6 +191,65 @@ static bool said_alone(enum ap_stat_kind kind)
 	return kind == AP_SK_LOST || kind == AP_SK_WARN || kind == AP_SK_NOTE;
 }
 
+/*
+ * --ops: one "ops: NAME COUNT" line per operation, the form readers parse (profile.h), then
+ * who made the calls, for people.
+ */
+static void ops_comments(const struct capture *c, struct profile *p, const struct collect_stats *st)
+{
+	if (c->o.ops_given)
+		profile__add_comment(p, PROFILE_COMMENT_OPS PROFILE_OPS_GIVEN " %llu, as --ops gave",
+				     (unsigned long long)c->o.ops_given);
+	for (size_t i = 0; i < c->o.nops; i++) {
+		struct line l = {};
+		size_t shown = 0, procs = 0;
+
+		profile__add_comment(p, PROFILE_COMMENT_OPS "%s %llu calls, counted at its entry",
+				     c->o.ops[i], (unsigned long long)st->op_calls[i]);
+		for (size_t k = 0; k < st->nop_procs && k < COLLECT_OP_PROCS; k++) {
+			const struct collect_op *o = &st->op_procs[k];
+
+			if (o->op != i)
+				continue;
+			procs++;
+			if (shown++ < 8) {
+				char pid[32];
+
+				snprintf(pid, sizeof(pid), "pid %u", (unsigned)o->proc.pid);
+				line_add(&l, pid, o->calls);
+			}
+		}
+		if (procs)
+			profile__add_comment(p, "calls of %s by process: %s%s", c->o.ops[i], l.s,
+					     st->nop_procs > COLLECT_OP_PROCS || shown > 8 ? "; ..."
+										   : "");
+	}
+}
+
+void report_ops_summary(const struct capture *c, const struct collect_stats *st)
+{
+	char b1[32];
+
+	if (c->o.ops_given)
+		fprintf(stderr, "allocprof: %.2f allocations, %s per operation (%llu, --ops)\n",
+			st->objects / (double)c->o.ops_given,
+			fmt_bytes(st->bytes / (double)c->o.ops_given, b1, sizeof(b1)),
+			(unsigned long long)c->o.ops_given);
+	for (size_t i = 0; i < c->o.nops; i++) {
+		double n = (double)st->op_calls[i];
+
+		if (!st->op_calls[i]) {
+			ap_warn("--ops %s: not called during the capture", c->o.ops[i]);
+			continue;
+		}
+		fprintf(stderr,
+			"allocprof: %.2f allocations, %s per call of %s (%llu calls; all "
+			"allocations of the traced processes, see top --per-op)\n",
+			st->objects / n, fmt_bytes(st->bytes / n, b1, sizeof(b1)), c->o.ops[i],
+			(unsigned long long)st->op_calls[i]);
+	}
+}
+
 void report_comments(const struct capture *c, struct profile *p, const struct collect_stats *st,
 		     uint64_t duration)
 {
@@ -224,6 +283,7 @@ void report_comments(const struct capture *c, struct profile *p, const struct co
 				     (unsigned long long)c->o.sample_bytes);
 	line_stats(&calls, c, b, AP_SK_CALLS);
 	profile__add_comment(p, "%s", calls.s);
+	ops_comments(c, p, st);
 	if (c->o.alloc_only)
 		profile__add_comment(p, "in-use tracking: off (--alloc-only)");
 	else

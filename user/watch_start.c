@@ -71,6 +71,25 @@ static int plan_for_pid(struct capture *c, pid_t pid, struct alloc_plan *plan, c
 	return err;
 }
 
+/*
+ * --ops: is every function named in the plans resolved (`found`, bit n for o.ops[n])? Else
+ * one line for the first missing, and -ENOENT with c->ops_missing set (a bad command line).
+ */
+static int ops_check_found(struct capture *c, uint32_t found, const char *where)
+{
+	for (size_t i = 0; i < c->o.nops; i++) {
+		if (found & (1u << i))
+			continue;
+		ap_err("--ops %s: no function of that name in %s or the libraries loaded (a "
+		       "stripped program keeps only its exported functions; C++: give the symbol "
+		       "as nm shows it)",
+		       c->o.ops[i], where);
+		c->ops_missing = true;
+		return -ENOENT;
+	}
+	return 0;
+}
+
 int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *plan,
 		       const char *what, size_t *added_out)
 {
@@ -82,6 +101,7 @@ int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *plan,
 		*added_out = added;
 	if (err)
 		return err;
+	c->ops_found |= plan->ops_found;
 	c->watch->probes += added;
 	report_note(c, "allocator: %s", plan->libs[plan->malloc_lib].path);
 	if (plan->unsure) {
@@ -143,6 +163,16 @@ int watch_pids(struct capture *c)
 			gone[i] = true;
 			err = 0;
 		}
+	}
+	if (!err && c->o.nops) {
+		uint32_t found = 0;
+		char where[64];
+
+		for (size_t i = 0; i < c->o.npids; i++)
+			found |= plans[i].ops_found;
+		snprintf(where, sizeof(where), c->o.npids == 1 ? "pid %d" : "any of the pids",
+			 (int)c->o.pids[0]);
+		err = ops_check_found(c, found, where);
 	}
 	for (size_t i = 0; i < c->o.npids && !err; i++) {
 		char what[64];
@@ -272,6 +302,9 @@ int watch_all(struct capture *c)
 		ap_err("no process with a recognisable allocator found");
 		return -ENOENT;
 	}
+	/* (After the scan: -a cannot know before it has read every process.) */
+	if (ops_check_found(c, c->ops_found, "any running process"))
+		return -ENOENT;
 	if (failed)
 		report_note(c, "processes whose allocator could not be probed: %zu", failed);
 	ap_info("all processes: allocators of %zu running processes probed", procs);
@@ -341,6 +374,10 @@ int watch_command(struct capture *c)
 	}
 	interp = elf_file__interp(ef);
 	err = plan_for_command(c, elf_path, interp, &plan);
+	if (!err) {
+		snprintf(what, sizeof(what), "'%s'", c->o.cmd[0]);
+		err = ops_check_found(c, plan.ops_found, what);
+	}
 	if (err)
 		goto out;
 	/* Its first stacks are whole: the tables of what it starts with are built meanwhile. */
