@@ -116,14 +116,17 @@ static bool is_allocator_fn(const char *name)
 	return false;
 }
 
-/* --ops FUNC[,FUNC...] or --ops N, into o->ops or o->ops_given. */
-static int parse_ops(char *arg, struct record_opts *o)
+/* --ops FUNC[,FUNC...] or --ops N, into o->ops (copies) or o->ops_given. */
+static int parse_ops(const char *optarg_, struct record_opts *o)
 {
 	_Static_assert(AP_MAX_OPS == 16, "the message below says 16");
 	uint64_t n;
-	char *save = NULL, *name;
+	char *save = NULL, *name, *arg;
+	int ret = 0;
 
-	if (*arg >= '0' && *arg <= '9') {
+	if (*optarg_ >= '0' && *optarg_ <= '9') {
+		const char *arg = optarg_;
+
 		if (parse_u64(arg, 1, UINT64_MAX / 2, &n))
 			return bad("bad --ops '%s': expected function names or a number of "
 				   "operations from 1",
@@ -133,29 +136,33 @@ static int parse_ops(char *arg, struct record_opts *o)
 		o->ops_given = n;
 		return 0;
 	}
-	if (!*arg)
+	if (!*optarg_)
 		return bad("empty --ops%s: expected FUNC[,FUNC...] or a number", "");
-	for (name = strtok_r(arg, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-		for (const char *ch = name; *ch; ch++)
+	arg = xstrdup(optarg_); /* (strtok writes into it; argv may be read-only) */
+	for (name = strtok_r(arg, ",", &save); name && !ret; name = strtok_r(NULL, ",", &save)) {
+		for (const char *ch = name; *ch && !ret; ch++)
 			if (*ch == ' ' || *ch == '\t' || *ch == '\n' || *ch == '(')
-				return bad("bad --ops '%s': expected a symbol name (C++: as nm "
-					   "shows it without -C)",
-					   name);
-		if (is_allocator_fn(name))
-			return bad("--ops %s: an allocator function; name the function whose "
-				   "calls are the operations",
-				   name);
-		for (size_t i = 0; i < o->nops; i++)
+				ret = bad("bad --ops '%s': expected a symbol name (C++: as nm "
+					  "shows it without -C)",
+					  name);
+		if (!ret && is_allocator_fn(name))
+			ret = bad("--ops %s: an allocator function; name the function whose "
+				  "calls are the operations",
+				  name);
+		for (size_t i = 0; i < o->nops && !ret; i++)
 			if (!strcmp(o->ops[i], name))
-				return bad("--ops %s: given twice", name);
-		if (o->nops == AP_MAX_OPS)
-			return bad("--ops %s: more than 16 functions", name);
+				ret = bad("--ops %s: given twice", name);
+		if (!ret && o->nops == AP_MAX_OPS)
+			ret = bad("--ops %s: more than 16 functions", name);
+		if (ret)
+			break;
 		o->ops = xrealloc(o->ops, o->nops + 1, sizeof(*o->ops));
-		o->ops[o->nops++] = name;
+		o->ops[o->nops++] = xstrdup(name);
 	}
-	if (!o->nops)
-		return bad("bad --ops '%s': expected FUNC[,FUNC...] or a number", arg);
-	return 0;
+	if (!ret && !o->nops)
+		ret = bad("bad --ops '%s': expected FUNC[,FUNC...] or a number", optarg_);
+	free(arg);
+	return ret;
 }
 
 static int bad(const char *fmt, const char *arg)
@@ -483,6 +490,8 @@ void record_opts__free(struct record_opts *o)
 	o->comms = NULL;
 	free(o->exclude);
 	o->exclude = NULL;
+	for (size_t i = 0; i < o->nops; i++)
+		free(o->ops[i]);
 	free(o->ops);
 	o->ops = NULL;
 	o->nops = 0;

@@ -295,6 +295,40 @@ TEST(placement_at_entry)
 	return true;
 }
 
+/*
+ * Operations (--ops) resolve as the program binds them, first definition in load order, local
+ * functions of the program included; one not found has no site and no bit in ops_found.
+ */
+TEST(operations_resolved)
+{
+	static char *const ops[] = { "handle_request", "strdup", "no_such_function" };
+	static const struct placement with_ops = { .return_probes = true, .ops = ops, .nops = 3 };
+	const struct probe_site *found[3] = { NULL };
+	struct alloc_plan p, q;
+
+	TRY(plan_for("requests", NULL, false, &with_ops, &p));
+	CHECK_INT(p.ops_found, 3u);
+	for (size_t i = 0; i < p.nsites; i++)
+		if (p.sites[i].op) {
+			CHECK(p.sites[i].fn < 3 && !found[p.sites[i].fn], "op site %zu: op %u", i,
+			      p.sites[i].fn);
+			found[p.sites[i].fn] = &p.sites[i];
+			CHECK(!p.sites[i].wrapper, "op %u marked as a wrapper", p.sites[i].fn);
+		}
+	CHECK(found[0] && found[1] && !found[2], "op sites %p %p %p", (void *)found[0],
+	      (void *)found[1], (void *)found[2]);
+	CHECK_STR(base(p.libs[found[0]->lib].path), "requests");
+	CHECK_STR(base(p.libs[found[1]->lib].path), "libc.so.6");
+	CHECK_STR(probe_site__name(found[0]), "handle_request");
+	/* The allocator's sites are the same with operations or without. */
+	TRY(plan_for("requests", NULL, false, &default_placement, &q));
+	CHECK_INT(q.nsites + 2, p.nsites);
+	CHECK_INT(q.ops_found, 0u);
+	alloc_plan__free(&p);
+	alloc_plan__free(&q);
+	return true;
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 /* clang-format off */
@@ -307,6 +341,7 @@ static const struct unit_test tests[] = {
 	T(static_program_uses_its_own),
 	T(no_allocator),
 	T(placement_at_entry),
+	T(operations_resolved),
 };
 /* clang-format on */
 

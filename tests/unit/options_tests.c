@@ -372,6 +372,41 @@ TEST(process_filters)
 	return true;
 }
 
+TEST(operations)
+{
+	struct record_opts o;
+
+	TRY(good(ARGS("--ops", "handle_request,_ZN3App6handleEv", "--ops=parse", "--", "true"),
+		 &o));
+	CHECK_INT(o.nops, 3);
+	CHECK_STR(o.ops[0], "handle_request");
+	CHECK_STR(o.ops[1], "_ZN3App6handleEv");
+	CHECK_STR(o.ops[2], "parse");
+	CHECK_U64(o.ops_given, 0);
+	record_opts__free(&o);
+	CHECK(!o.ops && !o.nops, "record_opts__free leaves the operations");
+	TRY(good(ARGS("--ops", "1000", "--", "true"), &o));
+	CHECK_U64(o.ops_given, 1000);
+	CHECK_INT(o.nops, 0);
+	record_opts__free(&o);
+	TRY(refused(ARGS("--ops", "malloc", "--", "true"),
+		    "--ops malloc: an allocator function; name the function whose calls are the "
+		    "operations"));
+	TRY(refused(ARGS("--ops", "f,,g", "--ops", "g,f", "--", "true"), "--ops g: given twice"));
+	TRY(refused(ARGS("--ops", "0", "--", "true"),
+		    "bad --ops '0': expected function names or a number of operations from 1"));
+	TRY(refused(ARGS("--ops", "12x", "--", "true"),
+		    "bad --ops '12x': expected function names or a number of operations from 1"));
+	TRY(refused(ARGS("--ops", ",", "--", "true"),
+		    "bad --ops ',': expected FUNC[,FUNC...] or a number"));
+	TRY(refused(ARGS("--ops", "App::handle(int)", "--", "true"),
+		    "bad --ops 'App::handle(int)': expected a symbol name (C++: as nm shows it "
+		    "without -C)"));
+	TRY(refused(ARGS("--ops", "3", "--ops", "4", "--", "true"),
+		    "--ops 4: a number of operations was given already"));
+	return true;
+}
+
 TEST(bad_pid_lists)
 {
 	TRY(refused(ARGS("-p", "1,,2"), "bad pid list '1,,2': expected PID[,PID...]"));
@@ -580,6 +615,7 @@ static const struct unit_test tests[] = {
 	T(first_error_only),
 	T(pid_lists),
 	T(process_filters),
+	T(operations),
 	T(bad_pid_lists),
 	T(durations),
 	T(bad_durations),
