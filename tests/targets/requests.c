@@ -5,6 +5,7 @@
  * the handler must not include.
  *
  *   requests [--requests N] [--threads N] [--extra N] [--bigger N] [--wait] [--expect FILE]
+ *            [--time]
  *
  * Per request: parse_headers() 3 x malloc(64); build_response() calloc(4, 128) and
  * malloc(1000); log_line() malloc(100): 6 allocations, 1804 bytes. --extra N: N more
@@ -14,7 +15,8 @@
  *
  * --expect FILE: "NAME N" lines, what was done: requests, per_request_objects,
  * per_request_bytes (the C library allocates outside requests too: threads, the file).
- * --wait: block until SIGUSR1 first.
+ * --wait: block until SIGUSR1 first. --time: say on stderr how long the requests took
+ * (scripts/ops-cost.sh).
  * Memory is freed as it goes; nothing here measures speed.
  */
 #include <alloca.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wait_usr1.h"
 
@@ -115,7 +118,8 @@ NOINLINE void shut_down(void **pool)
 int main(int argc, char **argv)
 {
 	const char *expect = NULL;
-	int threads = 1, wait = 0;
+	int threads = 1, wait = 0, timed = 0;
+	struct timespec t0, t1;
 	pthread_t t[64];
 	void *pool[10];
 
@@ -132,6 +136,8 @@ int main(int argc, char **argv)
 			expect = argv[++i];
 		else if (!strcmp(argv[i], "--wait"))
 			wait = 1;
+		else if (!strcmp(argv[i], "--time"))
+			timed = 1;
 		else {
 			fprintf(stderr, "requests: bad argument '%s'\n", argv[i]);
 			return 2;
@@ -145,13 +151,21 @@ int main(int argc, char **argv)
 	if (wait)
 		wait_usr1("requests");
 	start_up(pool);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 1; i < threads; i++)
 		if (pthread_create(&t[i], NULL, serve, NULL))
 			abort();
 	serve(NULL);
 	for (int i = 1; i < threads; i++)
 		pthread_join(t[i], NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	shut_down(pool);
+	if (timed) {
+		double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+
+		fprintf(stderr, "requests: %lld requests in %.0f ns: %.1f ns per request\n",
+			(long long)nrequests * threads, ns, ns / ((double)nrequests * threads));
+	}
 	if (expect) {
 		FILE *f = fopen(expect, "w");
 
