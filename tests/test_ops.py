@@ -75,6 +75,18 @@ class Ops(Case):
         prof, _ = self.run_requests("1234", extra_record=["--exact"])
         self.assertEqual(ops_of(prof), {"operations": 1234})
 
+    def test_cxx_function_by_its_demangled_name(self):
+        # site_new(int) is _Z8site_newi: found by the name a person reads, without its
+        # parameters; one call, one new.
+        out, exp = self.path("c.pb.gz"), self.path("c.exp")
+        proc = record(["-q", "--exact", "--ops", "site_new", "-o", out, "--",
+                       target("cxxsites"), "--expect", exp])
+        self.assertRecorded(proc)
+        calls = read_expect_all(exp)["site_new"][0]
+        prof = pprofraw.read(out)
+        self.assertEqual(ops_of(prof), {"site_new": calls})
+        self.assertEqual(cum(prof, "site_new(int)", "alloc_objects"), calls)
+
     def test_summary_says_allocations_per_call(self):
         out = self.path("s.pb.gz")
         proc = record(["--exact", "-n", "0", "--ops", "handle_request", "-o", out, "--",
@@ -175,7 +187,7 @@ class OpsErrors(Case):
         for args, text in ((["--ops", "malloc"], "allocator function"),
                            (["--ops", ""], "--ops"),
                            (["--ops", "0"], "bad --ops '0'"),
-                           (["--ops", "f(int)"], "symbol name"),
+                           (["--ops", "f(int)"], "without parameters"),
                            (["--ops", "a,a"], "given twice"),
                            (["--ops", ",".join("f%d" % i for i in range(17))], "16"),
                            (["--ops", "5", "--interval", "1s", "--output-dir", self.tmp],

@@ -7,6 +7,7 @@
 #include "allocator.h"
 #include "elffile.h"
 #include "probesite.h"
+#include "symbolize.h"
 #include "util.h"
 
 #include <errno.h>
@@ -237,10 +238,74 @@ static bool forwards_to_free(const char *path)
 	return !strncmp(base, "libstdc++.so", 12) || !strncmp(base, "libc++.so", 9);
 }
 
+/* A C++ function looked for by its demangled name, without its parameters. */
+struct cxx_match {
+	const char *want; /* "Server::handle" */
+	const char *last; /* its last component, a prefilter on mangled names: "handle" */
+	struct elf_sym sym;
+	size_t n;	 /* distinct functions that match */
+	char first[96]; /* the first one's demangled name, for messages */
+};
+
+static bool cxx_match_one(void *ctx, const char *name, const struct elf_sym *sym)
+{
+	struct cxx_match *m = ctx;
+	char *d, *paren;
+
+	if (strncmp(name, "_Z", 2) || !strstr(name, m->last))
+		return false;
+	d = demangle(name);
+	if (!d)
+		return false;
+	paren = strchr(d, '(');
+	if (paren)
+		*paren = 0;
+	if (!strcmp(d, m->want) && (!m->n || m->sym.vaddr != sym->vaddr)) {
+		if (paren)
+			*paren = '(';
+		if (!m->n++) {
+			m->sym = *sym;
+			snprintf(m->first, sizeof(m->first), "%s", d);
+		}
+	}
+	free(d);
+	return false;
+}
+
+/*
+ * The first object in load order with a C++ function named `name` once demangled, its
+ * parameters left out ("Server::handle" for _ZN6Server6handleERK7Request). Only one function
+ * may match there (overloads: give the symbol). -1 when none matches.
+ */
+static int find_cxx(struct candidate *c, size_t n, const char *name, struct elf_sym *sym,
+		    const char *path_of_lib[])
+{
+	const char *colon = strrchr(name, ':');
+	struct cxx_match m = { .want = name, .last = colon ? colon + 1 : name };
+
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].ef)
+			continue;
+		elf_file__each_function(c[i].ef, cxx_match_one, &m);
+		if (m.n == 1) {
+			*sym = m.sym;
+			return (int)i;
+		}
+		if (m.n > 1) {
+			ap_warn("--ops %s: %zu functions of that name in %s (%s, ...): give the one "
+				"meant as nm shows it",
+				name, m.n, path_of_lib[i], m.first);
+			return -1;
+		}
+	}
+	return -1;
+}
+
 /*
  * An operation (--ops): the first definition in load order of a function by that name, local
- * ones included (a program's handler is rarely exported), probed where nothing but its entry
- * matters: the first emulated instruction every call executes, no register read.
+ * ones included (a program's handler is rarely exported), or else of a C++ function by its
+ * demangled name; probed where nothing but its entry matters: the first emulated instruction
+ * every call executes, no register read.
  */
 static void add_op_site(struct alloc_plan *p, size_t *cap, struct candidate *c, size_t n,
 			unsigned int op, const struct placement *pl)
@@ -254,8 +319,18 @@ static void add_op_site(struct alloc_plan *p, size_t *cap, struct candidate *c, 
 	for (i = 0; i < n; i++)
 		if (c[i].ef && !elf_file__lookup(c[i].ef, name, &sym) && !sym.object)
 			break;
-	if (i == n)
-		return;
+	if (i == n) {
+		const char **paths = xcalloc(n ? n : 1, sizeof(*paths));
+		int k;
+
+		for (size_t j = 0; j < n; j++)
+			paths[j] = p->libs[c[j].lib].path;
+		k = find_cxx(c, n, name, &sym, paths);
+		free(paths);
+		if (k < 0)
+			return;
+		i = (size_t)k;
+	}
 	if (sym.ifunc) {
 		ap_warn("--ops %s in %s is resolved at run time (IFUNC); not counted", name,
 			p->libs[c[i].lib].path);

@@ -244,6 +244,25 @@ int elf_file__lookup(const struct elf_file *ef, const char *name, struct elf_sym
 	return 0;
 }
 
+bool elf_file__each_function(const struct elf_file *ef,
+			     bool (*fn)(void *ctx, const char *name, const struct elf_sym *sym),
+			     void *ctx)
+{
+	for (size_t i = 0; i < ef->nsyms; i++) {
+		const struct sym *y = &ef->syms[i];
+		struct elf_sym out = {
+			.vaddr = y->vaddr,
+			.size = y->size,
+			.ifunc = y->ifunc,
+			.dynamic = y->dynamic,
+		};
+
+		if (!y->object && fn(ctx, y->name, &out))
+			return true;
+	}
+	return false;
+}
+
 const char *elf_file__interp(const struct elf_file *ef)
 {
 	return ef->interp;

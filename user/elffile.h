@@ -31,6 +31,14 @@ void elf_file__free(struct elf_file *ef);
  */
 int elf_file__lookup(const struct elf_file *ef, const char *name, struct elf_sym *out);
 
+/*
+ * Calls fn for every function symbol (.dynsym, then .symtab, by name), until it returns
+ * true. True when one did.
+ */
+bool elf_file__each_function(const struct elf_file *ef,
+			     bool (*fn)(void *ctx, const char *name, const struct elf_sym *sym),
+			     void *ctx);
+
 const char *elf_file__interp(const struct elf_file *ef);   /* PT_INTERP, NULL if none */
 bool elf_file__is_dyn(const struct elf_file *ef);	   /* ET_DYN (PIE or library) */
 const char *elf_file__build_id(const struct elf_file *ef); /* lowercase hex, "" if none */

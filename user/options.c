@@ -83,10 +83,11 @@ void record_usage(FILE *f)
 	      "      --probe-at-entry     probe every function at its first instruction instead\n"
 	      "                           of the first one the kernel emulates (slower)\n"
 	      "      --ops FUNC[,FUNC...] count the calls of each FUNC (a function of the\n"
-	      "                           program or a library it loads; C++ by its symbol\n"
-	      "                           name), per process, into the profile: the\n"
-	      "                           operations of `top --per-op` and `check`; a FUNC\n"
-	      "                           found nowhere is an error (repeatable)\n"
+	      "                           program or a library it loads; C++: ns::Class::fn\n"
+	      "                           without parameters, or the symbol), per process,\n"
+	      "                           into the profile: the operations of `top --per-op`,\n"
+	      "                           `check` and `diff`; a FUNC found nowhere is an\n"
+	      "                           error (repeatable)\n"
 	      "      --ops N              the program did N operations (a benchmark that\n"
 	      "                           knows its count)\n"
 	      "  -v, --verbose            more detail (-vv: also libbpf's own messages)\n"
@@ -142,8 +143,8 @@ static int parse_ops(const char *optarg_, struct record_opts *o)
 	for (name = strtok_r(arg, ",", &save); name && !ret; name = strtok_r(NULL, ",", &save)) {
 		for (const char *ch = name; *ch && !ret; ch++)
 			if (*ch == ' ' || *ch == '\t' || *ch == '\n' || *ch == '(')
-				ret = bad("bad --ops '%s': expected a symbol name (C++: as nm "
-					  "shows it without -C)",
+				ret = bad("bad --ops '%s': expected a function name (C++: "
+					  "ns::Class::fn without parameters, or the symbol)",
 					  name);
 		if (!ret && is_allocator_fn(name))
 			ret = bad("--ops %s: an allocator function; name the function whose "

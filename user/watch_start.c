@@ -81,8 +81,7 @@ static int ops_check_found(struct capture *c, uint32_t found, const char *where)
 		if (found & (1u << i))
 			continue;
 		ap_err("--ops %s: no function of that name in %s or the libraries loaded (a "
-		       "stripped program keeps only its exported functions; C++: give the symbol "
-		       "as nm shows it)",
+		       "stripped program keeps only its exported functions)",
 		       c->o.ops[i], where);
 		c->ops_missing = true;
 		return -ENOENT;

@@ -400,8 +400,8 @@ TEST(operations)
 	TRY(refused(ARGS("--ops", ",", "--", "true"),
 		    "bad --ops ',': expected FUNC[,FUNC...] or a number"));
 	TRY(refused(ARGS("--ops", "App::handle(int)", "--", "true"),
-		    "bad --ops 'App::handle(int)': expected a symbol name (C++: as nm shows it "
-		    "without -C)"));
+		    "bad --ops 'App::handle(int)': expected a function name (C++: ns::Class::fn "
+		    "without parameters, or the symbol)"));
 	TRY(refused(ARGS("--ops", "3", "--ops", "4", "--", "true"),
 		    "--ops 4: a number of operations was given already"));
 	return true;
