@@ -71,6 +71,18 @@ class Ops(Case):
         self.assertTrue(any(c.startswith("sampling: one per ") for c in prof.comments))
         self.assertEqual(ops_of(prof), {"handle_request": 4000})
 
+    def test_classic_probes_and_links_per_target(self):
+        # A kernel without uprobe_multi links (as ALLOCPROF_NO_SESSIONS plays one): a link
+        # per site; --no-follow: links for the command's pid alone; --alloc-only too.
+        for env, args in (({"ALLOCPROF_NO_SESSIONS": "1"}, []), ({}, ["--no-follow"]),
+                          ({}, ["--alloc-only"])):
+            out = self.path("c.pb.gz")
+            proc = record(["-q", "--exact", "--ops", "handle_request", "-o", out, *args, "--",
+                           REQUESTS, "--requests", "321"], env={**os.environ, **env})
+            self.assertRecorded(proc, str((env, args)))
+            self.assertEqual(ops_of(pprofraw.read(out)), {"handle_request": 321},
+                             str((env, args)))
+
     def test_given_number(self):
         prof, _ = self.run_requests("1234", extra_record=["--exact"])
         self.assertEqual(ops_of(prof), {"operations": 1234})
