@@ -77,7 +77,8 @@ class TopPerOp(Profiles):
         path = self.write(bench_profile())
         for args in (["--per-op", path], [path, "--per-op"], ["--per-op=handle", path],
                      [path, "--per-op=handle"], ["--per-op", "handle", path],
-                     [path, "--per-op", "handle"], ["-per-op", path], ["-per_op=handle", path]):
+                     [path, "--per-op", "handle"], ["-per-op", path], ["-per_op=handle", path],
+                     ["--per-op", path, "-n", "10"], ["--per-op", "-n", "10", path]):
             proc = run("top", *args)
             self.assertEqual((proc.returncode, proc.stdout, proc.stderr),
                              (0, self.WANT, ""), args)
