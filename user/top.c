@@ -429,6 +429,8 @@ int cmd_top(int argc, char **argv)
 	}
 	if (per_op) {
 		err = per_op_print(p, name, index ? si : -1, per_op_fn, n);
+		if (!err) /* shallow stacks make cum per operation say as little */
+			shallow_note(stdout, p);
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return err;
 	}
