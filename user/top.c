@@ -3,8 +3,9 @@
  * flat and cumulative values like `pprof -top`. Works on the decoded message, ours or Go's.
  */
 #include "top.h"
+#include "comments.h"
 #include "exitstatus.h"
-#include "hashmap.h"
+#include "funcstats.h"
 #include "pprof.h"
 #include "profile.h"
 #include "util.h"
@@ -12,17 +13,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct row {
-	const char *name;
-	const char *file;
-	int64_t best_line, best_line_flat;
-	int64_t flat, cum;
-	uint64_t last_sample; /* to count cum once per sample */
-};
 
 int top_sample_index(const Perftools__Profiles__Profile *p, const char *name)
 {
@@ -76,38 +70,19 @@ static void put_escaped(FILE *out, const char *s)
 	free(e);
 }
 
-static int row_cmp(const void *a, const void *b)
+/* " (file.c:12)" after a function's name: the file's last component, when it has one. */
+static void put_file(FILE *out, const struct fs_row *r)
 {
-	const struct row *x = a, *y = b;
+	const char *base;
 
-	if (x->flat != y->flat)
-		return x->flat < y->flat ? 1 : -1;
-	if (x->cum != y->cum)
-		return x->cum < y->cum ? 1 : -1;
-	return strcmp(x->name, y->name);
-}
-
-/*
- * The rows top_print visits: every line of every location of every sample. A small file can
- * ask for very many (one location of a million lines in a million samples): bounded here.
- */
-#define MAX_WORK (1ull << 26)
-
-static uint64_t top_work(const Perftools__Profiles__Profile *p)
-{
-	struct hashmap *lines = hashmap__new();
-	uint64_t work = 0, n;
-
-	for (size_t i = 0; i < p->n_location; i++)
-		hashmap__put(lines, &p->location[i]->id, sizeof(uint64_t),
-			     p->location[i]->n_line ? p->location[i]->n_line : 1);
-	for (size_t s = 0; s < p->n_sample && work <= MAX_WORK; s++)
-		for (size_t k = 0; k < p->sample[s]->n_location_id; k++)
-			if (hashmap__get(lines, &p->sample[s]->location_id[k], sizeof(uint64_t),
-					 &n))
-				work += n;
-	hashmap__free(lines);
-	return work;
+	if (!*r->file)
+		return;
+	base = strrchr(r->file, '/');
+	fputs(" (", out);
+	put_escaped(out, base ? base + 1 : r->file);
+	if (r->line)
+		fprintf(out, ":%" PRId64, r->line);
+	fputc(')', out);
 }
 
 /*
@@ -123,94 +98,21 @@ static const char *line_prefix(FILE *out)
 void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t n)
 {
 	const char *pfx = line_prefix(out);
-	struct hashmap *loc_idx = hashmap__new(), *fn_idx = hashmap__new(),
-		       *row_of = hashmap__new();
-	struct row *rows = NULL;
-	uint64_t *fn_row;
-	size_t nrows = 0, cap = 0;
 	const char *unit = pprof_str(p, p->sample_type[si]->unit);
-	int64_t total = 0, sum = 0;
+	struct funcstats *fs = funcstats__build(p, si, NULL);
+	int64_t sum = 0;
 	char b1[32], b2[32];
 
-	for (size_t i = 0; i < p->n_location; i++)
-		hashmap__put(loc_idx, &p->location[i]->id, sizeof(uint64_t), i);
-	for (size_t i = 0; i < p->n_function; i++)
-		hashmap__put(fn_idx, &p->function[i]->id, sizeof(uint64_t), i);
-	/* Each function's row, found by its name once: names are not hashed again per line. */
-	fn_row = xcalloc(p->n_function ? p->n_function : 1, sizeof(*fn_row));
-	for (size_t i = 0; i < p->n_function; i++)
-		fn_row[i] = UINT64_MAX;
-
-	for (size_t s = 0; s < p->n_sample; s++) {
-		const Perftools__Profiles__Sample *smp = p->sample[s];
-		int64_t v = (size_t)si < smp->n_value ? smp->value[si] : 0;
-		bool leaf = true;
-
-		total = add_sat(total, v);
-		for (size_t k = 0; k < smp->n_location_id; k++) {
-			uint64_t li, fi, ri;
-			const Perftools__Profiles__Location *loc;
-
-			if (!hashmap__get(loc_idx, &smp->location_id[k], sizeof(uint64_t), &li))
-				continue;
-			loc = p->location[li];
-			/* Lines are innermost first: line[0] of the leaf location is the site. */
-			for (size_t l = 0; l < loc->n_line || (l == 0 && !loc->n_line); l++) {
-				const char *name = NULL, *file = "";
-				char addr[32];
-				struct row *r;
-				int64_t lineno = 0;
-
-				fi = UINT64_MAX;
-				if (loc->n_line && hashmap__get(fn_idx, &loc->line[l]->function_id,
-								sizeof(uint64_t), &fi)) {
-					name = pprof_str(p, p->function[fi]->name);
-					file = pprof_str(p, p->function[fi]->filename);
-					lineno = loc->line[l]->line;
-				}
-				if (!name || !*name) {
-					snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
-					name = addr;
-					fi = UINT64_MAX;
-				}
-				if (fi != UINT64_MAX && fn_row[fi] != UINT64_MAX) {
-					ri = fn_row[fi];
-				} else if (!hashmap__get(row_of, name, strlen(name), &ri)) {
-					grow((void **)&rows, &cap, nrows + 1, sizeof(*rows));
-					rows[nrows] = (struct row){ .name = xstrdup(name),
-								    .file = file,
-								    .last_sample = UINT64_MAX };
-					hashmap__put(row_of, name, strlen(name), nrows);
-					ri = nrows++;
-				}
-				if (fi != UINT64_MAX)
-					fn_row[fi] = ri;
-				r = &rows[ri];
-				if (leaf) {
-					r->flat = add_sat(r->flat, v);
-					if (lineno && (!r->best_line || v > r->best_line_flat)) {
-						r->best_line = lineno;
-						r->best_line_flat = v;
-					}
-				}
-				if (r->last_sample != s) {
-					r->cum = add_sat(r->cum, v);
-					r->last_sample = s;
-				}
-				leaf = false;
-			}
-		}
-	}
-	if (nrows) /* rows is NULL then, which qsort must not be given */
-		qsort(rows, nrows, sizeof(*rows), row_cmp);
-	fprintf(out, "%sTop %zu of %zu functions by ", pfx, n < nrows ? n : nrows, nrows);
+	funcstats__sort(fs, fs_row_cmp_flat);
+	fprintf(out, "%sTop %zu of %zu functions by ", pfx, n < fs->nrows ? n : fs->nrows,
+		fs->nrows);
 	put_escaped(out, pprof_str(p, p->sample_type[si]->type));
-	fprintf(out, ", total %s\n", fmt_value(total, unit, b1, sizeof(b1)));
+	fprintf(out, ", total %s\n", fmt_value(fs->total, unit, b1, sizeof(b1)));
 	fprintf(out, "%s%12s %7s %7s %12s %7s  %s\n", pfx, "flat", "flat%", "sum%", "cum", "cum%",
 		"function");
-	for (size_t i = 0; i < nrows && i < n; i++) {
-		struct row *r = &rows[i];
-		double d = total ? (double)total : 1;
+	for (size_t i = 0; i < fs->nrows && i < n; i++) {
+		const struct fs_row *r = &fs->rows[i];
+		double d = fs->total ? (double)fs->total : 1;
 
 		sum = add_sat(sum, r->flat);
 		fprintf(out, "%s%12s %6.2f%% %6.2f%% %12s %6.2f%%  ", pfx,
@@ -218,24 +120,115 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 			100.0 * (double)sum / d, fmt_value(r->cum, unit, b2, sizeof(b2)),
 			100.0 * (double)r->cum / d);
 		put_escaped(out, r->name);
-		if (r->file && *r->file) {
-			const char *base = strrchr(r->file, '/');
-
-			fputs(" (", out);
-			put_escaped(out, base ? base + 1 : r->file);
-			if (r->best_line)
-				fprintf(out, ":%" PRId64, r->best_line);
-			fputc(')', out);
-		}
+		put_file(out, r);
 		fputc('\n', out);
 	}
-	for (size_t i = 0; i < nrows; i++)
-		free((char *)rows[i].name);
-	free(rows);
-	free(fn_row);
-	hashmap__free(loc_idx);
-	hashmap__free(fn_idx);
-	hashmap__free(row_of);
+	funcstats__free(fs);
+}
+
+/* The 99% interval's half-width in standard deviations, of a normal approximation. */
+#define Z99 2.576
+
+/* A count per operation: a few significant digits, whole numbers from 1000 on. */
+static const char *fmt_count_op(double v, char *buf, size_t len)
+{
+	if (v == 0)
+		snprintf(buf, len, "0");
+	else if (fabs(v) >= 1000)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%.4g", v);
+	return buf;
+}
+
+/* Bytes per operation: below a KiB with a few significant digits (0.3 B), then fmt_bytes. */
+static const char *fmt_bytes_op(double v, char *buf, size_t len)
+{
+	if (fabs(v) >= 1024)
+		return fmt_bytes(v, buf, len);
+	if (v == 0)
+		snprintf(buf, len, "0 B");
+	else
+		snprintf(buf, len, "%.4g B", v);
+	return buf;
+}
+
+/* "v" or, when sampled, "v ±e" (e: the 99% interval's half-width), into buf. */
+static const char *fmt_op(double v, double var, bool sampled, bool bytes, char *buf, size_t len)
+{
+	char a[32], b[32];
+
+	if (bytes)
+		fmt_bytes_op(v, a, sizeof(a));
+	else
+		fmt_count_op(v, a, sizeof(a));
+	if (!sampled)
+		snprintf(buf, len, "%s", a);
+	else if (bytes)
+		snprintf(buf, len, "%s ±%s", a, fmt_bytes_op(Z99 * sqrt(var), b, sizeof(b)));
+	else
+		snprintf(buf, len, "%s ±%s", a, fmt_count_op(Z99 * sqrt(var), b, sizeof(b)));
+	return buf;
+}
+
+/*
+ * `top --per-op`: alloc_objects and alloc_space of each function divided by the operations
+ * counted, flat and cum, sorted by cum of `by_bytes`'s type; the header says the divisor.
+ */
+static void top_print_per_op(FILE *out, const Perftools__Profiles__Profile *p, int io, int ib,
+			     const struct prof_info *info, const struct prof_op *op, bool by_bytes,
+			     size_t n)
+{
+	struct funcstats *fo = funcstats__build(p, io, info), *fb = funcstats__build(p, ib, info);
+	struct funcstats *key = by_bytes ? fb : fo;
+	const double ops = (double)op->count, ops2 = ops * ops;
+	const bool sampled = fo->sampled || fb->sampled;
+	const int w = sampled ? 24 : 15;
+	char b1[96], b2[96], b3[96], b4[96], desc[512];
+
+	funcstats__sort(key, fs_row_cmp_cum);
+	fprintf(out, "per operation: ");
+	put_escaped(out, prof_op_describe(op, desc, sizeof(desc)));
+	fprintf(out, "\n");
+	fprintf(out, "Top %zu of %zu functions by cum %s, total %s allocs/op, %s/op\n",
+		n < key->nrows ? n : key->nrows, key->nrows, by_bytes ? "bytes/op" : "allocs/op",
+		fmt_op((double)fo->total / ops, fo->var_total / ops2, sampled, false, b1,
+		       sizeof(b1)),
+		fmt_op((double)fb->total / ops, fb->var_total / ops2, sampled, true, b2,
+		       sizeof(b2)));
+	fprintf(out, "%*s %*s %*s %*s  %s\n", 15, "flat allocs/op", w, "cum allocs/op", 15,
+		"flat bytes/op", w, "cum bytes/op", "function");
+	for (size_t i = 0; i < key->nrows && i < n; i++) {
+		const struct fs_row *k = &key->rows[i];
+		const struct fs_row *ro = by_bytes ? funcstats__row(fo, k->name) : k;
+		const struct fs_row *rb = by_bytes ? k : funcstats__row(fb, k->name);
+
+		if (!ro || !rb) /* the same stacks give the same names: not reached */
+			continue;
+		fprintf(out, "%15s %*s %15s %*s  ",
+			fmt_op((double)ro->flat / ops, 0, false, false, b1, sizeof(b1)), w,
+			fmt_op((double)ro->cum / ops, ro->var_cum / ops2, sampled, false, b2,
+			       sizeof(b2)),
+			fmt_op((double)rb->flat / ops, 0, false, true, b3, sizeof(b3)), w,
+			fmt_op((double)rb->cum / ops, rb->var_cum / ops2, sampled, true, b4,
+			       sizeof(b4)));
+		put_escaped(out, k->name);
+		put_file(out, k);
+		fputc('\n', out);
+	}
+	if (sampled)
+		fprintf(out,
+			"Note: sampled (one allocation per %s on average): ± is a 99%% "
+			"interval; the totals' are ±%.1f%% (allocs), ±%.1f%% (bytes).\n",
+			fmt_bytes(info->mean_bytes, b1, sizeof(b1)),
+			fo->total ? 100 * Z99 * sqrt(fo->var_total) / fabs((double)fo->total) : 0.0,
+			fb->total ? 100 * Z99 * sqrt(fb->var_total) / fabs((double)fb->total)
+				  : 0.0);
+	else if (info->sampling == PROF_SAMPLING_UNKNOWN)
+		fprintf(out, "Note: the profile does not say how it was sampled: its values are "
+			     "taken as exact.\n");
+	funcstats__free(fo);
+	funcstats__free(fb);
 }
 
 /*
@@ -272,24 +265,65 @@ static void shallow_note(FILE *out, const Perftools__Profiles__Profile *p)
 	}
 }
 
+/* --per-op: the divisor and the two types found, or one line and exit status 2. */
+static int per_op_print(const Perftools__Profiles__Profile *p, const char *name, int si,
+			const char *fn, size_t n)
+{
+	int io = top_sample_index(p, "alloc_objects"), ib = top_sample_index(p, "alloc_space");
+	const struct prof_op *op;
+	struct prof_info info;
+	char why[768];
+
+	if (io < 0 || ib < 0 || strcmp(pprof_str(p, p->sample_type[io]->type), "alloc_objects") ||
+	    strcmp(pprof_str(p, p->sample_type[ib]->type), "alloc_space")) {
+		ap_err("%s: --per-op needs the sample types alloc_objects and alloc_space", name);
+		return AP_EXIT_USAGE;
+	}
+	if (si >= 0 && si != io && si != ib) {
+		ap_err("top: --per-op sorts by alloc_objects or alloc_space, not '%s'",
+		       pprof_str(p, p->sample_type[si]->type));
+		return AP_EXIT_USAGE;
+	}
+	prof_info__read(p, &info);
+	op = prof_info__divisor(&info, fn, why, sizeof(why));
+	if (!op) {
+		ap_err("%s: %s", name, why);
+		prof_info__free(&info);
+		return AP_EXIT_USAGE;
+	}
+	top_print_per_op(stdout, p, io, ib, &info, op, si == ib, n);
+	prof_info__free(&info);
+	return AP_EXIT_OK;
+}
+
 static void top_usage(FILE *f)
 {
-	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE]\n"
+	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE] [--per-op[=FUNC]]\n"
 	      "\n"
 	      "Prints the top functions of a pprof profile (gzipped, zlib'd or plain, any\n"
 	      "producer). FILE may be a pipe, or - for standard input.\n"
+	      "\n"
+	      "With --per-op, the allocations and bytes of each function per operation that\n"
+	      "`record --ops` counted, flat and cum, sorted by cum allocs/op (or by cum\n"
+	      "bytes/op with --sample-index alloc_space); for a sampled profile each cum value\n"
+	      "has its 99% interval.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -n N                     how many functions (default 10)\n"
 	      "      --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
 	      "                           (default: the profile's default type)\n"
+	      "      --per-op[=FUNC]      per operation; FUNC chooses the operation when the\n"
+	      "                           profile counted several. `--per-op FUNC` also works:\n"
+	      "                           the word after --per-op is FUNC, unless it is the\n"
+	      "                           only argument left for FILE\n"
 	      "  pprof's spellings work too: -sample_index=TYPE, -nodecount=N\n"
 	      "  -h, --help               this text\n"
 	      "\n"
 	      "Exit status:\n"
 	      "  0  the summary was printed\n"
 	      "  1  the profile could not be read (missing, corrupt, too large or complex)\n"
-	      "  2  bad command line, or a sample type the profile does not have\n",
+	      "  2  bad command line, a sample type the profile does not have, or --per-op\n"
+	      "     without one operation to divide by\n",
 	      f);
 }
 
@@ -300,11 +334,14 @@ int cmd_top(int argc, char **argv)
 		{ "sample-index", required_argument, NULL, 's' },
 		{ "sample_index", required_argument, NULL, 's' },
 		{ "nodecount", required_argument, NULL, 'n' },
+		{ "per-op", optional_argument, NULL, 'o' },
+		{ "per_op", optional_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	Perftools__Profiles__Profile *p;
-	const char *index = NULL, *why, *name;
+	const char *index = NULL, *why, *name, *per_op_fn = NULL, *per_op_word = NULL;
+	bool per_op = false;
 	uint64_t n = 10;
 	int c, si, err;
 
@@ -322,6 +359,16 @@ int cmd_top(int argc, char **argv)
 		case 's':
 			index = optarg;
 			break;
+		case 'o':
+			per_op = true;
+			per_op_fn = optarg;
+			/*
+			 * An optional argument is only ever "--per-op=FUNC" to getopt; "--per-op
+			 * FUNC" takes the next word, given back below when it was FILE.
+			 */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				per_op_word = argv[optind++];
+			break;
 		case 'h':
 			top_usage(stdout);
 			return 0;
@@ -338,6 +385,11 @@ int cmd_top(int argc, char **argv)
 				       argv[optind - 1]);
 			return AP_EXIT_USAGE;
 		}
+	}
+	if (per_op_word && optind == argc) {
+		argv[--optind] = (char *)per_op_word; /* it was FILE: the only word left */
+	} else if (per_op_word) {
+		per_op_fn = per_op_word;
 	}
 	if (optind != argc - 1) {
 		ap_err(optind == argc ? "top: no profile given (see allocprof top --help)"
@@ -368,12 +420,19 @@ int cmd_top(int argc, char **argv)
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 2;
 	}
-	if (top_work(p) > MAX_WORK) {
+	if (funcstats_work(p) > FUNCSTATS_MAX_WORK) {
 		ap_err("%s: too complex to summarize (its samples reach more than %llu location "
 		       "lines)",
-		       name, (unsigned long long)MAX_WORK);
+		       name, (unsigned long long)FUNCSTATS_MAX_WORK);
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 1;
+	}
+	if (per_op) {
+		err = per_op_print(p, name, index ? si : -1, per_op_fn, n);
+		if (!err) /* shallow stacks make cum per operation say as little */
+			shallow_note(stdout, p);
+		perftools__profiles__profile__free_unpacked(p, NULL);
+		return err;
 	}
 	top_print(stdout, p, si, n);
 	shallow_note(stdout, p);
