@@ -38,6 +38,16 @@ class Profile:
         self.functions = []  # (id, name, file)
         self.locations = []  # (id, address, [function ids])
         self.samples = []  # ([location ids], [values])
+        self.comments = []  # string indexes, as field 13 holds them
+        self.period_type = None  # (type, unit) string indexes
+        self.period = 0
+
+    def comment(self, text):
+        self.comments.append(self.s(text))
+
+    def set_period(self, type_, unit, period):
+        self.period_type = (self.s(type_), self.s(unit))
+        self.period = period
 
     def s(self, text):
         if text not in self.strings:
@@ -69,4 +79,10 @@ class Profile:
                                field_varint(4, filename))
         for text in self.strings:
             out += field_bytes(6, text)
+        if self.period_type:
+            out += field_bytes(11, field_varint(1, self.period_type[0]) +
+                               field_varint(2, self.period_type[1]))
+            out += field_varint(12, self.period)
+        if self.comments:
+            out += packed(13, self.comments)
         return bytes(out)
