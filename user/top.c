@@ -4,7 +4,7 @@
  */
 #include "top.h"
 #include "exitstatus.h"
-#include "hashmap.h"
+#include "funcstats.h"
 #include "pprof.h"
 #include "profile.h"
 #include "util.h"
@@ -15,14 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct row {
-	const char *name;
-	const char *file;
-	int64_t best_line, best_line_flat;
-	int64_t flat, cum;
-	uint64_t last_sample; /* to count cum once per sample */
-};
 
 int top_sample_index(const Perftools__Profiles__Profile *p, const char *name)
 {
@@ -76,38 +68,19 @@ static void put_escaped(FILE *out, const char *s)
 	free(e);
 }
 
-static int row_cmp(const void *a, const void *b)
+/* " (file.c:12)" after a function's name: the file's last component, when it has one. */
+static void put_file(FILE *out, const struct fs_row *r)
 {
-	const struct row *x = a, *y = b;
+	const char *base;
 
-	if (x->flat != y->flat)
-		return x->flat < y->flat ? 1 : -1;
-	if (x->cum != y->cum)
-		return x->cum < y->cum ? 1 : -1;
-	return strcmp(x->name, y->name);
-}
-
-/*
- * The rows top_print visits: every line of every location of every sample. A small file can
- * ask for very many (one location of a million lines in a million samples): bounded here.
- */
-#define MAX_WORK (1ull << 26)
-
-static uint64_t top_work(const Perftools__Profiles__Profile *p)
-{
-	struct hashmap *lines = hashmap__new();
-	uint64_t work = 0, n;
-
-	for (size_t i = 0; i < p->n_location; i++)
-		hashmap__put(lines, &p->location[i]->id, sizeof(uint64_t),
-			     p->location[i]->n_line ? p->location[i]->n_line : 1);
-	for (size_t s = 0; s < p->n_sample && work <= MAX_WORK; s++)
-		for (size_t k = 0; k < p->sample[s]->n_location_id; k++)
-			if (hashmap__get(lines, &p->sample[s]->location_id[k], sizeof(uint64_t),
-					 &n))
-				work += n;
-	hashmap__free(lines);
-	return work;
+	if (!*r->file)
+		return;
+	base = strrchr(r->file, '/');
+	fputs(" (", out);
+	put_escaped(out, base ? base + 1 : r->file);
+	if (r->line)
+		fprintf(out, ":%" PRId64, r->line);
+	fputc(')', out);
 }
 
 /*
@@ -123,94 +96,21 @@ static const char *line_prefix(FILE *out)
 void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t n)
 {
 	const char *pfx = line_prefix(out);
-	struct hashmap *loc_idx = hashmap__new(), *fn_idx = hashmap__new(),
-		       *row_of = hashmap__new();
-	struct row *rows = NULL;
-	uint64_t *fn_row;
-	size_t nrows = 0, cap = 0;
 	const char *unit = pprof_str(p, p->sample_type[si]->unit);
-	int64_t total = 0, sum = 0;
+	struct funcstats *fs = funcstats__build(p, si, NULL);
+	int64_t sum = 0;
 	char b1[32], b2[32];
 
-	for (size_t i = 0; i < p->n_location; i++)
-		hashmap__put(loc_idx, &p->location[i]->id, sizeof(uint64_t), i);
-	for (size_t i = 0; i < p->n_function; i++)
-		hashmap__put(fn_idx, &p->function[i]->id, sizeof(uint64_t), i);
-	/* Each function's row, found by its name once: names are not hashed again per line. */
-	fn_row = xcalloc(p->n_function ? p->n_function : 1, sizeof(*fn_row));
-	for (size_t i = 0; i < p->n_function; i++)
-		fn_row[i] = UINT64_MAX;
-
-	for (size_t s = 0; s < p->n_sample; s++) {
-		const Perftools__Profiles__Sample *smp = p->sample[s];
-		int64_t v = (size_t)si < smp->n_value ? smp->value[si] : 0;
-		bool leaf = true;
-
-		total = add_sat(total, v);
-		for (size_t k = 0; k < smp->n_location_id; k++) {
-			uint64_t li, fi, ri;
-			const Perftools__Profiles__Location *loc;
-
-			if (!hashmap__get(loc_idx, &smp->location_id[k], sizeof(uint64_t), &li))
-				continue;
-			loc = p->location[li];
-			/* Lines are innermost first: line[0] of the leaf location is the site. */
-			for (size_t l = 0; l < loc->n_line || (l == 0 && !loc->n_line); l++) {
-				const char *name = NULL, *file = "";
-				char addr[32];
-				struct row *r;
-				int64_t lineno = 0;
-
-				fi = UINT64_MAX;
-				if (loc->n_line && hashmap__get(fn_idx, &loc->line[l]->function_id,
-								sizeof(uint64_t), &fi)) {
-					name = pprof_str(p, p->function[fi]->name);
-					file = pprof_str(p, p->function[fi]->filename);
-					lineno = loc->line[l]->line;
-				}
-				if (!name || !*name) {
-					snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
-					name = addr;
-					fi = UINT64_MAX;
-				}
-				if (fi != UINT64_MAX && fn_row[fi] != UINT64_MAX) {
-					ri = fn_row[fi];
-				} else if (!hashmap__get(row_of, name, strlen(name), &ri)) {
-					grow((void **)&rows, &cap, nrows + 1, sizeof(*rows));
-					rows[nrows] = (struct row){ .name = xstrdup(name),
-								    .file = file,
-								    .last_sample = UINT64_MAX };
-					hashmap__put(row_of, name, strlen(name), nrows);
-					ri = nrows++;
-				}
-				if (fi != UINT64_MAX)
-					fn_row[fi] = ri;
-				r = &rows[ri];
-				if (leaf) {
-					r->flat = add_sat(r->flat, v);
-					if (lineno && (!r->best_line || v > r->best_line_flat)) {
-						r->best_line = lineno;
-						r->best_line_flat = v;
-					}
-				}
-				if (r->last_sample != s) {
-					r->cum = add_sat(r->cum, v);
-					r->last_sample = s;
-				}
-				leaf = false;
-			}
-		}
-	}
-	if (nrows) /* rows is NULL then, which qsort must not be given */
-		qsort(rows, nrows, sizeof(*rows), row_cmp);
-	fprintf(out, "%sTop %zu of %zu functions by ", pfx, n < nrows ? n : nrows, nrows);
+	funcstats__sort(fs, fs_row_cmp_flat);
+	fprintf(out, "%sTop %zu of %zu functions by ", pfx, n < fs->nrows ? n : fs->nrows,
+		fs->nrows);
 	put_escaped(out, pprof_str(p, p->sample_type[si]->type));
-	fprintf(out, ", total %s\n", fmt_value(total, unit, b1, sizeof(b1)));
+	fprintf(out, ", total %s\n", fmt_value(fs->total, unit, b1, sizeof(b1)));
 	fprintf(out, "%s%12s %7s %7s %12s %7s  %s\n", pfx, "flat", "flat%", "sum%", "cum", "cum%",
 		"function");
-	for (size_t i = 0; i < nrows && i < n; i++) {
-		struct row *r = &rows[i];
-		double d = total ? (double)total : 1;
+	for (size_t i = 0; i < fs->nrows && i < n; i++) {
+		const struct fs_row *r = &fs->rows[i];
+		double d = fs->total ? (double)fs->total : 1;
 
 		sum = add_sat(sum, r->flat);
 		fprintf(out, "%s%12s %6.2f%% %6.2f%% %12s %6.2f%%  ", pfx,
@@ -218,24 +118,10 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 			100.0 * (double)sum / d, fmt_value(r->cum, unit, b2, sizeof(b2)),
 			100.0 * (double)r->cum / d);
 		put_escaped(out, r->name);
-		if (r->file && *r->file) {
-			const char *base = strrchr(r->file, '/');
-
-			fputs(" (", out);
-			put_escaped(out, base ? base + 1 : r->file);
-			if (r->best_line)
-				fprintf(out, ":%" PRId64, r->best_line);
-			fputc(')', out);
-		}
+		put_file(out, r);
 		fputc('\n', out);
 	}
-	for (size_t i = 0; i < nrows; i++)
-		free((char *)rows[i].name);
-	free(rows);
-	free(fn_row);
-	hashmap__free(loc_idx);
-	hashmap__free(fn_idx);
-	hashmap__free(row_of);
+	funcstats__free(fs);
 }
 
 /*
@@ -368,10 +254,10 @@ int cmd_top(int argc, char **argv)
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 2;
 	}
-	if (top_work(p) > MAX_WORK) {
+	if (funcstats_work(p) > FUNCSTATS_MAX_WORK) {
 		ap_err("%s: too complex to summarize (its samples reach more than %llu location "
 		       "lines)",
-		       name, (unsigned long long)MAX_WORK);
+		       name, (unsigned long long)FUNCSTATS_MAX_WORK);
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 1;
 	}

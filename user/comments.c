@@ -1,0 +1,137 @@
+/*
+ * Reading allocprof's comments back (comments.h): the operations and the sampling. The lines'
+ * beginnings are profile.h's; everything here tolerates lines another producer or a damaged
+ * file wrote, by ignoring them.
+ */
+#include "comments.h"
+#include "pprof.h"
+#include "profile.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void prof_info__add_op(struct prof_info *info, const char *name, uint64_t count)
+{
+	struct prof_op *op = (struct prof_op *)prof_info__op(info, name);
+
+	if (!op) {
+		info->ops = xrealloc(info->ops, info->nops + 1, sizeof(*info->ops));
+		op = &info->ops[info->nops++];
+		*op = (struct prof_op){ .name = xstrdup(name) };
+	}
+	op->count = count > UINT64_MAX - op->count ? UINT64_MAX : op->count + count;
+}
+
+/* "NAME COUNT[ free text]" after PROFILE_COMMENT_OPS; false when the line is not that. */
+static bool parse_op(const char *s, size_t *name_len, uint64_t *count)
+{
+	const char *end = s, *num;
+	unsigned long long v;
+	char *after;
+
+	while (*end && !isspace((unsigned char)*end))
+		end++;
+	if (end == s || *end != ' ')
+		return false;
+	num = end + 1;
+	if (!isdigit((unsigned char)*num))
+		return false;
+	errno = 0;
+	v = strtoull(num, &after, 10);
+	if (errno || (*after && !isspace((unsigned char)*after)))
+		return false;
+	*name_len = (size_t)(end - s);
+	*count = v;
+	return true;
+}
+
+/* The mean distance of PROFILE_COMMENT_SAMPLED's line ("524288 bytes ..."), 0 if unusable. */
+static double parse_mean(const char *s)
+{
+	char *end;
+	double v;
+
+	if (!isdigit((unsigned char)*s))
+		return 0;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || !isfinite(v) || v <= 0 || (*end && !isspace((unsigned char)*end)))
+		return 0;
+	return v;
+}
+
+int prof_info__read(const Perftools__Profiles__Profile *p, struct prof_info *out)
+{
+	const size_t nops = strlen(PROFILE_COMMENT_OPS), nsam = strlen(PROFILE_COMMENT_SAMPLED);
+	bool sampled = false;
+	double mean = 0;
+
+	*out = (struct prof_info){ 0 };
+	for (size_t i = 0; i < p->n_comment; i++) {
+		const char *c = pprof_str(p, p->comment[i]);
+		uint64_t count;
+		size_t len;
+
+		if (!strncmp(c, PROFILE_COMMENT_OPS, nops)) {
+			if (parse_op(c + nops, &len, &count)) {
+				char *name = xasprintf("%.*s", (int)len, c + nops);
+
+				prof_info__add_op(out, name, count);
+				free(name);
+			}
+		} else if (!strcmp(c, PROFILE_COMMENT_EXACT) ||
+			   (!strncmp(c, PROFILE_COMMENT_EXACT, strlen(PROFILE_COMMENT_EXACT)) &&
+			    isspace((unsigned char)c[strlen(PROFILE_COMMENT_EXACT)]))) {
+			if (!sampled)
+				out->sampling = PROF_SAMPLING_EXACT;
+		} else if (!strncmp(c, PROFILE_COMMENT_SAMPLED, nsam)) {
+			sampled = true;
+			mean = parse_mean(c + nsam);
+		}
+	}
+	/* Sampled wins over exact: claiming exactness wrongly would hide an uncertainty. */
+	if (sampled) {
+		if (mean <= 0 && p->period > 0)
+			mean = (double)p->period;
+		if (mean > 0) {
+			out->sampling = PROF_SAMPLING_SAMPLED;
+			out->mean_bytes = mean;
+		} else {
+			out->sampling = PROF_SAMPLING_UNKNOWN;
+		}
+	}
+	return 0;
+}
+
+void prof_info__free(struct prof_info *info)
+{
+	for (size_t i = 0; i < info->nops; i++)
+		free(info->ops[i].name);
+	free(info->ops);
+	*info = (struct prof_info){ 0 };
+}
+
+const struct prof_op *prof_info__op(const struct prof_info *info, const char *name)
+{
+	for (size_t i = 0; i < info->nops; i++)
+		if (!strcmp(info->ops[i].name, name))
+			return &info->ops[i];
+	return NULL;
+}
+
+void prof_info__merge(struct prof_info *into, const struct prof_info *from)
+{
+	for (size_t i = 0; i < from->nops; i++)
+		prof_info__add_op(into, from->ops[i].name, from->ops[i].count);
+	into->mean_bytes = fmax(into->mean_bytes, from->mean_bytes);
+	if (into->sampling == from->sampling)
+		return;
+	if (into->sampling == PROF_SAMPLING_SAMPLED || from->sampling == PROF_SAMPLING_SAMPLED)
+		into->sampling = PROF_SAMPLING_SAMPLED;
+	else /* exact and unknown: unknown, the weaker claim */
+		into->sampling = PROF_SAMPLING_UNKNOWN;
+}
