@@ -1,4 +1,5 @@
 /* The allocprof command: dispatches to its subcommands. */
+#include "diff.h"
 #include "exitstatus.h"
 #include "record.h"
 #include "top.h"
@@ -18,6 +19,7 @@ static void usage(FILE *f)
 	      "Commands:\n"
 	      "  record [-p PID | -a | -- CMD] [options]   record a profile (see record --help)\n"
 	      "  top FILE [-n N] [--sample-index TYPE]     top functions of a profile\n"
+	      "  diff [options] BASE NEW                   compare two sets of runs\n"
 	      "  version                                   print the version\n"
 	      "\n"
 	      "Options:\n"
@@ -28,11 +30,12 @@ static void usage(FILE *f)
 	      "  sudo allocprof record -p 4242 -d 30s -o heap.pb.gz\n"
 	      "  sudo allocprof record --exact -- ./bench --iterations 1000\n"
 	      "  allocprof top heap.pb.gz\n"
+	      "  allocprof diff base/ new/\n"
 	      "  pprof -http=: heap.pb.gz\n"
 	      "\n"
-	      "Exit status: 0 success; 1 the capture or the reading failed; 2 bad command\n"
-	      "line; 3 (record) not permitted or not possible here; 4 (record) nothing to\n"
-	      "trace. Each command's --help says more.\n",
+	      "Exit status: 0 success; 1 the capture or the reading failed (diff: a\n"
+	      "significant rise); 2 bad command line; 3 (record) not permitted or not\n"
+	      "possible here; 4 (record) nothing to trace. Each command's --help says more.\n",
 	      f);
 }
 
@@ -45,7 +48,7 @@ static int bad_command(const char *cmd)
 	if (cmd)
 		ap_err("unknown command '%s' (see allocprof --help)", cmd);
 	else
-		ap_err("no command given: record, top or version (see allocprof --help)");
+		ap_err("no command given: record, top, diff or version (see allocprof --help)");
 	if (isatty(STDERR_FILENO))
 		usage(stderr);
 	return AP_EXIT_USAGE;
@@ -59,6 +62,8 @@ int main(int argc, char **argv)
 		return cmd_record(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "top"))
 		return cmd_top(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "diff"))
+		return cmd_diff(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("allocprof %s\n", ALLOCPROF_VERSION);
 		return AP_EXIT_OK;
