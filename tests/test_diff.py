@@ -214,7 +214,7 @@ class DiffSampled(DiffCase):
             self.fail("no seed separates a function by chance")
         proc = diff("-n", "0", self.write_runs("base", base), self.write_runs("new", new))
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
-        self.assertIn("; sampled;", proc.stdout)
+        self.assertIn(", sampled:", proc.stdout)
         r = rows(proc.stdout)
         self.assertEqual(len(r), 32)  # 30, main and the total
         flagged = [n for n, row in r.items() if row[2] != "~"]
@@ -294,9 +294,9 @@ class DiffOneEach(DiffCase):
     def test_one_profile_per_side(self):
         a, b = self.path("a.pb.gz"), self.path("b.pb.gz")
         with open(a, "wb") as f:
-            f.write(make_profile({"x": 2, "y": 1}, 100))
+            f.write(make_profile({"big": 50, "x": 2, "y": 1}, 100))
         with open(b, "wb") as f:
-            f.write(make_profile({"x": 3, "y": 1}, 100))
+            f.write(make_profile({"big": 50, "x": 3, "y": 1, "fresh": 5}, 100))
         proc = diff(a, b)
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertIn("One profile per side", proc.stdout)
@@ -304,6 +304,10 @@ class DiffOneEach(DiffCase):
         self.assertEqual(r["x"], ("2", "3", "+50.00%", None))
         self.assertEqual(r["y"][2], "+0.00%")
         self.assertNotIn("p=", proc.stdout)
+        # by the size of the change (main +6, fresh +5, x +1): what appeared comes before
+        # what stayed the same, however large
+        self.assertEqual(names(proc.stdout), ["main", "fresh", "x", "big", "y"])
+        self.assertEqual(r["fresh"][2], "new")
 
     def test_ops_on_one_side_only(self):
         a, b = self.path("a.pb.gz"), self.path("b.pb.gz")

@@ -63,7 +63,8 @@ static int add_side(struct diff *d, const char *arg, size_t *cap)
 	while ((e = readdir(dir)))
 		if (e->d_name[0] != '.' && is_profile_name(e->d_name)) {
 			grow((void **)&names, &ncap, n + 1, sizeof(*names));
-			names[n++] = xasprintf("%s/%s", arg, e->d_name);
+			names[n++] = xasprintf("%s%s%s", arg,
+					       arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name);
 		}
 	closedir(dir);
 	if (!n) {
@@ -212,7 +213,8 @@ static void diff_usage(FILE *f)
 	      "its runs and the largest deviation from it; a change is significant when the\n"
 	      "Mann-Whitney U test says so (and, for sampled profiles, when it exceeds the\n"
 	      "sampling noise), otherwise it shows as ~. Significant changes come first, the\n"
-	      "largest first; with one profile per side there is no test and no failure.\n"
+	      "largest first; with one profile per side there is no test and no failure,\n"
+	      "and the rows come by the size of their change.\n"
 	      "\n"
 	      "Options:\n"
 	      "      --sample-index TYPE  alloc_objects (default), alloc_space, ...\n"

@@ -66,7 +66,17 @@ static void fn_stats(const struct diff *d, struct fn *f, double *scratch)
 				 SAMPLING_Z * hypot(f->sd_med[BASE], f->sd_med[NEW]);
 }
 
-/* Significant changes first, the largest first; then the larger of the two medians. */
+/*
+ * The key of the rows that are not significant: the larger of the two medians; without a test
+ * (one profile per side), the size of the change first, or a function that appeared would sit
+ * at the bottom.
+ */
+static double rest_key(const struct fn *f)
+{
+	return f->tested ? fmax(f->med[BASE], f->med[NEW]) : fabs(f->med[NEW] - f->med[BASE]);
+}
+
+/* Significant changes first, the largest first; then the rest by rest_key. */
 static int fn_cmp(const void *a, const void *b)
 {
 	const struct fn *x = a, *y = b;
@@ -74,8 +84,12 @@ static int fn_cmp(const void *a, const void *b)
 
 	if (x->significant != y->significant)
 		return x->significant ? -1 : 1;
-	kx = x->significant ? fabs(x->change) : fmax(x->med[BASE], x->med[NEW]);
-	ky = y->significant ? fabs(y->change) : fmax(y->med[BASE], y->med[NEW]);
+	kx = x->significant ? fabs(x->change) : rest_key(x);
+	ky = y->significant ? fabs(y->change) : rest_key(y);
+	if (kx == ky && !x->significant) {
+		kx = fmax(x->med[BASE], x->med[NEW]);
+		ky = fmax(y->med[BASE], y->med[NEW]);
+	}
 	if (kx != ky)
 		return kx < ky ? 1 : -1;
 	return strcmp(x->name, y->name);
@@ -160,7 +174,7 @@ static void print_header(FILE *out, const struct diff *d)
 		fprintf(out, "%s, cum of the whole run", a);
 	}
 	free(a);
-	fprintf(out, "; %s; each side's median ± its largest deviation\n",
+	fprintf(out, ", %s: medians ± the largest deviation\n",
 		d->sampled ? "sampled" : "exact counts");
 	if (d->total.tested)
 		fprintf(out, "change: ~ unless significant: the Mann-Whitney U test's p <= %g%s\n",
@@ -194,11 +208,11 @@ int diff_print(struct diff *d)
 
 	print_header(stdout, d);
 	if (!d->total.tested)
-		printf("One profile per side: changes without a p-value, none counts as "
-		       "significant (exit 0); repeated runs (%zu per side) can test them.\n",
+		printf("One profile per side: the changes without a test, largest first; none\n"
+		       "counts as significant (exit 0). %zu runs per side can test them.\n",
 		       utest_min_runs(d->alpha));
 	else if (min_p > d->alpha)
-		printf("With %zu and %zu runs no p-value can be below %.3f: nothing can be "
+		printf("With %zu and %zu runs no p-value can be below %.3f: nothing can be\n"
 		       "significant at --alpha %g, which needs %zu runs per side.\n",
 		       d->nbase, nnew, min_p, d->alpha, utest_min_runs(d->alpha));
 	printf("\n%18s %18s %9s  %-17s %s\n", d->op ? "base/op" : "base", d->op ? "new/op" : "new",
