@@ -214,7 +214,7 @@ class DiffSampled(DiffCase):
             self.fail("no seed separates a function by chance")
         proc = diff("-n", "0", self.write_runs("base", base), self.write_runs("new", new))
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
-        self.assertIn(", sampled:", proc.stdout)
+        self.assertIn("; sampled\n", proc.stdout)
         r = rows(proc.stdout)
         self.assertEqual(len(r), 32)  # 30, main and the total
         flagged = [n for n, row in r.items() if row[2] != "~"]

@@ -132,6 +132,7 @@ static int read_run(struct diff *d, size_t r)
 	}
 	prof_info__read(p, &run->info);
 	d->sampled |= run->info.sampling == PROF_SAMPLING_SAMPLED;
+	d->unknown += run->info.sampling == PROF_SAMPLING_UNKNOWN;
 	fs = funcstats__build(p, si, &run->info);
 	for (size_t i = 0; i < fs->nrows; i++) {
 		struct fn *fn = fn_of(d, fs->rows[i].name);

@@ -39,7 +39,8 @@ struct diff {
 	struct run *runs;
 	size_t nruns, nbase;
 	const char *type, *unit, *op; /* op NULL: whole-run totals */
-	bool sampled;
+	bool sampled;		      /* some profile says it was sampled */
+	size_t unknown; /* profiles that say neither (other producers'): taken as exact */
 	/* the functions */
 	struct strpool *pool;
 	struct hashmap *by_name;

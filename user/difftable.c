@@ -174,14 +174,18 @@ static void print_header(FILE *out, const struct diff *d)
 		fprintf(out, "%s, cum of the whole run", a);
 	}
 	free(a);
-	fprintf(out, ", %s: medians ± the largest deviation\n",
-		d->sampled ? "sampled" : "exact counts");
+	fprintf(out, "; %s\n",
+		d->sampled   ? "sampled"
+		: d->unknown ? "taken as exact (no sampling comment)"
+			     : "exact counts");
 	if (d->total.tested)
-		fprintf(out, "change: ~ unless significant: the Mann-Whitney U test's p <= %g%s\n",
+		fprintf(out,
+			"medians ± the largest deviation; a change is ~ unless the Mann-Whitney U "
+			"test's p <= %g%s\n",
 			d->alpha,
-			d->sampled ? ",\n        and more than 2.576 standard deviations of the "
-				     "sampling noise"
-				   : "");
+			d->sampled
+				? "\nand it exceeds 2.576 standard deviations of the sampling noise"
+				: "");
 }
 
 int diff_print(struct diff *d)
