@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,4 +135,55 @@ void prof_info__merge(struct prof_info *into, const struct prof_info *from)
 		into->sampling = PROF_SAMPLING_SAMPLED;
 	else /* exact and unknown: unknown, the weaker claim */
 		into->sampling = PROF_SAMPLING_UNKNOWN;
+}
+
+/* "a, b, c" of the operations' names into buf (cut short when long). */
+static void op_names(const struct prof_info *info, char *buf, size_t len)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < info->nops && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "",
+				       info->ops[i].name);
+}
+
+const struct prof_op *prof_info__divisor(const struct prof_info *info, const char *name, char *why,
+					 size_t len)
+{
+	const struct prof_op *op;
+	char names[512];
+
+	if (!info->nops) {
+		snprintf(why, len, "no operations counted: record with --ops FUNC or --ops N");
+		return NULL;
+	}
+	op_names(info, names, sizeof(names));
+	if (!name && info->nops > 1) {
+		snprintf(why, len,
+			 "operations of several functions (%s): choose one with --per-op FUNC",
+			 names);
+		return NULL;
+	}
+	op = name ? prof_info__op(info, name) : &info->ops[0];
+	if (!op) {
+		snprintf(why, len, "no operation '%s' (it has: %s)", name, names);
+		return NULL;
+	}
+	if (!op->count) {
+		snprintf(why, len, "operation '%s' counted 0 times: nothing to divide by",
+			 op->name);
+		return NULL;
+	}
+	return op;
+}
+
+const char *prof_op_describe(const struct prof_op *op, char *buf, size_t len)
+{
+	if (!strcmp(op->name, PROFILE_OPS_GIVEN))
+		snprintf(buf, len, "%llu operations, given by --ops",
+			 (unsigned long long)op->count);
+	else
+		snprintf(buf, len, "%llu calls of %s", (unsigned long long)op->count, op->name);
+	return buf;
 }

@@ -50,4 +50,15 @@ void prof_info__add_op(struct prof_info *info, const char *name, uint64_t count)
  */
 void prof_info__merge(struct prof_info *into, const struct prof_info *from);
 
+/*
+ * The operation readers divide by: the one named `name`, or with `name` NULL the only one.
+ * NULL when there is none, several and no `name`, no `name` among them, or it counted 0: then
+ * `why` holds one line saying which and what to do ("no operations counted: record with --ops
+ * FUNC or --ops N"), names raw (the printer escapes).
+ */
+const struct prof_op *prof_info__divisor(const struct prof_info *info, const char *name, char *why,
+					 size_t len);
+/* "1000 calls of handle_request", or "1000 operations, given by --ops" (raw). */
+const char *prof_op_describe(const struct prof_op *op, char *buf, size_t len);
+
 #endif

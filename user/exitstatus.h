@@ -2,7 +2,8 @@
  * allocprof's exit statuses: a contract that scripts, timers and CI read, so each has one
  * meaning (README "Exit status", and every subcommand's --help, which the man page is made
  * from). With `record -- CMD`, CMD's own status is passed on instead once the profile is
- * written, so there 1 to 4 can also be CMD's.
+ * written, so there 1 to 4 can also be CMD's. `check` is CI's: 1 when a budget is exceeded,
+ * 2 for any input it cannot use (a profile or budget file), so that 1 always means "over".
  */
 #ifndef ALLOCPROF_EXITSTATUS_H
 #define ALLOCPROF_EXITSTATUS_H

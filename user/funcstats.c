@@ -218,7 +218,8 @@ void funcstats__merge(struct funcstats *into, const struct funcstats *from)
 {
 	for (size_t i = 0; i < from->nrows; i++) {
 		const struct fs_row *f = &from->rows[i];
-		struct fs_row *r = &into->rows[row_index(into, f->name, f->file)];
+		size_t ri = row_index(into, f->name, f->file); /* may move into->rows */
+		struct fs_row *r = &into->rows[ri];
 
 		if (!*r->file && *f->file) {
 			free(r->file);

@@ -3,6 +3,7 @@
  * flat and cumulative values like `pprof -top`. Works on the decoded message, ours or Go's.
  */
 #include "top.h"
+#include "comments.h"
 #include "exitstatus.h"
 #include "funcstats.h"
 #include "pprof.h"
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -124,6 +126,111 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 	funcstats__free(fs);
 }
 
+/* The 99% interval's half-width in standard deviations, of a normal approximation. */
+#define Z99 2.576
+
+/* A count per operation: a few significant digits, whole numbers from 1000 on. */
+static const char *fmt_count_op(double v, char *buf, size_t len)
+{
+	if (v == 0)
+		snprintf(buf, len, "0");
+	else if (fabs(v) >= 1000)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%.4g", v);
+	return buf;
+}
+
+/* Bytes per operation: below a KiB with a few significant digits (0.3 B), then fmt_bytes. */
+static const char *fmt_bytes_op(double v, char *buf, size_t len)
+{
+	if (fabs(v) >= 1024)
+		return fmt_bytes(v, buf, len);
+	if (v == 0)
+		snprintf(buf, len, "0 B");
+	else
+		snprintf(buf, len, "%.4g B", v);
+	return buf;
+}
+
+/* "v" or, when sampled, "v ±e" (e: the 99% interval's half-width), into buf. */
+static const char *fmt_op(double v, double var, bool sampled, bool bytes, char *buf, size_t len)
+{
+	char a[32], b[32];
+
+	if (bytes)
+		fmt_bytes_op(v, a, sizeof(a));
+	else
+		fmt_count_op(v, a, sizeof(a));
+	if (!sampled)
+		snprintf(buf, len, "%s", a);
+	else if (bytes)
+		snprintf(buf, len, "%s ±%s", a, fmt_bytes_op(Z99 * sqrt(var), b, sizeof(b)));
+	else
+		snprintf(buf, len, "%s ±%s", a, fmt_count_op(Z99 * sqrt(var), b, sizeof(b)));
+	return buf;
+}
+
+/*
+ * `top --per-op`: alloc_objects and alloc_space of each function divided by the operations
+ * counted, flat and cum, sorted by cum of `by_bytes`'s type; the header says the divisor.
+ */
+static void top_print_per_op(FILE *out, const Perftools__Profiles__Profile *p, int io, int ib,
+			     const struct prof_info *info, const struct prof_op *op, bool by_bytes,
+			     size_t n)
+{
+	struct funcstats *fo = funcstats__build(p, io, info), *fb = funcstats__build(p, ib, info);
+	struct funcstats *key = by_bytes ? fb : fo;
+	const double ops = (double)op->count, ops2 = ops * ops;
+	const bool sampled = fo->sampled || fb->sampled;
+	const int w = sampled ? 24 : 15;
+	char b1[96], b2[96], b3[96], b4[96], desc[512];
+
+	funcstats__sort(key, fs_row_cmp_cum);
+	fprintf(out, "per operation: ");
+	put_escaped(out, prof_op_describe(op, desc, sizeof(desc)));
+	fprintf(out, "\n");
+	fprintf(out, "Top %zu of %zu functions by cum %s, total %s allocs/op, %s/op\n",
+		n < key->nrows ? n : key->nrows, key->nrows, by_bytes ? "bytes/op" : "allocs/op",
+		fmt_op((double)fo->total / ops, fo->var_total / ops2, sampled, false, b1,
+		       sizeof(b1)),
+		fmt_op((double)fb->total / ops, fb->var_total / ops2, sampled, true, b2,
+		       sizeof(b2)));
+	fprintf(out, "%*s %*s %*s %*s  %s\n", 15, "flat allocs/op", w, "cum allocs/op", 15,
+		"flat bytes/op", w, "cum bytes/op", "function");
+	for (size_t i = 0; i < key->nrows && i < n; i++) {
+		const struct fs_row *k = &key->rows[i];
+		const struct fs_row *ro = by_bytes ? funcstats__row(fo, k->name) : k;
+		const struct fs_row *rb = by_bytes ? k : funcstats__row(fb, k->name);
+
+		if (!ro || !rb) /* the same stacks give the same names: not reached */
+			continue;
+		fprintf(out, "%15s %*s %15s %*s  ",
+			fmt_op((double)ro->flat / ops, 0, false, false, b1, sizeof(b1)), w,
+			fmt_op((double)ro->cum / ops, ro->var_cum / ops2, sampled, false, b2,
+			       sizeof(b2)),
+			fmt_op((double)rb->flat / ops, 0, false, true, b3, sizeof(b3)), w,
+			fmt_op((double)rb->cum / ops, rb->var_cum / ops2, sampled, true, b4,
+			       sizeof(b4)));
+		put_escaped(out, k->name);
+		put_file(out, k);
+		fputc('\n', out);
+	}
+	if (sampled)
+		fprintf(out,
+			"Note: sampled (one allocation per %s on average): ± is a 99%% "
+			"interval; the totals' are ±%.1f%% (allocs), ±%.1f%% (bytes).\n",
+			fmt_bytes(info->mean_bytes, b1, sizeof(b1)),
+			fo->total ? 100 * Z99 * sqrt(fo->var_total) / fabs((double)fo->total) : 0.0,
+			fb->total ? 100 * Z99 * sqrt(fb->var_total) / fabs((double)fb->total)
+				  : 0.0);
+	else if (info->sampling == PROF_SAMPLING_UNKNOWN)
+		fprintf(out, "Note: the profile does not say how it was sampled: its values are "
+			     "taken as exact.\n");
+	funcstats__free(fo);
+	funcstats__free(fb);
+}
+
 /*
  * When most of the weight is in stacks of one or two frames that end early, flat equals cum
  * and the table says little about callers: say so, with why, as the profile's producer said
@@ -158,24 +265,65 @@ static void shallow_note(FILE *out, const Perftools__Profiles__Profile *p)
 	}
 }
 
+/* --per-op: the divisor and the two types found, or one line and exit status 2. */
+static int per_op_print(const Perftools__Profiles__Profile *p, const char *name, int si,
+			const char *fn, size_t n)
+{
+	int io = top_sample_index(p, "alloc_objects"), ib = top_sample_index(p, "alloc_space");
+	const struct prof_op *op;
+	struct prof_info info;
+	char why[768];
+
+	if (io < 0 || ib < 0 || strcmp(pprof_str(p, p->sample_type[io]->type), "alloc_objects") ||
+	    strcmp(pprof_str(p, p->sample_type[ib]->type), "alloc_space")) {
+		ap_err("%s: --per-op needs the sample types alloc_objects and alloc_space", name);
+		return AP_EXIT_USAGE;
+	}
+	if (si >= 0 && si != io && si != ib) {
+		ap_err("top: --per-op sorts by alloc_objects or alloc_space, not '%s'",
+		       pprof_str(p, p->sample_type[si]->type));
+		return AP_EXIT_USAGE;
+	}
+	prof_info__read(p, &info);
+	op = prof_info__divisor(&info, fn, why, sizeof(why));
+	if (!op) {
+		ap_err("%s: %s", name, why);
+		prof_info__free(&info);
+		return AP_EXIT_USAGE;
+	}
+	top_print_per_op(stdout, p, io, ib, &info, op, si == ib, n);
+	prof_info__free(&info);
+	return AP_EXIT_OK;
+}
+
 static void top_usage(FILE *f)
 {
-	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE]\n"
+	fputs("usage: allocprof top FILE [-n N] [--sample-index TYPE] [--per-op[=FUNC]]\n"
 	      "\n"
 	      "Prints the top functions of a pprof profile (gzipped, zlib'd or plain, any\n"
 	      "producer). FILE may be a pipe, or - for standard input.\n"
+	      "\n"
+	      "With --per-op, the allocations and bytes of each function per operation that\n"
+	      "`record --ops` counted, flat and cum, sorted by cum allocs/op (or by cum\n"
+	      "bytes/op with --sample-index alloc_space); for a sampled profile each cum value\n"
+	      "has its 99% interval.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -n N                     how many functions (default 10)\n"
 	      "      --sample-index TYPE  alloc_space, alloc_objects, ... or its number\n"
 	      "                           (default: the profile's default type)\n"
+	      "      --per-op[=FUNC]      per operation; FUNC chooses the operation when the\n"
+	      "                           profile counted several. `--per-op FUNC` also works:\n"
+	      "                           the word after --per-op is FUNC, unless it is the\n"
+	      "                           only argument left for FILE\n"
 	      "  pprof's spellings work too: -sample_index=TYPE, -nodecount=N\n"
 	      "  -h, --help               this text\n"
 	      "\n"
 	      "Exit status:\n"
 	      "  0  the summary was printed\n"
 	      "  1  the profile could not be read (missing, corrupt, too large or complex)\n"
-	      "  2  bad command line, or a sample type the profile does not have\n",
+	      "  2  bad command line, a sample type the profile does not have, or --per-op\n"
+	      "     without one operation to divide by\n",
 	      f);
 }
 
@@ -186,11 +334,14 @@ int cmd_top(int argc, char **argv)
 		{ "sample-index", required_argument, NULL, 's' },
 		{ "sample_index", required_argument, NULL, 's' },
 		{ "nodecount", required_argument, NULL, 'n' },
+		{ "per-op", optional_argument, NULL, 'o' },
+		{ "per_op", optional_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	Perftools__Profiles__Profile *p;
-	const char *index = NULL, *why, *name;
+	const char *index = NULL, *why, *name, *per_op_fn = NULL, *per_op_word = NULL;
+	bool per_op = false;
 	uint64_t n = 10;
 	int c, si, err;
 
@@ -208,6 +359,16 @@ int cmd_top(int argc, char **argv)
 		case 's':
 			index = optarg;
 			break;
+		case 'o':
+			per_op = true;
+			per_op_fn = optarg;
+			/*
+			 * An optional argument is only ever "--per-op=FUNC" to getopt; "--per-op
+			 * FUNC" takes the next word, given back below when it was FILE.
+			 */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				per_op_word = argv[optind++];
+			break;
 		case 'h':
 			top_usage(stdout);
 			return 0;
@@ -224,6 +385,11 @@ int cmd_top(int argc, char **argv)
 				       argv[optind - 1]);
 			return AP_EXIT_USAGE;
 		}
+	}
+	if (per_op_word && optind == argc) {
+		argv[--optind] = (char *)per_op_word; /* it was FILE: the only word left */
+	} else if (per_op_word) {
+		per_op_fn = per_op_word;
 	}
 	if (optind != argc - 1) {
 		ap_err(optind == argc ? "top: no profile given (see allocprof top --help)"
@@ -260,6 +426,11 @@ int cmd_top(int argc, char **argv)
 		       name, (unsigned long long)FUNCSTATS_MAX_WORK);
 		perftools__profiles__profile__free_unpacked(p, NULL);
 		return 1;
+	}
+	if (per_op) {
+		err = per_op_print(p, name, index ? si : -1, per_op_fn, n);
+		perftools__profiles__profile__free_unpacked(p, NULL);
+		return err;
 	}
 	top_print(stdout, p, si, n);
 	shallow_note(stdout, p);
