@@ -149,11 +149,14 @@ static int read_run(struct diff *d, size_t r)
 
 /*
  * Per operation when every profile counted operations: the one operation they name, or
- * --per-op's. Otherwise whole-run totals, and a note why. 0 or exit 2.
+ * --per-op's. Otherwise whole-run totals (the header says why). 0 or exit 2.
  */
-static int choose_op(struct diff *d, FILE *notes)
+static int choose_op(struct diff *d)
 {
+	struct prof_info all = { 0 };
+	const struct prof_op *op;
 	size_t with_ops = 0;
+	char why[640];
 
 	for (size_t r = 0; r < d->nruns; r++)
 		with_ops += d->runs[r].info.nops > 0;
@@ -164,37 +167,26 @@ static int choose_op(struct diff *d, FILE *notes)
 				       d->runs[r].path);
 				return AP_EXIT_USAGE;
 			}
-		if (with_ops)
-			fprintf(notes,
-				"Operations were counted in %zu of the %zu profiles only: "
-				"comparing "
-				"whole-run totals.\n",
-				with_ops, d->nruns);
+		d->with_ops = with_ops;
 		for (size_t r = 0; r < d->nruns; r++)
 			d->runs[r].ops = 1;
 		return 0;
 	}
-	d->op = d->per_op;
-	for (size_t r = 0; !d->per_op && r < d->nruns; r++)
-		for (size_t k = 0; k < d->runs[r].info.nops; k++) {
-			const char *name = d->runs[r].info.ops[k].name;
-
-			if (!d->op) {
-				d->op = name;
-			} else if (strcmp(d->op, name)) {
-				ap_err("diff: the profiles count several operations (%s, %s): "
-				       "choose "
-				       "one with --per-op NAME",
-				       d->op, name);
-				return AP_EXIT_USAGE;
-			}
-		}
+	/* the operation, chosen as check chooses it, over every profile; then each must have it */
+	for (size_t r = 0; r < d->nruns; r++)
+		prof_info__merge(&all, &d->runs[r].info);
+	op = prof_info__divisor(&all, d->per_op, why, sizeof(why));
+	if (op)
+		d->op = strpool__intern(d->pool, op->name);
+	prof_info__free(&all);
+	if (!op) {
+		ap_err("diff: %s", why);
+		return AP_EXIT_USAGE;
+	}
 	for (size_t r = 0; r < d->nruns; r++) {
-		const struct prof_op *op = prof_info__op(&d->runs[r].info, d->op);
-
-		if (!op || !op->count) {
-			ap_err("diff: --per-op %s: %s counted no such operation", d->op,
-			       d->runs[r].path);
+		op = prof_info__divisor(&d->runs[r].info, d->op, why, sizeof(why));
+		if (!op) {
+			ap_err("diff: %s: %s", d->runs[r].path, why);
 			return AP_EXIT_USAGE;
 		}
 		d->runs[r].ops = (double)op->count;
@@ -219,7 +211,7 @@ static void diff_usage(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "      --sample-index TYPE  alloc_objects (default), alloc_space, ...\n"
-	      "      --per-op NAME        the operation to divide by, when the profiles\n"
+	      "      --per-op FUNC        the operation to divide by, when the profiles\n"
 	      "                           count several\n"
 	      "      --alpha A            significance level (default 0.01; 5 runs per side\n"
 	      "                           are the fewest that can reach it)\n"
@@ -347,7 +339,7 @@ static int diff_read(struct diff *d)
 	for (size_t r = 0; r < d->nruns; r++)
 		if ((err = read_run(d, r)))
 			return err;
-	if ((err = choose_op(d, stdout)))
+	if ((err = choose_op(d)))
 		return err;
 	for (size_t r = 0; r < d->nruns; r++) {
 		for (size_t i = 0; i < d->nfns; i++) {

@@ -39,6 +39,7 @@ struct diff {
 	struct run *runs;
 	size_t nruns, nbase;
 	const char *type, *unit, *op; /* op NULL: whole-run totals */
+	size_t with_ops;	      /* with op NULL, the profiles that counted operations */
 	bool sampled;		      /* some profile says it was sampled */
 	size_t unknown; /* profiles that say neither (other producers'): taken as exact */
 	/* the functions */

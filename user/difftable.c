@@ -172,6 +172,9 @@ static void print_header(FILE *out, const struct diff *d)
 		free(b);
 	} else {
 		fprintf(out, "%s, cum of the whole run", a);
+		if (d->with_ops)
+			fprintf(out, " (operations counted in %zu of the %zu profiles only)",
+				d->with_ops, d->nruns);
 	}
 	free(a);
 	fprintf(out, "; %s\n",
