@@ -246,12 +246,10 @@ int diff_print(struct diff *d)
 	}
 	if (!d->total.tested)
 		return AP_EXIT_OK;
+	printf("%zu significant change%s; ", nsig, nsig == 1 ? "" : "s");
 	if (rose)
-		printf("%zu significant change%s, %zu of them a rise above --threshold %g%%: exit "
-		       "1\n",
-		       nsig, nsig == 1 ? "" : "s", rose, d->threshold);
+		printf("%zu rose by more than --threshold %g%%: exit 1\n", rose, d->threshold);
 	else
-		printf("%zu significant change%s, no rise above --threshold %g%%\n", nsig,
-		       nsig == 1 ? "" : "s", d->threshold);
+		printf("none rose by more than --threshold %g%%\n", d->threshold);
 	return rose ? DIFF_EXIT_ROSE : AP_EXIT_OK;
 }
