@@ -225,9 +225,10 @@ $(ASAN_DIR)/%.o: user/%.c $(SKELS) $(OUTPUT)/profile.pb-c.h | $(ASAN_DIR)
 	$(call msg,CC-ASAN,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
+# (-Itests/unit first: the harness's check.h, not user/check.h of `allocprof check`.)
 $(TARGETS_DIR)/unit-asan-fuzz: tests/fuzz/fuzz.c $(ASAN_OBJS) | $(TARGETS_DIR)
 	$(call msg,CC-ASAN,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/unit $^ $(LDLIBS) -o $@
+	$(Q)$(CC) -Itests/unit $(ALL_CFLAGS) $(ASAN_FLAGS) $^ $(LDLIBS) -o $@
 
 $(TARGETS_DIR)/unit-asan-%: tests/unit/%.c $(ASAN_OBJS) | $(TARGETS_DIR)
 	$(call msg,CC-ASAN,$@)

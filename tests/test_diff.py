@@ -29,12 +29,11 @@ def make_profile(per_op, ops, size=64, extra=0, sampled=False, rng=None, op="run
     p = pprofwrite.Profile()
     main = p.function("main", "/src/main.c")
     if ops:
-        p.comment("ops: %s %d" % (op, ops))
+        p.ops(op, ops)
     if sampled:
-        p.comment("sampling: one per %d bytes" % RATE)
-        p.set_period("space", "bytes", RATE)
+        p.sampled(RATE)
     else:
-        p.comment("sampling: none (--exact)")
+        p.exact()
     prob = 1 - math.exp(-size / RATE)
     for name, n in per_op.items():
         count = n * max(ops, 1) + extra

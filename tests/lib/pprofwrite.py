@@ -38,16 +38,9 @@ class Profile:
         self.functions = []  # (id, name, file)
         self.locations = []  # (id, address, [function ids])
         self.samples = []  # ([location ids], [values])
-        self.comments = []  # string indexes, as field 13 holds them
+        self.comments = []  # string indexes
         self.period_type = None  # (type, unit) string indexes
-        self.period = 0
-
-    def comment(self, text):
-        self.comments.append(self.s(text))
-
-    def set_period(self, type_, unit, period):
-        self.period_type = (self.s(type_), self.s(unit))
-        self.period = period
+        self.period = None
 
     def s(self, text):
         if text not in self.strings:
@@ -64,6 +57,25 @@ class Profile:
     def sample(self, locations, values):
         self.samples.append((list(locations), list(values)))
 
+    def comment(self, text):
+        self.comments.append(self.s(text))
+
+    def set_period(self, period, type_="space", unit="bytes"):
+        self.period_type = (self.s(type_), self.s(unit))
+        self.period = period
+
+    # allocprof's own comments (user/profile.h), as `record` writes them.
+    def ops(self, name, count, rest=""):
+        self.comment("ops: %s %d%s" % (name, count, rest))
+
+    def exact(self):
+        self.comment("sampling: none (--exact)")
+        self.set_period(1)
+
+    def sampled(self, mean):
+        self.comment("sampling: one per %d bytes on average" % mean)
+        self.set_period(mean)
+
     def encode(self):
         out = bytearray()
         for t, u in self.types:
@@ -79,9 +91,10 @@ class Profile:
                                field_varint(4, filename))
         for text in self.strings:
             out += field_bytes(6, text)
-        if self.period_type:
+        if self.period_type is not None:
             out += field_bytes(11, field_varint(1, self.period_type[0]) +
                                field_varint(2, self.period_type[1]))
+        if self.period is not None:
             out += field_varint(12, self.period)
         if self.comments:
             out += packed(13, self.comments)
