@@ -6,7 +6,7 @@
  * UBSan, every report is fatal; each parser is one test, "PASS fuzz_<parser>", counted by
  * tests/run.py.
  */
-#include "../unit/check.h" /* the tests' harness, not user/check.h */
+#include "check.h"
 
 #include "elffile.h"
 #include "pprof.h"
