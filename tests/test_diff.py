@@ -327,6 +327,22 @@ class DiffOneEach(DiffCase):
         proc = diff(base, new)
         self.assertEqual(proc.returncode, 2)
         self.assertRegex(proc.stderr, r"^allocprof: .*--per-op")
+        # profiles that count two operations: --per-op chooses the divisor
+        for side, data in (("both-base", 2), ("both-new", 3)):
+            p = pprofwrite.Profile()
+            main = p.function("main")
+            p.sample([p.function("x"), main], [data * 100, data * 6400])
+            p.ops("a", 100)
+            p.ops("b", 50)
+            p.exact()
+            with open(self.path(side + ".pb.gz"), "wb") as f:
+                f.write(gzip.compress(p.encode()))
+        two = (self.path("both-base.pb.gz"), self.path("both-new.pb.gz"))
+        self.assertEqual(diff(*two).returncode, 2)
+        proc = diff("--per-op", "b", *two)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("cum per operation (ops: b)", proc.stdout)
+        self.assertEqual(rows(proc.stdout)["x"][:3], ("4", "6", "+50.00%"))
         proc = diff("--per-op", "a", base, new)
         self.assertEqual(proc.returncode, 2)
         self.assertRegex(proc.stderr, r"^allocprof: .*new/run00.pb.gz: no operation 'a' "
