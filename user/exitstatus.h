@@ -4,6 +4,7 @@
  * from). With `record -- CMD`, CMD's own status is passed on instead once the profile is
  * written, so there 1 to 4 can also be CMD's. `check` is CI's: 1 when a budget is exceeded,
  * 2 for any input it cannot use (a profile or budget file), so that 1 always means "over".
+ * `diff` likewise: 1 when a function rose significantly, 2 for input it cannot use.
  */
 #ifndef ALLOCPROF_EXITSTATUS_H
 #define ALLOCPROF_EXITSTATUS_H

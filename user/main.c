@@ -1,5 +1,6 @@
 /* The allocprof command: dispatches to its subcommands. */
 #include "check.h"
+#include "diff.h"
 #include "exitstatus.h"
 #include "record.h"
 #include "top.h"
@@ -21,6 +22,7 @@ static void usage(FILE *f)
 	      "  top FILE [-n N] [--sample-index TYPE]     top functions of a profile\n"
 	      "  check --budget FILE PROFILE...            allocations per operation against\n"
 	      "                                            budgets, for CI\n"
+	      "  diff [options] BASE NEW                   compare two sets of runs, for CI\n"
 	      "  version                                   print the version\n"
 	      "\n"
 	      "Options:\n"
@@ -32,12 +34,14 @@ static void usage(FILE *f)
 	      "  sudo allocprof record --exact -- ./bench --iterations 1000\n"
 	      "  allocprof top heap.pb.gz\n"
 	      "  allocprof check --budget budget.txt bench.pb.gz\n"
+	      "  allocprof diff base/ new/\n"
 	      "  pprof -http=: heap.pb.gz\n"
 	      "\n"
 	      "Exit status: 0 success; 1 the capture or the reading failed, or (check) a\n"
-	      "budget is exceeded; 2 bad command line (check: also input it cannot use); 3\n"
-	      "(record) not permitted or not possible here; 4 (record) nothing to trace.\n"
-	      "Each command's --help says more.\n",
+	      "budget is exceeded, or (diff) a function rose significantly; 2 bad command\n"
+	      "line (check, diff: also input they cannot use); 3 (record) not permitted or\n"
+	      "not possible here; 4 (record) nothing to trace. Each command's --help says\n"
+	      "more.\n",
 	      f);
 }
 
@@ -50,7 +54,8 @@ static int bad_command(const char *cmd)
 	if (cmd)
 		ap_err("unknown command '%s' (see allocprof --help)", cmd);
 	else
-		ap_err("no command given: record, top, check or version (see allocprof --help)");
+		ap_err("no command given: record, top, check, diff or version (see allocprof "
+		       "--help)");
 	if (isatty(STDERR_FILENO))
 		usage(stderr);
 	return AP_EXIT_USAGE;
@@ -66,6 +71,8 @@ int main(int argc, char **argv)
 		return cmd_top(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check"))
 		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "diff"))
+		return cmd_diff(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("allocprof %s\n", ALLOCPROF_VERSION);
 		return AP_EXIT_OK;
