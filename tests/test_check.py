@@ -102,7 +102,7 @@ class TopPerOp(Profiles):
                          ["few_big", "many_small"])
         self.assertIn("   25              25           200 B           200 B  many_small",
                       proc.stdout)
-        self.assertIn("           0.25            0.25        1.95 KiB        1.95 KiB  few_big",
+        self.assertIn("           0.25            0.25          2000 B          2000 B  few_big",
                       proc.stdout)
 
     def test_divisor_choice(self):

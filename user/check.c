@@ -207,17 +207,13 @@ static void totals_free(struct totals *t)
 	free(t->infos);
 }
 
-/* A value of a budget's kind: "2.5 allocs/op", "1.50 KiB/op" (0.3 B/op below a KiB). */
+/* A value of a budget's kind: "2.5 allocs/op", "1804 B/op" (fmt_bytes_op). */
 static const char *fmt_value(double v, enum budget_kind kind, char *buf, size_t len)
 {
 	char b[32];
 
 	if (kind == BUDGET_BYTES) {
-		if (fabs(v) >= 1024)
-			fmt_bytes(v, b, sizeof(b));
-		else
-			snprintf(b, sizeof(b), "%.4g B", v);
-		snprintf(buf, len, "%s/op", b);
+		snprintf(buf, len, "%s/op", fmt_bytes_op(v, b, sizeof(b)));
 	} else {
 		if (fabs(v) >= 1000)
 			snprintf(buf, len, "%.0f allocs/op", v);
@@ -227,13 +223,12 @@ static const char *fmt_value(double v, enum budget_kind kind, char *buf, size_t 
 	return buf;
 }
 
-/* The value without its unit, for "±e" and "over by": "2.5", "1.50 KiB". */
+/* The value without its unit, for "±e" and "over by": "2.5", "1804 B". */
 static const char *fmt_amount(double v, enum budget_kind kind, char *buf, size_t len)
 {
-	if (kind == BUDGET_BYTES && fabs(v) >= 1024)
-		return fmt_bytes(v, buf, len);
-	snprintf(buf, len, fabs(v) >= 1000 ? "%.0f%s" : "%.4g%s", v,
-		 kind == BUDGET_BYTES ? " B" : "");
+	if (kind == BUDGET_BYTES)
+		return fmt_bytes_op(v, buf, len);
+	snprintf(buf, len, fabs(v) >= 1000 ? "%.0f" : "%.4g", v);
 	return buf;
 }
 

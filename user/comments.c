@@ -84,9 +84,8 @@ int prof_info__read(const Perftools__Profiles__Profile *p, struct prof_info *out
 				prof_info__add_op(out, name, count);
 				free(name);
 			}
-		} else if (!strcmp(c, PROFILE_COMMENT_EXACT) ||
-			   (!strncmp(c, PROFILE_COMMENT_EXACT, strlen(PROFILE_COMMENT_EXACT)) &&
-			    isspace((unsigned char)c[strlen(PROFILE_COMMENT_EXACT)]))) {
+		} else if (!strncmp(c, PROFILE_COMMENT_EXACT, strlen(PROFILE_COMMENT_EXACT)) &&
+			   !isalnum((unsigned char)c[strlen(PROFILE_COMMENT_EXACT)])) {
 			if (!sampled)
 				out->sampling = PROF_SAMPLING_EXACT;
 		} else if (!strncmp(c, PROFILE_COMMENT_SAMPLED, nsam)) {

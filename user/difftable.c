@@ -102,8 +102,8 @@ static const char *fmt_num(const struct diff *d, double v, char *buf, size_t len
 	static const char *const sfx[] = { "", "k", "M", "G", "T" };
 	size_t u = 0;
 
-	if (!strcmp(d->unit, "bytes") && fabs(v) >= 1024)
-		return fmt_bytes(v, buf, len);
+	if (!strcmp(d->unit, "bytes"))
+		return fmt_bytes_op(v, buf, len);
 	if (fabs(v) < 10000) {
 		snprintf(buf, len, "%.4g%s", v, strcmp(d->unit, "bytes") ? "" : " B");
 		return buf;

@@ -141,18 +141,6 @@ static const char *fmt_count_op(double v, char *buf, size_t len)
 	return buf;
 }
 
-/* Bytes per operation: below a KiB with a few significant digits (0.3 B), then fmt_bytes. */
-static const char *fmt_bytes_op(double v, char *buf, size_t len)
-{
-	if (fabs(v) >= 1024)
-		return fmt_bytes(v, buf, len);
-	if (v == 0)
-		snprintf(buf, len, "0 B");
-	else
-		snprintf(buf, len, "%.4g B", v);
-	return buf;
-}
-
 /* "v" or, when sampled, "v ±e" (e: the 99% interval's half-width), into buf. */
 static const char *fmt_op(double v, double var, bool sampled, bool bytes, char *buf, size_t len)
 {

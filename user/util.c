@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +279,21 @@ const char *fmt_bytes(double b, char *buf, size_t len)
 		snprintf(buf, len, "%s%.0f %s", neg ? "-" : "", b, units[u]);
 	else
 		snprintf(buf, len, "%s%.2f %s", neg ? "-" : "", b, units[u]);
+	return buf;
+}
+
+const char *fmt_bytes_op(double b, char *buf, size_t len)
+{
+	double a = fabs(b);
+
+	if (a >= 100 * 1024)
+		return fmt_bytes(b, buf, len);
+	if (a == floor(a))
+		snprintf(buf, len, "%.0f B", b);
+	else if (a >= 100)
+		snprintf(buf, len, "%.1f B", b);
+	else
+		snprintf(buf, len, "%.4g B", b);
 	return buf;
 }
 

@@ -47,5 +47,10 @@ const char *host_stamp(char *buf, size_t len);
 
 /* "1.5 MiB", "312 B" into buf. */
 const char *fmt_bytes(double b, char *buf, size_t len);
+/*
+ * Bytes per operation, where a byte matters (budgets, diffs): whole below 100 KiB ("1804 B",
+ * "926.7 B", "0.25 B", "64.06 B"), fmt_bytes above.
+ */
+const char *fmt_bytes_op(double b, char *buf, size_t len);
 
 #endif
