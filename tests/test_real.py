@@ -1,6 +1,7 @@
 """Real programs from Debian: redis-server, which allocates through jemalloc, under load."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,3 +73,39 @@ class Redis(Case):
         self.assertGreater(prof.total("alloc_space"), 6_000_000)
         for s in prof.samples:
             self.assertEqual(s.labels["comm"], ["redis-server"])
+
+    def test_redis_commands_as_operations(self):
+        # Redis's command dispatcher, exported by Debian's stripped binary, as the operation:
+        # each SET redis-benchmark sends is one call (and a CONFIG GET or two at its start).
+        out, log = self.path("ops.pb.gz"), self.path("log")
+        with open(log, "w") as errf:
+            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "--exact", "--ops",
+                                   "processCommand", "-p", str(self.server.pid), "-o", out],
+                                  stdout=subprocess.DEVNULL, stderr=errf)
+            try:
+                wait_for_log(log, "probes attached", proc=ap)
+                subprocess.run(["redis-benchmark", "-p", str(self.port), "-q", "-n", "5000",
+                                "-t", "set", "-d", "300"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=300, check=True)
+                ap.send_signal(signal.SIGINT)
+                self.assertEqual(ap.wait(timeout=120), 0, open(log).read())
+            finally:
+                ap.kill()
+                ap.wait()
+        self.assertIsNone(self.server.poll(), "redis-server must survive the capture")
+        prof = pprofraw.read(out)
+        ops = [c for c in prof.comments if c.startswith("ops: processCommand ")]
+        self.assertEqual(len(ops), 1, prof.comments)
+        calls = int(ops[0].split()[2])
+        self.assertGreaterEqual(calls, 5000)
+        self.assertLess(calls, 5100)
+        top = subprocess.run([ALLOCPROF, "top", "--per-op", out], capture_output=True,
+                             text=True)
+        self.assertEqual(top.returncode, 0, top.stderr)
+        self.assertIn("per operation: %d calls of processCommand" % calls, top.stdout)
+        # A SET of a 300-byte value takes a few allocations (jemalloc's zmalloc wrappers).
+        m = re.search(r"total ([\d.]+) allocs/op", top.stdout)
+        self.assertTrue(m, top.stdout)
+        self.assertGreater(float(m.group(1)), 1)
+        self.assertLess(float(m.group(1)), 50)
+
