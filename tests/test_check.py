@@ -307,7 +307,7 @@ class Check(Profiles):
         self.assertEqual(self.table(proc.stdout)["beta"][1], "12 allocs/op")  # 24000/2000
         os.mkdir(self.path("empty"))
         self.expect_error(self.check("beta 1 allocs/op\n", self.path("empty")), 2,
-                          ["empty", "without profiles"])
+                          ["empty", "no profiles in"])
 
     def test_divisor_choice(self):
         path = self.write(bench_profile(ops=[("handle", 800), ("parse", 400)]))

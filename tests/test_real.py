@@ -46,24 +46,32 @@ class Redis(Case):
         self.server.wait()
         super().tearDown()
 
-    def test_live_redis_through_jemalloc(self):
-        # The load runs once the probes are in, and the capture ends once it is done.
+    def capture_under_load(self, record_args, requests, commands):
+        """Records the server with `record_args` while redis-benchmark sends `requests` of
+        `commands` (its -t); the load runs once the probes are in, and the capture ends once
+        it is done. The profile, read by pprof."""
         out, log = self.path("redis.pb.gz"), self.path("log")
         with open(log, "w") as errf:
-            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "-p", str(self.server.pid),
-                                   "-o", out], stdout=subprocess.DEVNULL, stderr=errf)
+            ap = subprocess.Popen([ALLOCPROF, "record", "-v", *record_args, "-p",
+                                   str(self.server.pid), "-o", out],
+                                  stdout=subprocess.DEVNULL, stderr=errf)
             try:
                 wait_for_log(log, "probes attached", proc=ap)
-                subprocess.run(["redis-benchmark", "-p", str(self.port), "-q", "-n", "20000",
-                                "-t", "set,lpush", "-d", "300"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=300, check=True)
+                subprocess.run(["redis-benchmark", "-p", str(self.port), "-q", "-n",
+                                str(requests), "-t", commands, "-d", "300"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=300, check=True)
                 ap.send_signal(signal.SIGINT)
                 self.assertEqual(ap.wait(timeout=120), 0, open(log).read())
             finally:
                 ap.kill()
                 ap.wait()
         self.assertIsNone(self.server.poll(), "redis-server must survive the capture")
-        prof = pprofraw.read(out)
+        self.profile_path = out
+        return pprofraw.read(out)
+
+    def test_live_redis_through_jemalloc(self):
+        prof = self.capture_under_load([], 20000, "set,lpush")
         self.assertIn("allocator: /usr/lib/x86_64-linux-gnu/libjemalloc.so.2", prof.comments)
         self.assertIn("lost allocations: 0", prof.comments)
         # 20000 SETs of 300-byte values and as many LPUSHes: far more than 512 KiB
@@ -77,23 +85,8 @@ class Redis(Case):
     def test_redis_commands_as_operations(self):
         # Redis's command dispatcher, exported by Debian's stripped binary, as the operation:
         # each SET redis-benchmark sends is one call (and a CONFIG GET or two at its start).
-        out, log = self.path("ops.pb.gz"), self.path("log")
-        with open(log, "w") as errf:
-            ap = subprocess.Popen([ALLOCPROF, "record", "-v", "--exact", "--ops",
-                                   "processCommand", "-p", str(self.server.pid), "-o", out],
-                                  stdout=subprocess.DEVNULL, stderr=errf)
-            try:
-                wait_for_log(log, "probes attached", proc=ap)
-                subprocess.run(["redis-benchmark", "-p", str(self.port), "-q", "-n", "5000",
-                                "-t", "set", "-d", "300"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=300, check=True)
-                ap.send_signal(signal.SIGINT)
-                self.assertEqual(ap.wait(timeout=120), 0, open(log).read())
-            finally:
-                ap.kill()
-                ap.wait()
-        self.assertIsNone(self.server.poll(), "redis-server must survive the capture")
-        prof = pprofraw.read(out)
+        prof = self.capture_under_load(["--exact", "--ops", "processCommand"], 5000, "set")
+        out = self.profile_path
         ops = [c for c in prof.comments if c.startswith("ops: processCommand ")]
         self.assertEqual(len(ops), 1, prof.comments)
         calls = int(ops[0].split()[2])

@@ -10,9 +10,9 @@
 #include "exitstatus.h"
 #include "funcstats.h"
 #include "pprof.h"
+#include "profiles.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -73,62 +73,6 @@ static void check_usage(FILE *f)
 	      f);
 }
 
-static bool is_profile_name(const char *n)
-{
-	static const char *const ext[] = { ".pb.gz", ".pb", ".pprof" };
-	size_t len = strlen(n);
-
-	for (size_t i = 0; i < ARRAY_SIZE(ext); i++)
-		if (len > strlen(ext[i]) && !strcmp(n + len - strlen(ext[i]), ext[i]))
-			return true;
-	return false;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The profile files `arg` names (itself, or a directory's, sorted) appended to *paths. */
-static int expand(const char *arg, char ***paths, size_t *n, size_t *cap)
-{
-	size_t first = *n;
-	struct dirent *e;
-	struct stat st;
-	DIR *d;
-
-	if (strcmp(arg, "-") && !stat(arg, &st) && S_ISDIR(st.st_mode)) {
-		d = opendir(arg);
-		if (!d) {
-			ap_err("cannot read %s: %s", arg, strerror(errno));
-			return -1;
-		}
-		while ((e = readdir(d))) {
-			char *path;
-
-			if (e->d_name[0] == '.' || !is_profile_name(e->d_name))
-				continue;
-			path = xasprintf("%s/%s", arg, e->d_name);
-			if (stat(path, &st) || !S_ISREG(st.st_mode)) {
-				free(path);
-				continue;
-			}
-			grow((void **)paths, cap, *n + 1, sizeof(**paths));
-			(*paths)[(*n)++] = path;
-		}
-		closedir(d);
-		if (*n == first) {
-			ap_err("%s: a directory without profiles (*.pb.gz, *.pb, *.pprof)", arg);
-			return -1;
-		}
-		qsort(*paths + first, *n - first, sizeof(**paths), cmp_str);
-		return 0;
-	}
-	grow((void **)paths, cap, *n + 1, sizeof(**paths));
-	(*paths)[(*n)++] = xstrdup(arg);
-	return 0;
-}
-
 static int type_index(const Perftools__Profiles__Profile *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_sample_type; i++)
@@ -140,21 +84,13 @@ static int type_index(const Perftools__Profiles__Profile *p, const char *name)
 /* One profile's rows and operations added to `t`; 0, or -1 after its one line on stderr. */
 static int add_profile(struct totals *t, const char *path)
 {
-	const char *name = strcmp(path, "-") ? path : "standard input", *why;
+	const char *name = strcmp(path, "-") ? path : "standard input";
 	Perftools__Profiles__Profile *p;
 	struct prof_info info;
-	int io, ib, err;
+	int io, ib, err = 0;
 
-	err = pprof_read(path, &p, &why);
-	if (err) {
-		if (err == -EBADMSG)
-			ap_err("%s: %s", name, why);
-		else if (err == -ENOMEM)
-			ap_err("%s: not enough memory to read the profile", name);
-		else
-			ap_err("cannot read %s: %s", name, strerror(-err));
+	if (profiles_read("check", path, &p))
 		return -1;
-	}
 	io = type_index(p, "alloc_objects");
 	ib = type_index(p, "alloc_space");
 	prof_info__read(p, &info);
@@ -354,18 +290,8 @@ int cmd_check(int argc, char **argv)
 		case 'h':
 			check_usage(stdout);
 			return AP_EXIT_OK;
-		case ':':
-			ap_err("check: option '%s' needs a value (see allocprof check --help)",
-			       argv[optind - 1]);
-			return AP_EXIT_USAGE;
 		default:
-			if (optopt && optopt < 256)
-				ap_err("check: unknown option '-%c' (see allocprof check --help)",
-				       optopt);
-			else
-				ap_err("check: unknown option '%s' (see allocprof check --help)",
-				       argv[optind - 1]);
-			return AP_EXIT_USAGE;
+			return profiles_bad_option("check", c, optopt, argv[optind - 1]);
 		}
 	}
 	if (!budget_file) {
@@ -381,7 +307,7 @@ int cmd_check(int argc, char **argv)
 		return CHECK_ERROR;
 	}
 	for (int i = optind; i < argc; i++)
-		if (expand(argv[i], &paths, &npaths, &cap))
+		if (profiles_expand("check", argv[i], &paths, &npaths, &cap))
 			goto cleanup;
 	t.fs[0] = funcstats__new();
 	t.fs[1] = funcstats__new();
@@ -403,9 +329,7 @@ int cmd_check(int argc, char **argv)
 	}
 	ret = report(&t, &bs, op, strict);
 cleanup:
-	for (size_t i = 0; i < npaths; i++)
-		free(paths[i]);
-	free(paths);
+	profiles_free(paths, npaths);
 	if (t.fs[0])
 		totals_free(&t);
 	budgets__free(&bs);

@@ -11,10 +11,10 @@
 #include "funcstats.h"
 #include "hashmap.h"
 #include "pprof.h"
+#include "profiles.h"
 #include "top.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -25,57 +25,18 @@
 
 /* ---- the inputs -------------------------------------------------------------------------- */
 
-static bool is_profile_name(const char *n)
-{
-	static const char *const ends[] = { ".pb.gz", ".pb", ".pprof" };
-	size_t len = strlen(n);
-
-	for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
-		if (len > strlen(ends[i]) && !strcmp(n + len - strlen(ends[i]), ends[i]))
-			return true;
-	return false;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* A side's profiles: the file itself, or a directory's profiles in name order. 0 or exit 2. */
 static int add_side(struct diff *d, const char *arg, size_t *cap)
 {
-	struct stat st;
-	struct dirent *e;
 	char **names = NULL;
 	size_t n = 0, ncap = 0;
-	DIR *dir;
 
-	if (stat(arg, &st) || !S_ISDIR(st.st_mode)) {
-		grow((void **)&d->runs, cap, d->nruns + 1, sizeof(*d->runs));
-		d->runs[d->nruns++] = (struct run){ .path = xstrdup(arg) };
-		return 0;
-	}
-	dir = opendir(arg);
-	if (!dir) {
-		ap_err("diff: cannot read the directory %s: %s", arg, strerror(errno));
+	if (profiles_expand("diff", arg, &names, &n, &ncap))
 		return AP_EXIT_USAGE;
-	}
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.' && is_profile_name(e->d_name)) {
-			grow((void **)&names, &ncap, n + 1, sizeof(*names));
-			names[n++] = xasprintf("%s%s%s", arg,
-					       arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name);
-		}
-	closedir(dir);
-	if (!n) {
-		ap_err("diff: no profiles in %s (files ending .pb.gz, .pb or .pprof)", arg);
-		return AP_EXIT_USAGE;
-	}
-	qsort(names, n, sizeof(*names), name_cmp);
 	grow((void **)&d->runs, cap, d->nruns + n, sizeof(*d->runs));
 	for (size_t i = 0; i < n; i++)
 		d->runs[d->nruns++] = (struct run){ .path = names[i] };
-	free(names);
+	free(names); /* the paths are the runs' now */
 	return 0;
 }
 
@@ -102,17 +63,10 @@ static int read_run(struct diff *d, size_t r)
 	struct run *run = &d->runs[r];
 	Perftools__Profiles__Profile *p;
 	struct funcstats *fs;
-	const char *why;
-	int err, si;
+	int si;
 
-	err = pprof_read(run->path, &p, &why);
-	if (err) {
-		if (err == -EBADMSG)
-			ap_err("diff: %s: %s", run->path, why);
-		else
-			ap_err("diff: cannot read %s: %s", run->path, strerror(-err));
+	if (profiles_read("diff", run->path, &p))
 		return AP_EXIT_USAGE;
-	}
 	si = top_sample_index(p, d->sample_index);
 	if (si < 0) {
 		ap_err("diff: %s has no sample type '%s'", run->path, d->sample_index);
@@ -298,18 +252,8 @@ static int parse_args(struct diff *d, int argc, char **argv)
 		case 'h':
 			diff_usage(stdout);
 			return -1;
-		case ':':
-			ap_err("diff: option '%s' needs a value (see allocprof diff --help)",
-			       argv[optind - 1]);
-			return AP_EXIT_USAGE;
 		default:
-			if (optopt && optopt < 256)
-				ap_err("diff: unknown option '-%c' (see allocprof diff --help)",
-				       optopt);
-			else
-				ap_err("diff: unknown option '%s' (see allocprof diff --help)",
-				       argv[optind - 1]);
-			return AP_EXIT_USAGE;
+			return profiles_bad_option("diff", c, optopt, argv[optind - 1]);
 		}
 	}
 	if (argc - optind != 2) {

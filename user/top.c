@@ -7,6 +7,7 @@
 #include "exitstatus.h"
 #include "funcstats.h"
 #include "pprof.h"
+#include "profiles.h"
 #include "profile.h"
 #include "util.h"
 
@@ -360,18 +361,8 @@ int cmd_top(int argc, char **argv)
 		case 'h':
 			top_usage(stdout);
 			return 0;
-		case ':':
-			ap_err("top: option '%s' needs a value (see allocprof top --help)",
-			       argv[optind - 1]);
-			return AP_EXIT_USAGE;
 		default:
-			if (optopt && optopt < 256)
-				ap_err("top: unknown option '-%c' (see allocprof top --help)",
-				       optopt);
-			else
-				ap_err("top: unknown option '%s' (see allocprof top --help)",
-				       argv[optind - 1]);
-			return AP_EXIT_USAGE;
+			return profiles_bad_option("top", c, optopt, argv[optind - 1]);
 		}
 	}
 	if (per_op_word && optind == argc) {
