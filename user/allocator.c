@@ -341,6 +341,11 @@ static void add_op_site(struct alloc_plan *p, size_t *cap, struct candidate *c, 
 			p->libs[c[i].lib].path, (unsigned long long)sym.vaddr);
 		return;
 	}
+	for (size_t k = 0; k < p->nsites; k++)
+		if (p->sites[k].op && p->sites[k].lib == c[i].lib && p->sites[k].vaddr == sym.vaddr) {
+			p->ops_same |= 1u << op;
+			return;
+		}
 	site = (struct probe_site){
 		.fn = op,
 		.op = true,
@@ -415,10 +420,11 @@ static int resolve(struct candidate *c, size_t n, bool static_exe, const struct 
 	 * jemalloc's new[] calls its new.)
 	 */
 	for (size_t i = 0; i < p->nsites; i++) {
-		const char *name = alloc_fns[p->sites[i].fn].name;
+		const char *name;
 
 		if (p->sites[i].op)
 			continue;
+		name = alloc_fns[p->sites[i].fn].name;
 		bool own_new = p->sites[i].lib == c[malloc_def].lib && !strcmp(name, "_Znwm");
 
 		p->sites[i].wrapper = strcmp(name, "malloc") && !own_new;

@@ -71,6 +71,8 @@ struct alloc_plan {
 	int malloc_lib;	    /* index of the object providing malloc */
 	uint32_t ops_found; /* bit n: placement.ops[n] has a site (it may be in another plan's
 			       files, which a cache of known files skips: the caller keeps count) */
+	uint32_t ops_same;  /* bit n: placement.ops[n] is the function of an earlier name: no
+			       site of its own (two names for one function, refused) */
 	const char *unsure; /* an unreadable object searched before it: it may define malloc */
 };
 

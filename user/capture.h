@@ -62,6 +62,7 @@ struct capture {
 	bool file_scope;
 	const char *no_sessions;    /* why not, when in-use tracking uses return probes */
 	uint32_t ops_found;	    /* bit n: o.ops[n] has probes (attach_plan) */
+	uint32_t ops_same;	    /* bit n: o.ops[n] is another name's function */
 	bool ops_missing;	    /* an --ops function found nowhere: a bad command line */
 	uint64_t start_mono, start_real, end_mono;
 	bool stop;

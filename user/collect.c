@@ -334,6 +334,8 @@ struct collect_base {
 	size_t nprocs; /* processes the kernel named */
 	/* --ops: the calls each (process, operation) had at the last file; those read since */
 	struct hashmap *prev_ops; /* ap_op_key -> calls */
+	struct ap_op_key *prev_op_keys; /* its keys, whose processes are checked for exits */
+	size_t nprev_ops;
 	struct ap_op_key *op_keys;
 	__u64 *op_calls;
 	size_t nops;
@@ -382,6 +384,7 @@ void collect_base__free(struct collect_base *b)
 	hashmap__free(b->prev_idx);
 	hashmap__free(b->grace_idx);
 	hashmap__free(b->prev_ops);
+	free(b->prev_op_keys);
 	free(b->prev_keys);
 	free(b->prev);
 	free(b->grace);
@@ -499,6 +502,9 @@ static int find_gone(struct collect_base *b, int procs_fd, const struct addrspac
 	b->nprocs = n;
 	for (size_t i = 0; i < b->nprev; i++)
 		check_gone(b, checked, &b->prev_keys[i].proc);
+	/* A process may call an operation and never have a sampled allocation. */
+	for (size_t i = 0; i < b->nprev_ops; i++)
+		check_gone(b, checked, &b->prev_op_keys[i].proc);
 	addrspaces__each(as, check_space, &(struct check_ctx){ b, checked });
 	free(keys);
 	free(vals);
@@ -631,7 +637,8 @@ static int collect(const struct collect_maps *cm, bool exact, struct addrspaces 
 		const struct ap_stack *stack;
 		int64_t values[VALUE_NR], before[2] = { 0, 0 };
 		size_t nlocs = 0;
-		uint64_t pi;
+		uint64_t pi = 0;
+		bool have_before;
 
 		if (i == 0 || memcmp(&e->key.proc, &cur, sizeof(cur))) {
 			new_proc = i == 0 || e->key.proc.pid != cur.pid;
@@ -639,7 +646,8 @@ static int collect(const struct collect_maps *cm, bool exact, struct addrspaces 
 			proc_comm(cm->procs_fd, &cur, comm);
 		}
 		alloc_values(&e->val, exact, values);
-		if (b && hashmap__get(b->prev_idx, &e->key, sizeof(e->key), &pi))
+		have_before = b && hashmap__get(b->prev_idx, &e->key, sizeof(e->key), &pi);
+		if (have_before)
 			alloc_values(&b->prev[pi], exact, before);
 		/* What this file adds; a failed allocation taken back can make it negative. */
 		values[VALUE_ALLOC_OBJECTS] -= before[0];
@@ -696,6 +704,13 @@ static int collect(const struct collect_maps *cm, bool exact, struct addrspaces 
 		addrspaces__labels(as, (pid_t)cur.pid, cur.image, &exe, &container);
 		profile__add_label(p, "exe", exe);
 		profile__add_label(p, "container", container);
+		/* How many sampled allocations the estimates stand on (readers' variance). */
+		if (!exact)
+			profile__add_num_label(p, PROFILE_LABEL_SAMPLED,
+					       clamp_value(e->val.count - (b && have_before
+									   ? b->prev[pi].count
+									   : 0)),
+					       "count");
 		st->samples++;
 	}
 	if (b) {
@@ -830,10 +845,15 @@ void collect_base__advance(struct collect_base *b, const struct collect_maps *cm
 	/* Operations: the calls read are the next baseline, those of processes gone deleted. */
 	hashmap__free(b->prev_ops);
 	b->prev_ops = hashmap__new();
+	free(b->prev_op_keys);
+	b->prev_op_keys = xcalloc(b->nops ? b->nops : 1, sizeof(*b->prev_op_keys));
+	b->nprev_ops = 0;
 	for (size_t i = 0; i < b->nops; i++)
-		if (!is_gone(b, &b->op_keys[i].proc))
+		if (!is_gone(b, &b->op_keys[i].proc)) {
 			hashmap__put(b->prev_ops, &b->op_keys[i], sizeof(b->op_keys[i]),
 				     b->op_calls[i]);
+			b->prev_op_keys[b->nprev_ops++] = b->op_keys[i];
+		}
 	if (cm->ops_fd >= 0)
 		delete_keys(cm->ops_fd, b->op_keys, sizeof(*b->op_keys), b->nops, proc_is_gone, b);
 	for (size_t i = 0; i < b->ngone; i++)

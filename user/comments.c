@@ -43,7 +43,8 @@ static bool parse_op(const char *s, size_t *name_len, uint64_t *count)
 		return false;
 	errno = 0;
 	v = strtoull(num, &after, 10);
-	if (errno || (*after && !isspace((unsigned char)*after)))
+	/* (What follows the number is free text: a space, or "," or ";" after it.) */
+	if (errno || (*after && !isspace((unsigned char)*after) && *after != ',' && *after != ';'))
 		return false;
 	*name_len = (size_t)(end - s);
 	*count = v;
@@ -60,7 +61,9 @@ static double parse_mean(const char *s)
 		return 0;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || !isfinite(v) || v <= 0 || (*end && !isspace((unsigned char)*end)))
+	/* A distance beyond 2^40 bytes makes no sampled profile: a crafted line, unusable. */
+	if (errno || !isfinite(v) || v <= 0 || v > 0x1p40 ||
+	    (*end && !isspace((unsigned char)*end)))
 		return 0;
 	return v;
 }

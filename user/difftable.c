@@ -50,15 +50,18 @@ static void fn_stats(const struct diff *d, struct fn *f, double *scratch)
 		dev = 0;
 		for (size_t i = 0; i < n[s]; i++)
 			dev = fmax(dev, fabs(v[i] - f->med[s]));
-		f->spread[s] = !dev ? 0 : f->med[s] ? 100 * dev / f->med[s] : INFINITY;
+		f->spread[s] = !dev ? 0 : f->med[s] ? 100 * dev / fabs(f->med[s]) : INFINITY;
 	}
-	f->change = f->med[BASE]  ? 100 * (f->med[NEW] - f->med[BASE]) / f->med[BASE]
+	/* (fabs: a negative base, a crafted or periodic file's, must not turn a rise around) */
+	f->change = f->med[BASE]  ? 100 * (f->med[NEW] - f->med[BASE]) / fabs(f->med[BASE])
 		    : f->med[NEW] ? INFINITY
 				  : 0;
 	f->tested = n[BASE] > 1 || n[NEW] > 1;
 	if (!f->tested)
 		return;
-	utest(f->v, n[BASE], f->v + d->nbase, n[NEW], &f->ut);
+	/* A test that cannot be made (values it refuses) is no evidence of a change. */
+	if (utest(f->v, n[BASE], f->v + d->nbase, n[NEW], &f->ut))
+		f->ut.p = 1;
 	f->significant = f->ut.p <= d->alpha && f->med[NEW] != f->med[BASE];
 	/* sampling noise alone must not be taken for a change (see SAMPLING_Z) */
 	if (d->sampled && f->significant)

@@ -4,6 +4,7 @@
  * names are kept raw, escaping is the printer's.
  */
 #include "funcstats.h"
+#include "profile.h"
 #include "hashmap.h"
 #include "pprof.h"
 #include "util.h"
@@ -88,6 +89,27 @@ double fs_sample_variance(double objects, double bytes, double mean, bool bytes_
 	return (bytes_var ? objects * a * a : objects) * (1 - p) / p;
 }
 
+double fs_sample_variance_floor(double objects, double bytes, double n, bool bytes_var)
+{
+	double v;
+
+	if (!(n > 0) || !(objects > 0) || !(bytes > 0))
+		return 0;
+	v = bytes_var ? bytes * bytes / n - bytes * bytes / objects : objects * objects / n - objects;
+	return v > 0 && isfinite(v) ? v : 0;
+}
+
+/* The sample's PROFILE_LABEL_SAMPLED, 0 when it has none. */
+static double sampled_of(const Perftools__Profiles__Profile *p,
+			 const Perftools__Profiles__Sample *smp)
+{
+	for (size_t i = 0; i < smp->n_label; i++)
+		if (!smp->label[i]->str && smp->label[i]->num > 0 &&
+		    !strcmp(pprof_str(p, smp->label[i]->key), PROFILE_LABEL_SAMPLED))
+			return (double)smp->label[i]->num;
+	return 0;
+}
+
 static int type_index(const Perftools__Profiles__Profile *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_sample_type; i++)
@@ -128,6 +150,7 @@ struct funcstats *funcstats__build(const Perftools__Profiles__Profile *p, int si
 	uint64_t *fn_row, *last_sample;
 	int io = -1, ib = -1;
 	bool var_bytes = false, with_var = variance_types(p, si, info, &io, &ib, &var_bytes);
+	bool alloc_types = with_var && !strncmp(pprof_str(p, p->sample_type[si]->type), "alloc_", 6);
 
 	fs->sampled = with_var;
 	for (size_t i = 0; i < p->n_location; i++)
@@ -146,9 +169,17 @@ struct funcstats *funcstats__build(const Perftools__Profiles__Profile *p, int si
 		double var = 0;
 		bool leaf = true;
 
-		if (with_var && (size_t)io < smp->n_value && (size_t)ib < smp->n_value)
-			var = fs_sample_variance((double)smp->value[io], (double)smp->value[ib],
-						 info->mean_bytes, var_bytes);
+		if (with_var && (size_t)io < smp->n_value && (size_t)ib < smp->n_value) {
+			double o = (double)smp->value[io], b = (double)smp->value[ib];
+
+			var = fs_sample_variance(o, b, info->mean_bytes, var_bytes);
+			/* (the count of sampled allocations is alloc_*'s, not inuse_*'s) */
+			if (alloc_types)
+				var = fmax(var, fs_sample_variance_floor(o, b, sampled_of(p, smp),
+									 var_bytes));
+			if (!isfinite(var))
+				var = 0;
+		}
 		fs->total = add_sat(fs->total, v);
 		fs->var_total += var;
 		for (size_t k = 0; k < smp->n_location_id; k++) {

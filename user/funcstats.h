@@ -73,5 +73,14 @@ void funcstats__free(struct funcstats *fs);
  * 0 for O or B not positive, or R not positive.
  */
 double fs_sample_variance(double objects, double bytes, double mean, bool bytes_var);
+/*
+ * A bound from below on the same variance from the number of allocations sampled, n (the
+ * PROFILE_LABEL_SAMPLED label): the estimate is a sum of n weights w_i (objects) or s_i w_i
+ * (bytes), Var ~ sum w_i (w_i - 1) >= O^2/n - O, or for bytes B^2/n - B^2/O, equal to
+ * fs_sample_variance's when every size is the same, far above it when one stack allocates
+ * small blocks beside large ones (the mean size then says nothing of the small ones'
+ * weights). 0 when n is not known (n <= 0).
+ */
+double fs_sample_variance_floor(double objects, double bytes, double n, bool bytes_var);
 
 #endif

@@ -7,6 +7,7 @@
 #include "allocprof.h"
 #include "exitstatus.h"
 #include "procmaps.h"
+#include "profile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -146,6 +147,9 @@ static int parse_ops(const char *optarg_, struct record_opts *o)
 				ret = bad("bad --ops '%s': expected a function name (C++: "
 					  "ns::Class::fn without parameters, or the symbol)",
 					  name);
+		if (!ret && !strcmp(name, PROFILE_OPS_GIVEN))
+			ret = bad("--ops %s: the name --ops N gives its count; name a function",
+				  name);
 		if (!ret && is_allocator_fn(name))
 			ret = bad("--ops %s: an allocator function; name the function whose "
 				  "calls are the operations",

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* pid, comm, exe, container, sampled */
+#define PROFILE_MAX_LABELS 5
+
 struct profile {
 	Perftools__Profiles__Profile msg;
 	size_t cap_sample, cap_mapping, cap_location, cap_function, cap_string, cap_comment;
@@ -219,7 +222,7 @@ void profile__add_sample(struct profile *p, const uint64_t *locs, size_t nlocs,
 	s->n_value = p->nvalues;
 	s->value = xcalloc(p->nvalues, sizeof(*s->value));
 	memcpy(s->value, values, p->nvalues * sizeof(*values));
-	s->label = xcalloc(4, sizeof(*s->label)); /* pid, comm, and profile__add_label's */
+	s->label = xcalloc(PROFILE_MAX_LABELS, sizeof(*s->label)); /* pid, comm, and added ones */
 	/* pid is numeric, so `-tagfocus=pid=1234` means exactly 1234, not a regexp. */
 	l = xcalloc(1, sizeof(*l));
 	perftools__profiles__label__init(l);
@@ -243,12 +246,29 @@ void profile__add_label(struct profile *p, const char *key, const char *value)
 	Perftools__Profiles__Sample *s = m->n_sample ? m->sample[m->n_sample - 1] : NULL;
 	Perftools__Profiles__Label *l;
 
-	if (!s || !value || !*value || s->n_label >= 4)
+	if (!s || !value || !*value || s->n_label >= PROFILE_MAX_LABELS)
 		return;
 	l = xcalloc(1, sizeof(*l));
 	perftools__profiles__label__init(l);
 	l->key = str(p, key);
 	l->str = str(p, value);
+	s->label[s->n_label++] = l;
+}
+
+void profile__add_num_label(struct profile *p, const char *key, int64_t num, const char *unit)
+{
+	Perftools__Profiles__Profile *m = &p->msg;
+	Perftools__Profiles__Sample *s = m->n_sample ? m->sample[m->n_sample - 1] : NULL;
+	Perftools__Profiles__Label *l;
+
+	if (!s || s->n_label >= PROFILE_MAX_LABELS)
+		return;
+	l = xcalloc(1, sizeof(*l));
+	perftools__profiles__label__init(l);
+	l->key = str(p, key);
+	l->num = num;
+	if (unit && *unit)
+		l->num_unit = str(p, unit);
 	s->label[s->n_label++] = l;
 }
 

@@ -58,6 +58,11 @@ uint64_t profile__location(struct profile *p, uint64_t mapping_id, uint64_t addr
  *   the mean sampling distance in bytes, also the profile's period.
  */
 #define PROFILE_COMMENT_OPS	"ops: "
+/*
+ * A numeric label of a sampled profile's samples: how many allocations were sampled for its
+ * alloc_* estimates, from which readers bound their variance (funcstats.c).
+ */
+#define PROFILE_LABEL_SAMPLED "sampled"
 #define PROFILE_OPS_GIVEN	"operations"
 #define PROFILE_COMMENT_EXACT	"sampling: none (--exact)"
 #define PROFILE_COMMENT_SAMPLED "sampling: one per "
@@ -67,6 +72,8 @@ void profile__add_sample(struct profile *p, const uint64_t *locs, size_t nlocs,
 			 const int64_t *values, int64_t pid, const char *comm);
 /* A string label on the sample added last (`-tagfocus=KEY=VALUE`). */
 void profile__add_label(struct profile *p, const char *key, const char *value);
+/* A numeric label (unit: "" or pprof's unit name) on the sample added last. */
+void profile__add_num_label(struct profile *p, const char *key, int64_t num, const char *unit);
 void profile__add_comment(struct profile *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

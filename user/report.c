@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Lines for the comments that only the capture's course knows: allocators, late attaches. */
 struct notes {
@@ -197,15 +198,27 @@ static bool said_alone(enum ap_stat_kind kind)
  */
 static void ops_comments(const struct capture *c, struct profile *p, const struct collect_stats *st)
 {
+	/*
+	 * Each line names its file: `pprof -proto A B` keeps one of two equal comments, and two
+	 * runs (or two periodic files) with as many calls would lose one run's operations.
+	 */
+	static unsigned int file;
+	char host[64] = "", which[160];
+
+	gethostname(host, sizeof(host) - 1);
+	host[strcspn(host, ".")] = 0;
+	snprintf(which, sizeof(which), "capture on %s by pid %d from %llu.%03llu s, file %u", host,
+		 (int)getpid(), (unsigned long long)(c->start_real / 1000000000ull),
+		 (unsigned long long)(c->start_real / 1000000ull % 1000), ++file);
 	if (c->o.ops_given)
-		profile__add_comment(p, PROFILE_COMMENT_OPS PROFILE_OPS_GIVEN " %llu, as --ops gave",
-				     (unsigned long long)c->o.ops_given);
+		profile__add_comment(p, PROFILE_COMMENT_OPS PROFILE_OPS_GIVEN " %llu (as --ops gave; %s)",
+				     (unsigned long long)c->o.ops_given, which);
 	for (size_t i = 0; i < c->o.nops; i++) {
 		struct line l = {};
 		size_t shown = 0, procs = 0;
 
-		profile__add_comment(p, PROFILE_COMMENT_OPS "%s %llu calls, counted at its entry",
-				     c->o.ops[i], (unsigned long long)st->op_calls[i]);
+		profile__add_comment(p, PROFILE_COMMENT_OPS "%s %llu calls at its entry (%s)",
+				     c->o.ops[i], (unsigned long long)st->op_calls[i], which);
 		for (size_t k = 0; k < st->nop_procs && k < COLLECT_OP_PROCS; k++) {
 			const struct collect_op *o = &st->op_procs[k];
 

@@ -80,6 +80,13 @@ static int ops_check_found(struct capture *c, uint32_t found, const char *where)
 	for (size_t i = 0; i < c->o.nops; i++) {
 		if (found & (1u << i))
 			continue;
+		if (c->ops_same & (1u << i)) {
+			ap_err("--ops %s: the same function as another name given to --ops: give it "
+			       "once",
+			       c->o.ops[i]);
+			c->ops_missing = true;
+			return -ENOENT;
+		}
 		ap_err("--ops %s: no function of that name in %s or the libraries loaded (a "
 		       "stripped program keeps only its exported functions)",
 		       c->o.ops[i], where);
@@ -101,6 +108,7 @@ int attach_plan(struct capture *c, pid_t pid, const struct alloc_plan *plan,
 	if (err)
 		return err;
 	c->ops_found |= plan->ops_found;
+	c->ops_same |= plan->ops_same;
 	c->watch->probes += added;
 	report_note(c, "allocator: %s", plan->libs[plan->malloc_lib].path);
 	if (plan->unsure) {
@@ -167,8 +175,10 @@ int watch_pids(struct capture *c)
 		uint32_t found = 0;
 		char where[64];
 
-		for (size_t i = 0; i < c->o.npids; i++)
+		for (size_t i = 0; i < c->o.npids; i++) {
 			found |= plans[i].ops_found;
+			c->ops_same |= plans[i].ops_same;
+		}
 		snprintf(where, sizeof(where), c->o.npids == 1 ? "pid %d" : "any of the pids",
 			 (int)c->o.pids[0]);
 		err = ops_check_found(c, found, where);
@@ -373,6 +383,7 @@ int watch_command(struct capture *c)
 	}
 	interp = elf_file__interp(ef);
 	err = plan_for_command(c, elf_path, interp, &plan);
+	c->ops_same |= plan.ops_same;
 	if (!err) {
 		snprintf(what, sizeof(what), "'%s'", c->o.cmd[0]);
 		err = ops_check_found(c, plan.ops_found, what);

@@ -279,6 +279,35 @@ TEST(funcstats_variance_formula)
 	return true;
 }
 
+/*
+ * The bound from the number sampled: the same as the mean-size formula when every block has
+ * one size; above it for small blocks beside 1 MiB ones, where one sampled small block
+ * weighs 32768 objects (p = 16/524288), which the mean size (80 B) understates.
+ */
+TEST(funcstats_variance_floor)
+{
+	const double R = 524288, a = 1024, p = -expm1(-a / R), n = 10, o = n / p;
+	double w = 1 / -expm1(-16.0 / R), big = 1 / -expm1(-1048576.0 / R);
+	double mo = w + 2 * big, mb = 16 * w + 2 * 1048576 * big;
+
+	CHECK(close_to(fs_sample_variance_floor(o, o * a, n, false),
+		       fs_sample_variance(o, o * a, R, false)),
+	      "%.10g vs %.10g", fs_sample_variance_floor(o, o * a, n, false),
+	      fs_sample_variance(o, o * a, R, false));
+	CHECK(close_to(fs_sample_variance_floor(o, o * a, n, true),
+		       fs_sample_variance(o, o * a, R, true)),
+	      "bytes: %.10g", fs_sample_variance_floor(o, o * a, n, true));
+	/* One small and the two large sampled: the one small block's weight is the noise. */
+	CHECK(fs_sample_variance_floor(mo, mb, 3, false) > fs_sample_variance(mo, mb, R, false),
+	      "%.10g <= %.10g", fs_sample_variance_floor(mo, mb, 3, false),
+	      fs_sample_variance(mo, mb, R, false));
+	CHECK(sqrt(fs_sample_variance_floor(mo, mb, 3, false)) > 15000, "%.10g",
+	      sqrt(fs_sample_variance_floor(mo, mb, 3, false)));
+	CHECK(fs_sample_variance_floor(10, 100, 0, false) == 0, "n unknown");
+	CHECK(fs_sample_variance_floor(5, 100, 5, false) == 0, "weights of 1: no variance");
+	return true;
+}
+
 /* Variances of a sampled profile: each sample's, added where its value is. */
 TEST(funcstats_variance_rows)
 {
@@ -350,6 +379,7 @@ static const struct unit_test tests[] = {
 	T(comments_sampling),
 	T(funcstats_rows),
 	T(funcstats_variance_formula),
+	T(funcstats_variance_floor),
 	T(funcstats_variance_rows),
 	T(funcstats_variance_none),
 };
