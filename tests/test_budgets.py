@@ -92,6 +92,17 @@ class Budgets(Case):
             self.assertTrue(over[0].startswith("handle_request"), over[0])
             self.assertIn("over by 1 ", over[0])
 
+    def test_check_cxx_names(self):
+        # The profile says site_new(int); the budget may say site_new, as --ops does.
+        out = self.path("c.pb.gz")
+        self.assertRecorded(record(["-q", "--exact", "--ops", "site_new", "-o", out, "--",
+                                    target("cxxsites")]))
+        for text, status in (("site_new 1 allocs/op\n", 0), ("site_new(int) 40 bytes/op\n", 0),
+                             ("site_new 0.5 allocs/op\n", 1)):
+            proc = ap("check", "--budget", self.budget(text), out)
+            self.assertEqual(proc.returncode, status, text + proc.stdout + proc.stderr)
+            self.assertNotIn("not seen", proc.stdout)
+
     def test_check_bad_input(self):
         d = self.runs("one", 1)
         for text, where in (("handle_request six allocs/op\n", ":1:"),

@@ -185,6 +185,23 @@ class Check(Profiles):
                                             line[cols[1]:cols[2]].strip(), line[cols[2]:])
         return rows
 
+    def test_cxx_overloads(self):
+        # Profiles name C++ functions with their parameters; a budget may leave them out
+        # when one function has that name, and must give them for overloads.
+        p = pprofwrite.Profile()
+        one, two, h = (p.function("Server::handle(int)"), p.function("Server::handle(char)"),
+                       p.function("Server::run(Request const&)"))
+        p.sample([one, h], [300, 3000])
+        p.sample([two, h], [100, 1000])
+        p.ops("handle", 100, " calls")
+        p.exact()
+        path = self.write(p)
+        proc = self.check("Server::run 4 allocs/op\nServer::handle(char) 1 allocs/op\n", path)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertNotIn("not seen", proc.stdout)
+        self.expect_error(self.check("# x\nServer::handle 1 allocs/op\n", path), 2,
+                          ["budget.txt:2:", "Server::handle", "2 functions", "parameters"])
+
     def test_at_budget_passes(self):
         path = self.write(bench_profile())
         proc = self.check("beta 5 allocs/op\nalpha 3.75 allocs/op\nbeta 500 bytes/op\n", path)

@@ -117,42 +117,62 @@ static int bad(char *err, size_t len, const char *file, int line, const char *fm
 	return -EINVAL;
 }
 
+/* Fields a line may have: a C++ signature's words, the number and the unit. */
+#define MAX_FIELDS 64
+
 /* One line (NUL-terminated, no newline): a budget added to `out`, or nothing, or an error. */
 static int parse_line(char *line, size_t len, int lineno, const char *file, struct budgets *out,
 		      char *err, size_t errlen)
 {
 	struct budget b = { .line = lineno };
-	char *f[3];
-	size_t n;
+	char *f[MAX_FIELDS], *func;
+	size_t n, flen = 0;
+	int ret = 0;
 
 	if (strlen(line) != len)
 		return bad(err, errlen, file, lineno, "a NUL byte; %s", EXPECTED);
-	n = fields(line, f, 3);
+	n = fields(line, f, MAX_FIELDS);
 	if (n == 0)
 		return 0;
-	if (n != 3)
+	if (n < 3 || n > MAX_FIELDS)
 		return bad(err, errlen, file, lineno, "%s", EXPECTED);
+	/* FUNCTION is every field before the last two: a C++ signature has spaces. */
+	for (size_t i = 0; i + 2 < n; i++)
+		flen += strlen(f[i]) + 1;
+	func = xcalloc(1, flen);
+	for (size_t i = 0; i + 2 < n; i++) {
+		if (i)
+			strcat(func, " ");
+		strcat(func, f[i]);
+	}
+	f[1] = f[n - 2];
+	f[2] = f[n - 1];
+	f[0] = func;
+	b.func = func;
 	if (!strcmp(f[2], "allocs/op")) {
 		b.kind = BUDGET_ALLOCS;
 		if (!parse_allocs(f[1], &b.limit))
-			return bad(err, errlen, file, lineno,
-				   "'%s' is not a number of allocations (%s; N such as 3 or 2.5)",
-				   f[1], EXPECTED);
+			ret = bad(err, errlen, file, lineno,
+				  "'%s' is not a number of allocations (%s; N such as 3 or 2.5)",
+				  f[1], EXPECTED);
 	} else if (!strcmp(f[2], "bytes/op")) {
 		b.kind = BUDGET_BYTES;
 		if (!parse_bytes(f[1], &b.limit))
-			return bad(err, errlen, file, lineno,
-				   "'%s' is not a size (%s; SIZE such as 4096, 1.5k or 2MiB)", f[1],
-				   EXPECTED);
+			ret = bad(err, errlen, file, lineno,
+				  "'%s' is not a size (%s; SIZE such as 4096, 1.5k or 2MiB)", f[1],
+				  EXPECTED);
 	} else {
-		return bad(err, errlen, file, lineno, "unknown unit '%s'; %s", f[2], EXPECTED);
+		ret = bad(err, errlen, file, lineno, "unknown unit '%s'; %s", f[2], EXPECTED);
 	}
-	for (size_t i = 0; i < out->n; i++)
+	for (size_t i = 0; i < out->n && !ret; i++)
 		if (out->b[i].kind == b.kind && !strcmp(out->b[i].func, f[0]))
-			return bad(err, errlen, file, lineno,
-				   "a second %s budget for '%s' (the first is on line %d)",
-				   budget_unit(b.kind), f[0], out->b[i].line);
-	b.func = xstrdup(f[0]);
+			ret = bad(err, errlen, file, lineno,
+				  "a second %s budget for '%s' (the first is on line %d)",
+				  budget_unit(b.kind), f[0], out->b[i].line);
+	if (ret) {
+		free(func);
+		return ret;
+	}
 	out->b = xrealloc(out->b, out->n + 1, sizeof(*out->b));
 	out->b[out->n++] = b;
 	return 0;

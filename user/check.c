@@ -51,7 +51,8 @@ static void check_usage(FILE *f)
 	      "The budget file has one budget a line, 'FUNCTION N allocs/op' or 'FUNCTION\n"
 	      "SIZE bytes/op' (N may be fractional, 2.5; SIZE takes --sample-bytes' suffixes,\n"
 	      "1.5k, 2MiB); '#' starts a comment, at the start of a line or after a space. A\n"
-	      "function may have one budget of each kind.\n"
+	      "function may have one budget of each kind. FUNCTION is all before N, as top\n"
+	      "shows it; a C++ function may leave out its parameters unless it has overloads.\n"
 	      "\n"
 	      "A function no profile has measures 0 and passes, marked 'not seen' (a typo in\n"
 	      "a name shows there); --strict fails it. In a sampled profile each value has a\n"
@@ -172,6 +173,26 @@ struct cell {
 	char *func, *budget, *measured, *status;
 };
 
+/*
+ * A budget whose function is named without parameters where the profiles have several
+ * (overloads): which one is meant cannot be told. True after one line saying so.
+ */
+static bool ambiguous(const struct totals *t, const struct budgets *bs, const char *file)
+{
+	for (size_t i = 0; i < bs->n; i++) {
+		const struct budget *b = &bs->b[i];
+		size_t matches;
+
+		if (funcstats__row_loose(t->fs[b->kind], b->func, &matches) || matches < 2)
+			continue;
+		ap_err("%s:%d: '%s' is %zu functions in the profiles (overloads): give the one "
+		       "meant with its parameters, as top shows it",
+		       file, b->line, b->func, matches);
+		return true;
+	}
+	return false;
+}
+
 /* Compares every budget and prints the table; CHECK_OK or CHECK_OVER. */
 static int report(const struct totals *t, const struct budgets *bs, const struct prof_op *op,
 		  bool strict)
@@ -185,7 +206,8 @@ static int report(const struct totals *t, const struct budgets *bs, const struct
 	for (size_t i = 0; i < bs->n; i++) {
 		const struct budget *b = &bs->b[i];
 		const struct funcstats *fs = t->fs[b->kind];
-		const struct fs_row *r = funcstats__row(fs, b->func);
+		size_t matches;
+		const struct fs_row *r = funcstats__row_loose(fs, b->func, &matches);
 		double v = r ? (double)r->cum / ops : 0, e = r ? Z99 * sqrt(r->var_cum) / ops : 0;
 		char m[96], x[48], y[48], status[160];
 
@@ -327,6 +349,8 @@ int cmd_check(int argc, char **argv)
 			goto cleanup;
 		}
 	}
+	if (ambiguous(&t, &bs, budget_file))
+		goto cleanup;
 	ret = report(&t, &bs, op, strict);
 cleanup:
 	profiles_free(paths, npaths);

@@ -279,6 +279,23 @@ const struct fs_row *funcstats__row(const struct funcstats *fs, const char *name
 	return &fs->rows[ri];
 }
 
+const struct fs_row *funcstats__row_loose(const struct funcstats *fs, const char *name,
+					  size_t *matches)
+{
+	const struct fs_row *r = funcstats__row(fs, name), *found = NULL;
+	size_t len = strlen(name);
+
+	*matches = r ? 1 : 0;
+	if (r || !len)
+		return r;
+	for (size_t i = 0; i < fs->nrows; i++)
+		if (!strncmp(fs->rows[i].name, name, len) && fs->rows[i].name[len] == '(') {
+			found = &fs->rows[i];
+			(*matches)++;
+		}
+	return *matches == 1 ? found : NULL;
+}
+
 void funcstats__sort(struct funcstats *fs, int (*cmp)(const void *, const void *))
 {
 	if (!fs->nrows) /* rows is NULL then, which qsort must not be given */

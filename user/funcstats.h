@@ -58,6 +58,14 @@ void funcstats__merge(struct funcstats *into, const struct funcstats *from);
 /* The row of the function `name`, NULL when none. Valid until the next merge or sort. */
 const struct fs_row *funcstats__row(const struct funcstats *fs, const char *name);
 /* Sorts the rows with `cmp` (on two struct fs_row *). */
+/*
+ * The row of a function named as a person writes it: exactly, or else the one row whose
+ * name is `name` followed by its parameters ("Server::handle" for a C++ profile's
+ * "Server::handle(Request const&)"). *matches: how many rows matched that way (more than
+ * one, overloads: NULL is returned).
+ */
+const struct fs_row *funcstats__row_loose(const struct funcstats *fs, const char *name,
+					  size_t *matches);
 void funcstats__sort(struct funcstats *fs, int (*cmp)(const void *, const void *));
 /* top's order: flat descending, then cum descending, then name. */
 int fs_row_cmp_flat(const void *a, const void *b);

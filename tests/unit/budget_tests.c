@@ -109,12 +109,28 @@ static bool refused(const char *text, const char *want)
 
 #define EXP "expected 'FUNCTION N allocs/op' or 'FUNCTION SIZE bytes/op'"
 
+/* A C++ signature has spaces: FUNCTION is everything before the number and the unit. */
+TEST(budget_cxx_signature)
+{
+	const char *text = "Server::handle(Request const&,  int)\t12 allocs/op  # the handler\n"
+			   "Server::handle 1k bytes/op\n";
+	struct budgets b;
+	char err[256];
+
+	CHECK(parse(text, &b, err, sizeof(err)) == 0, "%s", err);
+	CHECK_INT(b.n, 2);
+	TRY(is_budget(&b.b[0], "Server::handle(Request const&, int)", BUDGET_ALLOCS, 12, 1));
+	TRY(is_budget(&b.b[1], "Server::handle", BUDGET_BYTES, 1024, 2));
+	budgets__free(&b);
+	return true;
+}
+
 TEST(budget_malformed)
 {
 	TRY(refused("a 1 allocs/op\n\nf 3\n", "budget.txt:3: " EXP));
 	TRY(refused("f\n", "budget.txt:1: " EXP));
-	TRY(refused("f 3 allocs/op extra\n", "budget.txt:1: " EXP));
-	TRY(refused("f 3 allocs/op extra # comment\n", "budget.txt:1: " EXP));
+	TRY(refused("f 3 allocs/op extra\n", "budget.txt:1: unknown unit 'extra'; " EXP));
+	TRY(refused("f 3 allocs/op extra # comment\n", "budget.txt:1: unknown unit 'extra'; " EXP));
 	TRY(refused("# c\nf 3 allocs\n", "budget.txt:2: unknown unit 'allocs'; " EXP));
 	TRY(refused("f 3 Allocs/op\n", "budget.txt:1: unknown unit 'Allocs/op'; " EXP));
 	TRY(refused("f 3 kb/op\n", "budget.txt:1: unknown unit 'kb/op'; " EXP));
@@ -188,6 +204,7 @@ TEST(budget_read)
 static const struct unit_test tests[] = {
 	T(budget_valid_forms),
 	T(budget_suffixes),
+	T(budget_cxx_signature),
 	T(budget_malformed),
 	T(budget_nul_byte),
 	T(budget_duplicates),
