@@ -185,6 +185,15 @@ class Check(Profiles):
                                             line[cols[1]:cols[2]].strip(), line[cols[2]:])
         return rows
 
+    def test_profile_given_twice_counts_once(self):
+        path = self.write(bench_profile())
+        os.mkdir(self.path("d"))
+        os.link(path, self.path("d/same.pb.gz"))
+        proc = self.check("beta 5 allocs/op\n", path, path, self.path("d"))
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("per operation: 800 calls of handle", proc.stdout)
+        self.assertEqual(proc.stderr.count("given twice"), 1, proc.stderr)
+
     def test_cxx_overloads(self):
         # Profiles name C++ functions with their parameters; a budget may leave them out
         # when one function has that name, and must give them for overloads.

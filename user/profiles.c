@@ -30,6 +30,20 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Is the file at `path` one of paths[0..n) already (a file named twice, or in a directory given)? */
+static bool listed(char *const *paths, size_t n, const char *path)
+{
+	struct stat a, b;
+
+	if (!strcmp(path, "-") || stat(path, &a))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(paths[i], "-") && !stat(paths[i], &b) && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return true;
+	return false;
+}
+
 int profiles_expand(const char *cmd, const char *arg, char ***paths, size_t *n, size_t *cap)
 {
 	size_t first = *n;
@@ -38,6 +52,11 @@ int profiles_expand(const char *cmd, const char *arg, char ***paths, size_t *n, 
 	DIR *d;
 
 	if (!strcmp(arg, "-") || stat(arg, &st) || !S_ISDIR(st.st_mode)) {
+		/* Counted once: a profile given twice would weigh its run double. */
+		if (listed(*paths, *n, arg)) {
+			ap_warn("%s: %s is given twice; read once", cmd, arg);
+			return 0;
+		}
 		grow((void **)paths, cap, *n + 1, sizeof(**paths));
 		(*paths)[(*n)++] = xstrdup(arg);
 		return 0;
@@ -53,7 +72,7 @@ int profiles_expand(const char *cmd, const char *arg, char ***paths, size_t *n, 
 		if (e->d_name[0] == '.' || !is_profile_name(e->d_name))
 			continue;
 		path = xasprintf("%s%s%s", arg, arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name);
-		if (stat(path, &st) || !S_ISREG(st.st_mode)) {
+		if (stat(path, &st) || !S_ISREG(st.st_mode) || listed(*paths, first, path)) {
 			free(path);
 			continue;
 		}

@@ -12,7 +12,8 @@
 
 /*
  * Appends to *paths (malloc'd strings, *n of them, room for *cap) the profiles `arg` names:
- * itself, or for a directory its files ending .pb.gz, .pb or .pprof, in name order. 0, or -1
+ * itself, or for a directory its files ending .pb.gz, .pb or .pprof, in name order; a file
+ * already in the list is not added again (said, when it was named itself). 0, or -1
  * after one line on stderr (`cmd`: "check", "diff", for its beginning) when the directory
  * cannot be read or has no profile.
  */
