@@ -46,7 +46,7 @@ static bool listed(char *const *paths, size_t n, const char *path)
 
 int profiles_expand(const char *cmd, const char *arg, char ***paths, size_t *n, size_t *cap)
 {
-	size_t first = *n;
+	size_t first = *n, found = 0;
 	struct dirent *e;
 	struct stat st;
 	DIR *d;
@@ -72,7 +72,12 @@ int profiles_expand(const char *cmd, const char *arg, char ***paths, size_t *n, 
 		if (e->d_name[0] == '.' || !is_profile_name(e->d_name))
 			continue;
 		path = xasprintf("%s%s%s", arg, arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name);
-		if (stat(path, &st) || !S_ISREG(st.st_mode) || listed(*paths, first, path)) {
+		if (stat(path, &st) || !S_ISREG(st.st_mode)) {
+			free(path);
+			continue;
+		}
+		found++;
+		if (listed(*paths, first, path)) {
 			free(path);
 			continue;
 		}
@@ -80,7 +85,7 @@ int profiles_expand(const char *cmd, const char *arg, char ***paths, size_t *n, 
 		(*paths)[(*n)++] = path;
 	}
 	closedir(d);
-	if (*n == first) {
+	if (!found) {
 		ap_err("%s: no profiles in %s (files ending .pb.gz, .pb or .pprof)", cmd, arg);
 		return -1;
 	}
