@@ -4,15 +4,19 @@ set -eu
 cd "$(dirname "$0")/.."
 out=build/demo.pb.gz
 echo "demo: recording build/tests/demo (a toy key-value server) with allocprof..." >&2
-./allocprof record -o "$out" -- build/tests/demo
+./allocprof record --ops handle_request -o "$out" -- build/tests/demo
 echo >&2
 echo "demo: what it still held when it exited (its cache), by bytes:" >&2
 ./allocprof top "$out" --sample-index inuse_space -n 5 >&2
+echo >&2
+echo "demo: allocations per request (--ops handle_request counted its calls):" >&2
+./allocprof top "$out" --per-op -n 8 >&2
 cat >&2 <<MSG
 
 demo: the profile is $(pwd)/$out
   ./allocprof top $out                        top allocation sites by bytes
   ./allocprof top $out --sample-index alloc_objects   by number of allocations
   ./allocprof top $out --sample-index inuse_space     by bytes still allocated
+  ./allocprof top $out --per-op               per request (README "Allocation budgets in CI")
   pprof -top $out   or   pprof -http=: $out   (scripts/install-deps.sh --test builds pprof)
 MSG
