@@ -239,55 +239,25 @@ def pprofwrite_values(data):
 def _leaf_values(raw):
     # Just enough protobuf to read back what make_profile wrote: strings, functions,
     # locations (one function each) and samples.
-    fields = list(_fields(raw))
+    fields = list(pprofwrite.read_fields(raw))
     strings = [v.decode() for n, v in fields if n == 6]
     fname = {}
     for n, v in fields:
         if n == 5:
-            f = dict(_fields(v))
+            f = dict(pprofwrite.read_fields(v))
             fname[f[1]] = strings[f[2]]
     loc_fn = {}
     for n, v in fields:
         if n == 4:
-            f = list(_fields(v))
+            f = list(pprofwrite.read_fields(v))
             lid = dict(f)[1]
-            line = dict(_fields([x for k, x in f if k == 4][0]))
+            line = dict(pprofwrite.read_fields([x for k, x in f if k == 4][0]))
             loc_fn[lid] = fname[line[1]]
     for n, v in fields:
         if n == 2:
-            f = dict(_fields(v))
-            locs, vals = list(_packed(f[1])), list(_packed(f[2]))
+            f = dict(pprofwrite.read_fields(v))
+            locs, vals = list(pprofwrite.read_packed(f[1])), list(pprofwrite.read_packed(f[2]))
             yield loc_fn[locs[0]], vals[0]
-
-
-def _varint(buf, i):
-    n = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return n, i
-
-
-def _fields(buf):
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        if key & 7 == 0:
-            v, i = _varint(buf, i)
-        else:
-            ln, i = _varint(buf, i)
-            v, i = buf[i:i + ln], i + ln
-        yield key >> 3, v
-
-
-def _packed(buf):
-    i = 0
-    while i < len(buf):
-        v, i = _varint(buf, i)
-        yield v
 
 
 class DiffOneEach(DiffCase):

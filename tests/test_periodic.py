@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import pprofraw  # noqa: E402
+import pprofwrite  # noqa: E402
 from harness import ALLOCPROF, Case, read_expect_all, record, target, wait_for_log  # noqa: E402
 from harness import needs  # noqa: E402
 
@@ -49,34 +50,7 @@ def times(path):
     """time_nanos and duration_nanos (Profile fields 9 and 10) read from the file itself:
     pprof -raw prints the duration rounded."""
     with gzip.open(path) as f:
-        data = f.read()
-    out, i = {}, 0
-
-    def varint(i):
-        v = shift = 0
-        while True:
-            b = data[i]
-            i += 1
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return v, i
-
-    while i < len(data):
-        key, i = varint(i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = varint(i)
-            out[field] = v
-        elif wire == 1:
-            i += 8
-        elif wire == 2:
-            n, i = varint(i)
-            i += n
-        elif wire == 5:
-            i += 4
-        else:
-            raise ValueError("bad wire type %d" % wire)
+        out = {n: v for n, v in pprofwrite.read_fields(f.read()) if n in (9, 10)}
     return out.get(9, 0), out.get(10, 0)
 
 

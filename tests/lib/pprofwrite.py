@@ -1,5 +1,6 @@
 """Writes pprof profiles by hand (protobuf's wire format, no protobuf package needed), for tests
-that need profiles no capture would produce: crafted, hostile, or with odd names."""
+that need profiles no capture would produce: crafted, hostile, or with odd names; and reads
+the wire format back, field by field."""
 
 
 def varint(n):
@@ -27,6 +28,48 @@ def field_bytes(num, data):
 
 def packed(num, values):
     return field_bytes(num, b"".join(varint(v) for v in values))
+
+
+# Reading the wire format back, for tests that check what a file holds field by field.
+
+def read_varint(buf, i):
+    """The varint at buf[i]: (value, index after it)."""
+    n = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return n, i
+
+
+def read_fields(buf):
+    """(field number, value) of each field of a message: an int for varints, bytes for
+    length-delimited fields; fixed-width fields are skipped."""
+    i = 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        wire = key & 7
+        if wire == 0:
+            v, i = read_varint(buf, i)
+        elif wire == 2:
+            n, i = read_varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+            continue
+        else:
+            raise ValueError("bad wire type %d" % wire)
+        yield key >> 3, v
+
+
+def read_packed(buf):
+    """The varints of a packed repeated field."""
+    i = 0
+    while i < len(buf):
+        v, i = read_varint(buf, i)
+        yield v
 
 
 class Profile:
