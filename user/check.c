@@ -22,8 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* The 99% interval's half-width in standard deviations, of a normal approximation. */
-#define Z99 2.576
 /* Equal within double rounding is equal: a budget of 0.3 holds for 300 in 1000 operations. */
 #define EPSILON 1e-9
 
@@ -74,14 +72,6 @@ static void check_usage(FILE *f)
 	      f);
 }
 
-static int type_index(const Perftools__Profiles__Profile *p, const char *name)
-{
-	for (size_t i = 0; i < p->n_sample_type; i++)
-		if (!strcmp(pprof_str(p, p->sample_type[i]->type), name))
-			return (int)i;
-	return -1;
-}
-
 /* One profile's rows and operations added to `t`; 0, or -1 after its one line on stderr. */
 static int add_profile(struct totals *t, const char *path)
 {
@@ -92,8 +82,8 @@ static int add_profile(struct totals *t, const char *path)
 
 	if (profiles_read("check", path, &p))
 		return -1;
-	io = type_index(p, "alloc_objects");
-	ib = type_index(p, "alloc_space");
+	io = funcstats_type_index(p, "alloc_objects");
+	ib = funcstats_type_index(p, "alloc_space");
 	prof_info__read(p, &info);
 	if (io < 0 || ib < 0) {
 		ap_err("%s: no sample types alloc_objects and alloc_space to check", name);
@@ -208,7 +198,7 @@ static int report(const struct totals *t, const struct budgets *bs, const struct
 		const struct funcstats *fs = t->fs[b->kind];
 		size_t matches;
 		const struct fs_row *r = funcstats__row_loose(fs, b->func, &matches);
-		double v = r ? (double)r->cum / ops : 0, e = r ? Z99 * sqrt(r->var_cum) / ops : 0;
+		double v = r ? (double)r->cum / ops : 0, e = r ? FUNCSTATS_Z99 * sqrt(r->var_cum) / ops : 0;
 		char m[96], x[48], y[48], status[160];
 
 		if (fs->sampled && r)

@@ -5,6 +5,7 @@
  */
 #include "diff_priv.h"
 #include "exitstatus.h"
+#include "funcstats.h"
 #include "util.h"
 
 #include <math.h>
@@ -19,7 +20,7 @@
  * sampling noise (two-sided 1%): with 30 functions tested, the U test alone would flag one of
  * them in a fifth of the comparisons of two identical programs.
  */
-#define SAMPLING_Z 2.576
+#define SAMPLING_Z FUNCSTATS_Z99
 
 /* ---- the statistics ---------------------------------------------------------------------- */
 

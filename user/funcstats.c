@@ -110,7 +110,7 @@ static double sampled_of(const Perftools__Profiles__Profile *p,
 	return 0;
 }
 
-static int type_index(const Perftools__Profiles__Profile *p, const char *name)
+int funcstats_type_index(const Perftools__Profiles__Profile *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_sample_type; i++)
 		if (!strcmp(pprof_str(p, p->sample_type[i]->type), name))
@@ -134,8 +134,8 @@ static bool variance_types(const Perftools__Profiles__Profile *p, int si,
 	for (size_t k = 0; k < ARRAY_SIZE(pairs); k++) {
 		if (strcmp(t, pairs[k][0]) && strcmp(t, pairs[k][1]))
 			continue;
-		*io = type_index(p, pairs[k][0]);
-		*ib = type_index(p, pairs[k][1]);
+		*io = funcstats_type_index(p, pairs[k][0]);
+		*ib = funcstats_type_index(p, pairs[k][1]);
 		*bytes = !strcmp(t, pairs[k][1]);
 		return *io >= 0 && *ib >= 0;
 	}

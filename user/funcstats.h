@@ -19,6 +19,9 @@
  * million samples): readers refuse a profile whose funcstats_work exceeds this.
  */
 #define FUNCSTATS_MAX_WORK (1ull << 26)
+/* The 99% interval's half-width in standard deviations (normal approximation): top's ±,
+ * check's margin, diff's noise gate. */
+#define FUNCSTATS_Z99 2.576
 
 struct fs_row {
 	char *name;		  /* the function's name, "0xADDR" for a frame without one; raw */
@@ -41,6 +44,8 @@ struct funcstats {
 };
 
 /* The rows funcstats__build would visit for `p`, counted up to just past FUNCSTATS_MAX_WORK. */
+/* Index of the sample type named exactly `name`, -1 if none. */
+int funcstats_type_index(const Perftools__Profiles__Profile *p, const char *name);
 uint64_t funcstats_work(const Perftools__Profiles__Profile *p);
 /* No rows, zero total: what funcstats__merge adds into. */
 struct funcstats *funcstats__new(void);

@@ -127,9 +127,6 @@ void top_print(FILE *out, const Perftools__Profiles__Profile *p, int si, size_t 
 	funcstats__free(fs);
 }
 
-/* The 99% interval's half-width in standard deviations, of a normal approximation. */
-#define Z99 2.576
-
 /* A count per operation: a few significant digits, whole numbers from 1000 on. */
 static const char *fmt_count_op(double v, char *buf, size_t len)
 {
@@ -154,9 +151,9 @@ static const char *fmt_op(double v, double var, bool sampled, bool bytes, char *
 	if (!sampled)
 		snprintf(buf, len, "%s", a);
 	else if (bytes)
-		snprintf(buf, len, "%s ±%s", a, fmt_bytes_op(Z99 * sqrt(var), b, sizeof(b)));
+		snprintf(buf, len, "%s ±%s", a, fmt_bytes_op(FUNCSTATS_Z99 * sqrt(var), b, sizeof(b)));
 	else
-		snprintf(buf, len, "%s ±%s", a, fmt_count_op(Z99 * sqrt(var), b, sizeof(b)));
+		snprintf(buf, len, "%s ±%s", a, fmt_count_op(FUNCSTATS_Z99 * sqrt(var), b, sizeof(b)));
 	return buf;
 }
 
@@ -210,8 +207,8 @@ static void top_print_per_op(FILE *out, const Perftools__Profiles__Profile *p, i
 			"Note: sampled (one allocation per %s on average): ± is a 99%% "
 			"interval; the totals' are ±%.1f%% (allocs), ±%.1f%% (bytes).\n",
 			fmt_bytes(info->mean_bytes, b1, sizeof(b1)),
-			fo->total ? 100 * Z99 * sqrt(fo->var_total) / fabs((double)fo->total) : 0.0,
-			fb->total ? 100 * Z99 * sqrt(fb->var_total) / fabs((double)fb->total)
+			fo->total ? 100 * FUNCSTATS_Z99 * sqrt(fo->var_total) / fabs((double)fo->total) : 0.0,
+			fb->total ? 100 * FUNCSTATS_Z99 * sqrt(fb->var_total) / fabs((double)fb->total)
 				  : 0.0);
 	else if (info->sampling == PROF_SAMPLING_UNKNOWN)
 		fprintf(out, "Note: the profile does not say how it was sampled: its values are "
