@@ -278,7 +278,7 @@ static bool cxx_match_one(void *ctx, const char *name, const struct elf_sym *sym
  * may match there (overloads: give the symbol). -1 when none matches.
  */
 static int find_cxx(struct candidate *c, size_t n, const char *name, struct elf_sym *sym,
-		    const char *path_of_lib[])
+		    const struct alloc_plan *p)
 {
 	const char *colon = strrchr(name, ':');
 	struct cxx_match m = { .want = name, .last = colon ? colon + 1 : name };
@@ -294,7 +294,7 @@ static int find_cxx(struct candidate *c, size_t n, const char *name, struct elf_
 		if (m.n > 1) {
 			ap_warn("--ops %s: %zu functions of that name in %s (%s, ...): give the one "
 				"meant as nm shows it",
-				name, m.n, path_of_lib[i], m.first);
+				name, m.n, p->libs[c[i].lib].path, m.first);
 			return -1;
 		}
 	}
@@ -320,13 +320,8 @@ static void add_op_site(struct alloc_plan *p, size_t *cap, struct candidate *c, 
 		if (c[i].ef && !elf_file__lookup(c[i].ef, name, &sym) && !sym.object)
 			break;
 	if (i == n) {
-		const char **paths = xcalloc(n ? n : 1, sizeof(*paths));
-		int k;
+		int k = find_cxx(c, n, name, &sym, p);
 
-		for (size_t j = 0; j < n; j++)
-			paths[j] = p->libs[c[j].lib].path;
-		k = find_cxx(c, n, name, &sym, paths);
-		free(paths);
 		if (k < 0)
 			return;
 		i = (size_t)k;

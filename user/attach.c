@@ -509,7 +509,6 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 	for (size_t i = 0; i < plan->nsites && !err; i++) {
 		const struct probe_site *s = &plan->sites[i];
 		const struct alloc_lib *l = &plan->libs[s->lib];
-		const struct alloc_fn *f = &alloc_fns[s->op ? 0 : s->fn];
 		enum site_kind kind = site_kind(s);
 		uint64_t off = s->offset + s->past_entry, cookie;
 		unsigned int slot; /* the library's in the BPF libs map (s->lib is plan->libs's) */
@@ -533,7 +532,7 @@ int attacher__add_plan(struct attacher *a, pid_t pid, const struct alloc_plan *p
 			if (s->vaddr + s->past_entry > AP_MAX_SITE_VADDR)
 				slot = AP_NO_LIB;
 			/* The cookie has the site's address: the program finds the load bias. */
-			cookie = AP_COOKIE(f->kind, s->fn, s->slots, s->wrapper, slot,
+			cookie = AP_COOKIE(alloc_fns[s->fn].kind, s->fn, s->slots, s->wrapper, slot,
 					   slot == AP_NO_LIB ? 0 : s->vaddr + s->past_entry);
 		}
 		if (multi) {
