@@ -53,8 +53,15 @@ class Capabilities(Case):
 
     def record_cmd(self, caps, uid=None):
         out, exp = self.path("p.pb.gz"), self.path("expect")
+        # Another uid runs the command: from the scratch directory, which it can reach
+        # whatever the checkout's directories allow (a clone under `mktemp -d` is 0700).
+        sites = SITES
+        if uid is not None:
+            sites = self.path("sites")
+            if not os.path.exists(sites):
+                shutil.copy(SITES, sites)
         proc = subprocess.run(with_caps(caps, [ALLOCPROF, "record", "--exact", "-q", "-o", out,
-                                               "--", SITES, "--rounds", "5", "--expect", exp],
+                                               "--", sites, "--rounds", "5", "--expect", exp],
                                         uid), capture_output=True, text=True, timeout=120)
         return proc, out, exp
 
