@@ -63,6 +63,14 @@ $(OUTPUT)/profile.pb-c.o: $(OUTPUT)/profile.pb-c.c
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Wall -I$(OUTPUT) -c $< -o $@
 
+# flame.js goes into every SVG as one string (scripts/embed-js.py). Named here, not left to the
+# .d files: the header must exist before flamesvg.o's first compile, when none says so yet.
+$(OUTPUT)/flame_js.h: user/flame.js scripts/embed-js.py | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q)scripts/embed-js.py $< flame_js > $@
+
+$(OUTPUT)/flamesvg.o: $(OUTPUT)/flame_js.h
+
 # Userspace objects may include any skeleton or the generated protobuf header.
 $(OUTPUT)/%.o: user/%.c $(SKELS) $(OUTPUT)/profile.pb-c.h | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -220,6 +228,8 @@ $(ASAN_DIR):
 $(ASAN_DIR)/profile.pb-c.o: $(OUTPUT)/profile.pb-c.c | $(ASAN_DIR)
 	$(call msg,CC-ASAN,$@)
 	$(Q)$(CC) $(CFLAGS) $(ASAN_FLAGS) -Wall -I$(OUTPUT) -c $< -o $@
+
+$(ASAN_DIR)/flamesvg.o: $(OUTPUT)/flame_js.h
 
 $(ASAN_DIR)/%.o: user/%.c $(SKELS) $(OUTPUT)/profile.pb-c.h | $(ASAN_DIR)
 	$(call msg,CC-ASAN,$@)
