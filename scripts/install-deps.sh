@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what allocprof needs on Debian 12 and builds nothing: the build and BPF toolchain,
 # and with --test also what the tests use (other allocators, a C++ compiler, the standalone
-# pprof, man to render the man page). Not systemd: tests/test_install.py verifies the units
-# with systemd-analyze where the machine has it (an init system is not a test tool). Installs
-# only what is missing, so a machine that has everything runs no apt at all.
+# pprof, man to render the man page, chromium and xmllint to check the flame graphs' SVG). Not
+# systemd: tests/test_install.py verifies the units with systemd-analyze where the machine has
+# it (an init system is not a test tool). Installs only what is missing, so a machine that has
+# everything runs no apt at all.
 # Usage: scripts/install-deps.sh [--test]
 set -eu
 
@@ -12,7 +13,7 @@ build_pkgs="make gcc clang llvm bpftool libbpf-dev libelf-dev libdw-dev zlib1g-d
 	libprotobuf-c-dev protobuf-c-compiler pkg-config binutils python3"
 test_pkgs="python3 g++ libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 redis-server redis-tools golang-go
 	golang-github-google-pprof-dev golang-github-ianlancetaylor-demangle-dev
-	golang-github-chzyer-readline-dev man-db groff-base"
+	golang-github-chzyer-readline-dev man-db groff-base chromium libxml2-utils"
 
 pkgs=$build_pkgs
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $test_pkgs"

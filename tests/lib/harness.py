@@ -70,6 +70,9 @@ _NEEDS = {
     # pprofraw reads profiles through the standalone pprof.
     "pprof": (lambda: shutil.which(pprofraw.PPROF) is not None,
               "needs pprof: run scripts/install-pprof.sh"),
+    # tests/test_flame_browser.py runs the flame graphs' script in Debian's headless chromium.
+    "chromium": (lambda: shutil.which("chromium") is not None,
+                 "needs chromium: run scripts/install-deps.sh --test"),
 }
 
 
