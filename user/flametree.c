@@ -17,11 +17,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A child of `parent` called `name` in `file` (the pool's pointers, so compared by address). */
-struct child_key {
-	uint64_t parent;
-	const char *name, *file;
-};
+/*
+ * The children's table: a child is found by its parent, name and file (the pool's pointers,
+ * so compared by address). A table of node indices, not a general hashmap: a profile of 100k
+ * stacks makes about a million frames, and the keys are the nodes' own fields.
+ */
+static uint64_t child_hash(uint32_t parent, const char *name, const char *file)
+{
+	uint64_t h = (uint64_t)parent * 0x9e3779b97f4a7c15ull;
+
+	h ^= (uint64_t)(uintptr_t)name * 0xff51afd7ed558ccdull;
+	h ^= (uint64_t)(uintptr_t)file * 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 29);
+}
+
+static void slots_grow(struct flame_tree *t)
+{
+	size_t n = t->nslots ? t->nslots * 2 : 1024;
+	uint32_t *s = xcalloc(n, sizeof(*s));
+
+	for (size_t i = 1; i < t->n; i++) {
+		const struct flame_node *nd = &t->nodes[i];
+		size_t j = child_hash(nd->parent, nd->name, nd->file) & (n - 1);
+
+		while (s[j])
+			j = (j + 1) & (n - 1);
+		s[j] = (uint32_t)i + 1;
+	}
+	free(t->slots);
+	t->slots = s;
+	t->nslots = n;
+}
 
 /* Wrappers that allocate on their caller's behalf, beside the entry points we probe. */
 static const char *const alloc_wrappers[] = {
@@ -102,7 +128,6 @@ struct flame_tree *flame_tree__new(const char *sample_index, const char *per_op,
 	struct flame_tree *t = xcalloc(1, sizeof(*t));
 
 	t->pool = strpool__new();
-	t->child = hashmap__new();
 	t->sample_index = sample_index ? xstrdup(sample_index) : NULL;
 	t->per_op = per_op ? xstrdup(per_op) : NULL;
 	t->diff = diff;
@@ -119,7 +144,7 @@ void flame_tree__free(struct flame_tree *t)
 		prof_info__free(&t->side[s].info);
 	}
 	free(t->nodes);
-	hashmap__free(t->child);
+	free(t->slots);
 	strpool__free(t->pool);
 	free(t->sample_index);
 	free(t->per_op);
@@ -227,14 +252,21 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 
 static uint32_t child_of(struct flame_tree *t, uint32_t parent, const struct lframe *f)
 {
-	struct child_key k = { .parent = parent, .name = f->name, .file = f->file };
-	uint64_t idx;
+	size_t j;
+	uint32_t idx;
 
-	if (hashmap__get(t->child, &k, sizeof(k), &idx))
-		return (uint32_t)idx;
+	if (2 * (t->n + 1) > t->nslots)
+		slots_grow(t);
+	j = child_hash(parent, f->name, f->file) & (t->nslots - 1);
+	for (; t->slots[j]; j = (j + 1) & (t->nslots - 1)) {
+		const struct flame_node *nd = &t->nodes[t->slots[j] - 1];
+
+		if (nd->parent == parent && nd->name == f->name && nd->file == f->file)
+			return t->slots[j] - 1;
+	}
 	idx = new_node(t, f->name, f->file, f->kind, parent);
-	hashmap__put(t->child, &k, sizeof(k), idx);
-	return (uint32_t)idx;
+	t->slots[j] = idx + 1;
+	return idx;
 }
 
 /* The side's facts from one profile: comments, time, target. */
@@ -592,8 +624,9 @@ int flame_tree__finish(struct flame_tree *t, const char *cmd, size_t max_frames)
 {
 	double th;
 
-	hashmap__free(t->child);
-	t->child = NULL;
+	free(t->slots);
+	t->slots = NULL;
+	t->nslots = 0;
 	if (scale_sides(t, cmd))
 		return -1;
 	/* max_frames 0: every frame of a positive value, BASE's too */

@@ -80,7 +80,8 @@ struct flame_tree {
 	/* private */
 	size_t cap;
 	struct strpool *pool;
-	struct hashmap *child;
+	uint32_t *slots; /* the children's table: node index + 1, 0 empty; open addressing */
+	size_t nslots;	 /* a power of two, at least twice n */
 	char *sample_index, *per_op;
 };
 
