@@ -167,12 +167,12 @@ class ManPage(Case):
         proc = self.render()
         self.assertEqual((proc.returncode, proc.stderr), (0, ""))
         for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "ALLOCPROF RECORD", "ALLOCPROF TOP",
-                        "ALLOCPROF DIFF", "EXIT STATUS", "FILES", "SEE ALSO"):
+                        "ALLOCPROF DIFF", "ALLOCPROF FLAME", "EXIT STATUS", "FILES", "SEE ALSO"):
             self.assertRegex(proc.stdout, r"(?m)^%s$" % section)
 
     def test_every_option_of_every_help(self):
         page = self.render().stdout
-        for args in ([], ["record"], ["top"], ["diff"]):
+        for args in ([], ["record"], ["top"], ["diff"], ["check"], ["flame"]):
             text = help_text(*args)
             with self.subTest(help=args):
                 options = help_options(text)

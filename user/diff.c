@@ -8,6 +8,7 @@
 #include "comments.h"
 #include "diff_priv.h"
 #include "exitstatus.h"
+#include "flame.h"
 #include "funcstats.h"
 #include "hashmap.h"
 #include "pprof.h"
@@ -174,6 +175,9 @@ static void diff_usage(FILE *f)
 	      "                           0: all); significant changes are always shown\n"
 	      "      --min-share PCT      hide rows without a significant change under PCT\n"
 	      "                           percent of the total on both sides (default 0.1)\n"
+	      "      --svg FILE           also draw the difference as a flame graph into FILE:\n"
+	      "                           widths from NEW, red what grew, blue what shrank\n"
+	      "                           (allocprof flame --base BASE NEW draws the same)\n"
 	      "  pprof's spelling works too: -sample_index=TYPE\n"
 	      "  -h, --help               this text\n"
 	      "\n"
@@ -205,6 +209,7 @@ static int parse_args(struct diff *d, int argc, char **argv)
 		{ "alpha", required_argument, NULL, 'a' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "min-share", required_argument, NULL, 'm' },
+		{ "svg", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -248,6 +253,9 @@ static int parse_args(struct diff *d, int argc, char **argv)
 				       optarg);
 				return AP_EXIT_USAGE;
 			}
+			break;
+		case 'g':
+			d->svg = optarg;
 			break;
 		case 'h':
 			diff_usage(stdout);
@@ -307,12 +315,23 @@ int cmd_diff(int argc, char **argv)
 		.pool = strpool__new(),
 		.by_name = hashmap__new(),
 	};
+	struct out_file *svg = NULL;
 	int ret = parse_args(&d, argc, argv);
 
 	if (ret < 0)
-		ret = AP_EXIT_OK; /* --help */
+		ret = AP_EXIT_OK;			       /* --help */
+	else if (!ret && d.svg && out_file__open(d.svg, &svg)) /* before anything is read */
+		ret = AP_EXIT_USAGE;
 	else if (!ret && !(ret = diff_read(&d)))
 		ret = diff_print(&d);
+	/* the picture whatever the table found: a failed check links to what grew */
+	if (svg && (ret == AP_EXIT_OK || ret == AP_EXIT_FAILED)) {
+		fflush(stdout);
+		if (flame_svg_of_diff(svg, d.arg[BASE], d.arg[NEW], d.sample_index, d.op))
+			ret = AP_EXIT_USAGE;
+	} else if (svg) {
+		out_file__abort(svg);
+	}
 	for (size_t r = 0; r < d.nruns; r++) {
 		prof_info__free(&d.runs[r].info);
 		free((char *)d.runs[r].path);

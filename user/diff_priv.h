@@ -33,6 +33,7 @@ struct run {
 struct diff {
 	/* the command line */
 	const char *sample_index, *per_op, *arg[2];
+	const char *svg; /* --svg: the difference picture, beside the table */
 	double alpha, threshold, min_share;
 	uint64_t nrows;
 	/* the runs: base then new */

@@ -53,15 +53,16 @@ struct flame_node {
 /* What is known of one side's profiles, for titles and notes. */
 struct flame_side {
 	size_t nprofiles;
-	double ops;	      /* the operation's calls summed over the profiles, when per_op */
-	double total;	      /* the side's total after scaling (the root's value) */
-	double total_var;     /* its variance */
-	int64_t time_nanos;   /* the earliest profile's start, 0 when none says */
-	int64_t duration_sum; /* the profiles' durations summed, ns */
-	char *target;	      /* the first profile's "target: " comment, NULL when none */
-	bool sampled;	      /* a profile was sampled (values are estimates) */
-	size_t unknown;	      /* profiles of other producers (sampling not said) */
-	size_t unsymbolized;  /* frames without a function name, counted in the tree */
+	double ops;	       /* the operation's calls summed over the profiles, when per_op */
+	double total;	       /* the side's total after scaling (the root's value) */
+	double total_var;      /* its variance */
+	int64_t time_nanos;    /* the earliest profile's start, 0 when none says */
+	int64_t duration_sum;  /* the profiles' durations summed, ns */
+	char *target;	       /* the first profile's "target: " comment, NULL when none */
+	bool sampled;	       /* a profile was sampled (values are estimates) */
+	size_t unknown;	       /* profiles of other producers (sampling not said) */
+	size_t unsymbolized;   /* locations' frames without a function name */
+	size_t negative;       /* samples of a negative value, left out (no width to draw) */
 	struct prof_info info; /* the profiles' operations merged */
 };
 
@@ -79,7 +80,8 @@ struct flame_tree {
 	/* private */
 	size_t cap;
 	struct strpool *pool;
-	struct hashmap *child;
+	uint32_t *slots; /* the children's table: node index + 1, 0 empty; open addressing */
+	size_t nslots;	 /* a power of two, at least twice n */
 	char *sample_index, *per_op;
 };
 
@@ -99,8 +101,10 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
  * After the last add: divides by the operation's calls (per_op) or, for a side of several
  * profiles of a diff, by their number (the mean run); orders siblings by name; merges frames
  * narrower than a drawn pixel (1/FLAME_MIN_FRACTION of the total) and beyond the `max_frames`
- * widest into one "…" per parent; counts what BASE alone had. 0, or -1 after one line on
- * stderr (prefix `cmd`): per_op without a usable operation.
+ * widest into one "…" per parent; counts what BASE alone had. `max_frames` 0: nothing merged,
+ * and BASE's frames are kept (value[FLAME_NEW] 0) for the folded text. The nodes are then in
+ * depth-first order, a parent before its children. 0, or -1 after one line on stderr (prefix
+ * `cmd`): per_op without a usable operation.
  */
 int flame_tree__finish(struct flame_tree *t, const char *cmd, size_t max_frames);
 void flame_tree__free(struct flame_tree *t);
@@ -108,7 +112,10 @@ void flame_tree__free(struct flame_tree *t);
 /* Frames whose value is under the total divided by this are merged ("…"). */
 #define FLAME_MIN_FRACTION 100000
 
-/* The kind of frame a function name is when it is in a mapping (allocator or not). */
+/* An allocator's entry point or wrapper (malloc, je_malloc, operator new, g_malloc, ...). */
 bool flame_is_allocator(const char *name);
+/* A value of the tree's unit: "1.5 MiB", "1,234", per operation "3.25" (the unit's words
+ * are the caller's). */
+const char *flame_fmt_value(const struct flame_tree *t, double v, char *buf, size_t len);
 
 #endif

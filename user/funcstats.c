@@ -119,27 +119,46 @@ int funcstats_type_index(const Perftools__Profiles__Profile *p, const char *name
 }
 
 /*
- * Which values estimate the objects and bytes of the type `si` is one of: false when `si`'s
+ * Which values estimate the objects and bytes of the type `si` is one of: off when `si`'s
  * type has no variance (exact, or a type other than alloc_* and inuse_*).
  */
-static bool variance_types(const Perftools__Profiles__Profile *p, int si,
-			   const struct prof_info *info, int *io, int *ib, bool *bytes)
+void fs_var__init(struct fs_var *v, const Perftools__Profiles__Profile *p, int si,
+		  const struct prof_info *info)
 {
 	static const char *const pairs[][2] = { { "alloc_objects", "alloc_space" },
 						{ "inuse_objects", "inuse_space" } };
 	const char *t = pprof_str(p, p->sample_type[si]->type);
 
+	*v = (struct fs_var){ .io = -1, .ib = -1 };
 	if (!info || info->sampling != PROF_SAMPLING_SAMPLED || !(info->mean_bytes > 0))
-		return false;
+		return;
 	for (size_t k = 0; k < ARRAY_SIZE(pairs); k++) {
 		if (strcmp(t, pairs[k][0]) && strcmp(t, pairs[k][1]))
 			continue;
-		*io = funcstats_type_index(p, pairs[k][0]);
-		*ib = funcstats_type_index(p, pairs[k][1]);
-		*bytes = !strcmp(t, pairs[k][1]);
-		return *io >= 0 && *ib >= 0;
+		v->io = funcstats_type_index(p, pairs[k][0]);
+		v->ib = funcstats_type_index(p, pairs[k][1]);
+		v->bytes = !strcmp(t, pairs[k][1]);
+		/* (the count of sampled allocations is alloc_*'s, not inuse_*'s) */
+		v->alloc_types = k == 0;
+		v->mean = info->mean_bytes;
+		v->on = v->io >= 0 && v->ib >= 0;
+		return;
 	}
-	return false;
+}
+
+double fs_var__sample(const struct fs_var *v, const Perftools__Profiles__Profile *p,
+		      const Perftools__Profiles__Sample *smp)
+{
+	double o, b, var;
+
+	if (!v->on || (size_t)v->io >= smp->n_value || (size_t)v->ib >= smp->n_value)
+		return 0;
+	o = (double)smp->value[v->io];
+	b = (double)smp->value[v->ib];
+	var = fs_sample_variance(o, b, v->mean, v->bytes);
+	if (v->alloc_types)
+		var = fmax(var, fs_sample_variance_floor(o, b, sampled_of(p, smp), v->bytes));
+	return isfinite(var) ? var : 0;
 }
 
 struct funcstats *funcstats__build(const Perftools__Profiles__Profile *p, int si,
@@ -148,11 +167,10 @@ struct funcstats *funcstats__build(const Perftools__Profiles__Profile *p, int si
 	struct funcstats *fs = funcstats__new();
 	struct hashmap *loc_idx = hashmap__new(), *fn_idx = hashmap__new();
 	uint64_t *fn_row, *last_sample;
-	int io = -1, ib = -1;
-	bool var_bytes = false, with_var = variance_types(p, si, info, &io, &ib, &var_bytes);
-	bool alloc_types = with_var && !strncmp(pprof_str(p, p->sample_type[si]->type), "alloc_", 6);
+	struct fs_var fv;
 
-	fs->sampled = with_var;
+	fs_var__init(&fv, p, si, info);
+	fs->sampled = fv.on;
 	for (size_t i = 0; i < p->n_location; i++)
 		hashmap__put(loc_idx, &p->location[i]->id, sizeof(uint64_t), i);
 	for (size_t i = 0; i < p->n_function; i++)
@@ -166,20 +184,9 @@ struct funcstats *funcstats__build(const Perftools__Profiles__Profile *p, int si
 	for (size_t s = 0; s < p->n_sample; s++) {
 		const Perftools__Profiles__Sample *smp = p->sample[s];
 		int64_t v = (size_t)si < smp->n_value ? smp->value[si] : 0;
-		double var = 0;
+		double var = fs_var__sample(&fv, p, smp);
 		bool leaf = true;
 
-		if (with_var && (size_t)io < smp->n_value && (size_t)ib < smp->n_value) {
-			double o = (double)smp->value[io], b = (double)smp->value[ib];
-
-			var = fs_sample_variance(o, b, info->mean_bytes, var_bytes);
-			/* (the count of sampled allocations is alloc_*'s, not inuse_*'s) */
-			if (alloc_types)
-				var = fmax(var, fs_sample_variance_floor(o, b, sampled_of(p, smp),
-									 var_bytes));
-			if (!isfinite(var))
-				var = 0;
-		}
 		fs->total = add_sat(fs->total, v);
 		fs->var_total += var;
 		for (size_t k = 0; k < smp->n_location_id; k++) {

@@ -96,4 +96,23 @@ double fs_sample_variance(double objects, double bytes, double mean, bool bytes_
  */
 double fs_sample_variance_floor(double objects, double bytes, double n, bool bytes_var);
 
+/*
+ * One sample's variance of type `si` in a profile sampled as `info` says (NULL: exact), as
+ * funcstats__build estimates it: the larger of fs_sample_variance and, for alloc_*, its floor
+ * from the sample's PROFILE_LABEL_SAMPLED. For other readers of samples (flame graphs).
+ */
+struct fs_var {
+	int io, ib;	  /* the objects' and bytes' types */
+	bool bytes;	  /* `si` is the bytes type */
+	bool alloc_types; /* alloc_*: the sampled count applies */
+	bool on;	  /* a variance is estimated at all */
+	double mean;
+};
+
+void fs_var__init(struct fs_var *v, const Perftools__Profiles__Profile *p, int si,
+		  const struct prof_info *info);
+/* 0 when `v` is off or the sample lacks the values. */
+double fs_var__sample(const struct fs_var *v, const Perftools__Profiles__Profile *p,
+		      const Perftools__Profiles__Sample *smp);
+
 #endif

@@ -2,6 +2,7 @@
 #include "check.h"
 #include "diff.h"
 #include "exitstatus.h"
+#include "flame.h"
 #include "record.h"
 #include "top.h"
 #include "util.h"
@@ -23,6 +24,8 @@ static void usage(FILE *f)
 	      "  check --budget FILE PROFILE...            allocations per operation against\n"
 	      "                                            budgets, for CI\n"
 	      "  diff [options] BASE NEW                   compare two sets of runs, for CI\n"
+	      "  flame [options] PROFILE...                a flame graph as one SVG file; with\n"
+	      "                                            --base, the picture of what changed\n"
 	      "  version                                   print the version\n"
 	      "\n"
 	      "Options:\n"
@@ -35,6 +38,7 @@ static void usage(FILE *f)
 	      "  allocprof top heap.pb.gz\n"
 	      "  allocprof check --budget budget.txt bench.pb.gz\n"
 	      "  allocprof diff base/ new/\n"
+	      "  allocprof flame heap.pb.gz -o heap.svg\n"
 	      "  pprof -http=: heap.pb.gz\n"
 	      "\n"
 	      "Exit status: 0 success; 1 the capture or the reading failed, or (check) a\n"
@@ -54,7 +58,7 @@ static int bad_command(const char *cmd)
 	if (cmd)
 		ap_err("unknown command '%s' (see allocprof --help)", cmd);
 	else
-		ap_err("no command given: record, top, check, diff or version (see allocprof "
+		ap_err("no command given: record, top, check, diff, flame or version (see allocprof "
 		       "--help)");
 	if (isatty(STDERR_FILENO))
 		usage(stderr);
@@ -73,6 +77,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "diff"))
 		return cmd_diff(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "flame"))
+		return cmd_flame(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("allocprof %s\n", ALLOCPROF_VERSION);
 		return AP_EXIT_OK;

@@ -59,7 +59,9 @@ void record_usage(FILE *f)
 	      "                           --interval SIGUSR1 writes nothing and says so)\n"
 	      "      --keep N             with --output-dir, after each file, delete this\n"
 	      "                           host's oldest allocprof files in DIR beyond N\n"
-	      "      --mode MODE          the file's mode, exactly (octal, e.g. 0640; default\n"
+	      "      --svg FILE           also draw the profile as a flame graph into FILE (an\n"
+	      "                           SVG, as allocprof flame draws it), after the profile\n"
+	      "      --mode MODE          the files' mode, exactly (octal, e.g. 0640; default\n"
 	      "                           0600, or the replaced file's if stricter)\n"
 	      "      --sample-bytes N     sample one allocation per N bytes on average, per "
 	      "thread\n"
@@ -254,6 +256,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		OPT_OUTPUT_DIR,
 		OPT_KEEP,
 		OPT_OPS,
+		OPT_SVG,
 	};
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -279,6 +282,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		{ "output-dir", required_argument, NULL, OPT_OUTPUT_DIR },
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "ops", required_argument, NULL, OPT_OPS },
+		{ "svg", required_argument, NULL, OPT_SVG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -381,9 +385,10 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 			break;
 		case OPT_MAX_CFI_ROWS:
 			if (parse_u64(optarg, 1024, AP_CFI_MAX_ROWS, &o->max_cfi_rows))
-				return bad("bad --max-cfi-rows '%s': expected a number from 1024 to "
-					   "16777216",
-					   optarg);
+				return bad(
+					"bad --max-cfi-rows '%s': expected a number from 1024 to "
+					"16777216",
+					optarg);
 			break;
 		case OPT_NO_FOLLOW:
 			o->no_follow = true;
@@ -414,10 +419,16 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		case OPT_INTERVAL:
 			ret = parse_duration_ns(optarg, &o->interval_ns);
 			if (ret || o->interval_ns < 1000000000ull)
-				return bad(ret == -ERANGE ? "--interval '%s' is out of range"
-							  : "bad --interval '%s': expected a duration "
-							    "of at least 1s (e.g. 10s, 5m, 1h)",
+				return bad(ret == -ERANGE
+						   ? "--interval '%s' is out of range"
+						   : "bad --interval '%s': expected a duration "
+						     "of at least 1s (e.g. 10s, 5m, 1h)",
 					   optarg);
+			break;
+		case OPT_SVG:
+			if (!*optarg)
+				return bad("empty --svg%s", "");
+			o->svg = optarg;
 			break;
 		case OPT_OUTPUT_DIR:
 			if (!*optarg)
@@ -469,12 +480,21 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		return bad("-o and --output-dir contradict each other: give one%s", "");
 	if (o->interval_ns && !o->output_dir)
 		return bad("--interval needs --output-dir DIR, where its files go%s", "");
+	if (o->svg && o->interval_ns)
+		return bad("--svg draws one profile and --interval writes many: draw a file with "
+			   "allocprof flame FILE -o FILE.svg%s",
+			   "");
+	if (o->svg && o->output && !strcmp(o->svg, o->output))
+		return bad("--svg and -o name the same file '%s': the picture and the profile "
+			   "need two",
+			   o->svg);
 	if (o->keep && !o->output_dir)
 		return bad("--keep needs --output-dir DIR, whose files it prunes%s", "");
 	if (o->ops_given && o->interval_ns)
-		return bad("--ops N counts the whole run, and --interval writes a file per interval: "
-			   "count the calls of a function instead (--ops FUNC)%s",
-			   "");
+		return bad(
+			"--ops N counts the whole run, and --interval writes a file per interval: "
+			"count the calls of a function instead (--ops FUNC)%s",
+			"");
 	targets = (o->npids > 0) + o->all + (o->cmd != NULL);
 	if (targets == 0)
 		return bad("no target: give -p PID, -a, or -- CMD%s", "");

@@ -46,6 +46,7 @@ struct record_opts {
 	char **ops;		/* --ops: functions whose calls are counted (AP_MAX_OPS at most) */
 	size_t nops;
 	uint64_t ops_given; /* --ops N: the number of operations the program did; 0: none */
+	const char *svg;    /* --svg: the flame graph of the profile, written after it */
 };
 
 /* 0 when the options are good, -1 after --help, else 2 with the reason printed. */

@@ -39,7 +39,6 @@
 
 #include "record_priv.h"
 
-
 /*
  * libbpf's own lines only with -vv: every failure it reports is also said by allocprof in one
  * line of its own, with the object it was about (a second line would only repeat it).
@@ -110,8 +109,7 @@ static void show_progress(struct run *r)
 	/* Periodic capture: the time to the next file. */
 	if (r->next_file > now)
 		snprintf(next, sizeof(next), ", next file in %llus",
-			 (unsigned long long)((r->next_file - now + 999999999) /
-					      1000000000ull));
+			 (unsigned long long)((r->next_file - now + 999999999) / 1000000000ull));
 	fprintf(stderr,
 		"\r\033[Kallocprof: %llus, %llu calls, %llu %s, %llu stacks (%llu%% of "
 		"--max-stacks), %llu lost%s",
@@ -304,10 +302,11 @@ static void cleanup(struct run *r)
 
 	attacher__free(c->att);
 	unwind__free(c->unwind); /* its worker, before the maps it writes */
-	watch__free(c->watch); /* its links before the BPF object they belong to */
+	watch__free(c->watch);	 /* its links before the BPF object they belong to */
 	ring_buffer__free(r->events);
 	allocprof_bpf__destroy(c->skel);
 	out_file__abort(r->out);
+	out_file__abort(r->svg);
 	symbolizer__free(r->sym);
 	collect_base__free(r->base);
 	interval__free(r->iv);
@@ -381,6 +380,12 @@ int cmd_record(int argc, char **argv)
 		free(r.out_path); /* the summary says "stdout" for -o - */
 		r.out_path = xstrdup(out_file__path(r.out));
 	}
+	if (c->o.svg &&
+	    out_file__open_opts(
+		    c->o.svg,
+		    &(struct out_file_opts){ .mode = c->o.mode, .cmd_stdout = c->o.cmd != NULL },
+		    &r.svg))
+		goto out;
 	raise_fd_limit(c);
 	if (setup_signals(&r)) {
 		ap_err("cannot set up signal handling: %s", strerror(errno));

@@ -21,6 +21,7 @@ struct symbolizer;
 struct run {
 	struct capture c;
 	struct out_file *out;
+	struct out_file *svg; /* --svg: the picture of the profile, written after it */
 	char *out_path;
 	struct ring_buffer *events;
 	int sigfd;

@@ -4,6 +4,7 @@
  * record.c says when.
  */
 #include "record_priv.h"
+#include "flame.h"
 #include "addrspace.h"
 #include "allocprof.skel.h"
 #include "capture.h"
@@ -60,8 +61,9 @@ static void summarize(struct run *r, struct profile *p, const struct collect_sta
 	 */
 	watch__targets(r->c.watch, &ntargets);
 	if (!r->c.o.all && ntargets > st->procs)
-		snprintf(attached, sizeof(attached), " (%zu attached, %zu with no allocation recorded)",
-			 ntargets, ntargets - (size_t)st->procs);
+		snprintf(attached, sizeof(attached),
+			 " (%zu attached, %zu with no allocation recorded)", ntargets,
+			 ntargets - (size_t)st->procs);
 	print_wrote(r, r->out_path, st, duration, attached);
 	if (!r->c.o.alloc_only)
 		fprintf(stderr, "allocprof: in use at the end (or at exit): %llu allocations, %s\n",
@@ -283,11 +285,22 @@ int record_finish(struct run *r)
 		err = out_file__commit(r->out, data, len);
 	}
 	r->out = NULL;
+	if (!err) {
+		report_losses(&st);
+		if (!c->o.quiet)
+			summarize(r, p, &st, duration);
+	}
+	/* the picture even when the profile went to the fallback file instead */
+	if (r->svg) {
+		if (flame_svg_of_profile(r->svg, profile__message(p), r->out_path))
+			err = err ? err : -EIO;
+		else if (!c->o.quiet)
+			fprintf(stderr, "allocprof: wrote %s: the flame graph of %s\n", c->o.svg,
+				r->out_path);
+		r->svg = NULL;
+	}
 	if (err)
 		goto out;
-	report_losses(&st);
-	if (!c->o.quiet)
-		summarize(r, p, &st, duration);
 	if (r->iv)
 		interval__prune(r->iv);
 out:
@@ -296,4 +309,3 @@ out:
 	profile__free(p);
 	return err;
 }
-

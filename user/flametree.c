@@ -1,0 +1,669 @@
+/*
+ * The flame graph's call tree (flametree.h): built from decoded profiles, one sample at a
+ * time, then scaled, pruned to what can be drawn and ordered. Names are kept raw; escaping is
+ * the writers'.
+ */
+#include "flametree.h"
+#include "allocator.h"
+#include "funcstats.h"
+#include "hashmap.h"
+#include "pprof.h"
+#include "top.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The children's table: a child is found by its parent, name and file (the pool's pointers,
+ * so compared by address). A table of node indices, not a general hashmap: a profile of 100k
+ * stacks makes about a million frames, and the keys are the nodes' own fields.
+ */
+static uint64_t child_hash(uint32_t parent, const char *name, const char *file)
+{
+	uint64_t h = (uint64_t)parent * 0x9e3779b97f4a7c15ull;
+
+	h ^= (uint64_t)(uintptr_t)name * 0xff51afd7ed558ccdull;
+	h ^= (uint64_t)(uintptr_t)file * 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 29);
+}
+
+static void slots_grow(struct flame_tree *t)
+{
+	size_t n = t->nslots ? t->nslots * 2 : 1024;
+	uint32_t *s = xcalloc(n, sizeof(*s));
+
+	for (size_t i = 1; i < t->n; i++) {
+		const struct flame_node *nd = &t->nodes[i];
+		size_t j = child_hash(nd->parent, nd->name, nd->file) & (n - 1);
+
+		while (s[j])
+			j = (j + 1) & (n - 1);
+		s[j] = (uint32_t)i + 1;
+	}
+	free(t->slots);
+	t->slots = s;
+	t->nslots = n;
+}
+
+/* Wrappers that allocate on their caller's behalf, beside the entry points we probe. */
+static const char *const alloc_wrappers[] = {
+	"__libc_malloc",
+	"__libc_calloc",
+	"__libc_realloc",
+	"__libc_memalign",
+	"_int_malloc",
+	"_int_realloc",
+	"strdup",
+	"strndup",
+	"__strdup",
+	"__strndup",
+	"xmalloc",
+	"xcalloc",
+	"xrealloc",
+	"xstrdup",
+	"g_malloc",
+	"g_malloc0",
+	"g_realloc",
+	"g_try_malloc",
+	"g_strdup",
+	"zmalloc",
+	"zcalloc",
+	"zrealloc",
+	"ztrymalloc",
+	"PyMem_Malloc",
+	"PyMem_Calloc",
+	"PyMem_Realloc",
+	"PyObject_Malloc",
+	"PyObject_Calloc",
+	"PyObject_Realloc",
+	"runtime.mallocgc",
+	"runtime.newobject",
+	"runtime.makeslice",
+	"runtime.growslice",
+	"runtime.makemap",
+};
+
+bool flame_is_allocator(const char *name)
+{
+	/* a prefix: je_malloc, tc_malloc, mi_malloc, __libc_... are the same functions */
+	static const char *const prefixes[] = { "je_", "tc_", "mi_" };
+	const char *base = name;
+
+	if (!strncmp(name, "operator new", 12) || !strncmp(name, "operator delete", 15))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+			base = name + strlen(prefixes[i]);
+	for (size_t i = 0; i < alloc_fns_nr; i++)
+		if (!strcmp(base, alloc_fns[i].name) || !strcmp(name, alloc_fns[i].name))
+			return true;
+	for (size_t i = 0; i < ARRAY_SIZE(alloc_wrappers); i++)
+		if (!strcmp(name, alloc_wrappers[i]))
+			return true;
+	return false;
+}
+
+static uint32_t new_node(struct flame_tree *t, const char *name, const char *file,
+			 enum flame_kind kind, uint32_t parent)
+{
+	struct flame_node *n;
+
+	grow((void **)&t->nodes, &t->cap, t->n + 1, sizeof(*t->nodes));
+	n = &t->nodes[t->n];
+	*n = (struct flame_node){ .name = name, .file = file, .kind = kind, .parent = parent };
+	if (t->n) {
+		n->next = t->nodes[parent].first_child;
+		t->nodes[parent].first_child = (uint32_t)t->n;
+		n->depth = t->nodes[parent].depth + 1;
+	}
+	return (uint32_t)t->n++;
+}
+
+struct flame_tree *flame_tree__new(const char *sample_index, const char *per_op, bool diff)
+{
+	struct flame_tree *t = xcalloc(1, sizeof(*t));
+
+	t->pool = strpool__new();
+	t->sample_index = sample_index ? xstrdup(sample_index) : NULL;
+	t->per_op = per_op ? xstrdup(per_op) : NULL;
+	t->diff = diff;
+	new_node(t, strpool__intern(t->pool, "all"), strpool__intern(t->pool, ""), FLAME_ROOT, 0);
+	return t;
+}
+
+void flame_tree__free(struct flame_tree *t)
+{
+	if (!t)
+		return;
+	for (int s = 0; s < 2; s++) {
+		free(t->side[s].target);
+		prof_info__free(&t->side[s].info);
+	}
+	free(t->nodes);
+	free(t->slots);
+	strpool__free(t->pool);
+	free(t->sample_index);
+	free(t->per_op);
+	free(t);
+}
+
+/* One frame of a location, resolved once per profile. */
+struct lframe {
+	const char *name, *file; /* the pool's */
+	int64_t line;
+	enum flame_kind kind;
+};
+
+/* Files that are a traced program (a sample's exe label), or pprof's main mapping. */
+static struct hashmap *program_files(const Perftools__Profiles__Profile *p)
+{
+	struct hashmap *exe = hashmap__new();
+
+	for (size_t s = 0; s < p->n_sample; s++)
+		for (size_t l = 0; l < p->sample[s]->n_label; l++) {
+			const Perftools__Profiles__Label *lb = p->sample[s]->label[l];
+			const char *v;
+
+			if (!lb->str || strcmp(pprof_str(p, lb->key), "exe"))
+				continue;
+			v = pprof_str(p, lb->str);
+			hashmap__put(exe, v, strlen(v), 1);
+		}
+	if (!hashmap__size(exe) && p->n_mapping) {
+		const char *v = pprof_str(p, p->mapping[0]->filename);
+
+		hashmap__put(exe, v, strlen(v), 1);
+	}
+	return exe;
+}
+
+/* Every location's frames, outermost first (pprof's lines are innermost first). */
+static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__Profiles__Profile *p,
+					size_t *first, struct hashmap *loc_idx, size_t *unsym)
+{
+	struct hashmap *fn_idx = hashmap__new(), *map_idx = hashmap__new();
+	struct hashmap *programs = program_files(p);
+	struct lframe *fr = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < p->n_function; i++)
+		hashmap__put(fn_idx, &p->function[i]->id, sizeof(uint64_t), i);
+	for (size_t i = 0; i < p->n_mapping; i++) {
+		const char *f = pprof_str(p, p->mapping[i]->filename);
+		uint64_t one;
+
+		hashmap__put(map_idx, &p->mapping[i]->id, sizeof(uint64_t),
+			     hashmap__get(programs, f, strlen(f), &one));
+	}
+	for (size_t i = 0; i < p->n_location; i++) {
+		const Perftools__Profiles__Location *loc = p->location[i];
+		uint64_t prog = 0;
+		enum flame_kind in_map;
+		size_t nl = loc->n_line ? loc->n_line : 1;
+
+		hashmap__put(loc_idx, &loc->id, sizeof(uint64_t), i);
+		first[i] = n;
+		if (!loc->mapping_id ||
+		    !hashmap__get(map_idx, &loc->mapping_id, sizeof(uint64_t), &prog))
+			prog = !p->n_mapping; /* no mappings at all: all of it is the program */
+		in_map = prog ? FLAME_PROGRAM : FLAME_LIBRARY;
+		grow((void **)&fr, &cap, n + nl, sizeof(*fr));
+		for (size_t k = 0; k < nl; k++) {
+			/* outermost first: the location's last line is its caller's frame */
+			size_t l = nl - 1 - k;
+			const char *name = NULL, *file = "";
+			int64_t line = 0;
+			uint64_t fi;
+			char addr[32];
+
+			if (loc->n_line && hashmap__get(fn_idx, &loc->line[l]->function_id,
+							sizeof(uint64_t), &fi)) {
+				name = pprof_str(p, p->function[fi]->name);
+				file = pprof_str(p, p->function[fi]->filename);
+				line = loc->line[l]->line;
+			}
+			if (!name || !*name) {
+				snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
+				fr[n] = (struct lframe){ .name = strpool__intern(t->pool, addr),
+							 .file = strpool__intern(t->pool, ""),
+							 .kind = FLAME_UNSYMBOLIZED };
+				(*unsym)++;
+			} else {
+				fr[n] = (struct lframe){
+					.name = strpool__intern(t->pool, name),
+					.file = strpool__intern(t->pool, file),
+					.line = line,
+					.kind = flame_is_allocator(name) ? FLAME_ALLOCATOR : in_map,
+				};
+			}
+			n++;
+		}
+	}
+	first[p->n_location] = n;
+	hashmap__free(fn_idx);
+	hashmap__free(map_idx);
+	hashmap__free(programs);
+	return fr;
+}
+
+static uint32_t child_of(struct flame_tree *t, uint32_t parent, const struct lframe *f)
+{
+	size_t j;
+	uint32_t idx;
+
+	if (2 * (t->n + 1) > t->nslots)
+		slots_grow(t);
+	j = child_hash(parent, f->name, f->file) & (t->nslots - 1);
+	for (; t->slots[j]; j = (j + 1) & (t->nslots - 1)) {
+		const struct flame_node *nd = &t->nodes[t->slots[j] - 1];
+
+		if (nd->parent == parent && nd->name == f->name && nd->file == f->file)
+			return t->slots[j] - 1;
+	}
+	idx = new_node(t, f->name, f->file, f->kind, parent);
+	t->slots[j] = idx + 1;
+	return idx;
+}
+
+/* The side's facts from one profile: comments, time, target. */
+static void note_profile(struct flame_side *sd, const Perftools__Profiles__Profile *p)
+{
+	struct prof_info info;
+
+	prof_info__read(p, &info);
+	sd->sampled |= info.sampling == PROF_SAMPLING_SAMPLED;
+	sd->unknown += info.sampling == PROF_SAMPLING_UNKNOWN;
+	if (!sd->nprofiles++)
+		sd->info = info;
+	else {
+		prof_info__merge(&sd->info, &info);
+		prof_info__free(&info);
+	}
+	if (p->time_nanos && (!sd->time_nanos || p->time_nanos < sd->time_nanos))
+		sd->time_nanos = p->time_nanos;
+	sd->duration_sum += p->duration_nanos;
+	for (size_t i = 0; !sd->target && i < p->n_comment; i++) {
+		const char *c = pprof_str(p, p->comment[i]);
+
+		if (!strncmp(c, "target: ", 8))
+			sd->target = xstrdup(c + 8);
+	}
+}
+
+int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
+		    const Perftools__Profiles__Profile *p, int slot)
+{
+	struct hashmap *loc_idx;
+	struct lframe *fr;
+	struct fs_var fv;
+	struct prof_info info;
+	size_t *first;
+	const char *type;
+	int si = top_sample_index(p, t->sample_index);
+
+	if (si < 0) {
+		if (t->sample_index)
+			ap_err("%s: %s has no sample type '%s'", cmd, path, t->sample_index);
+		else
+			ap_err("%s: %s has no sample types", cmd, path);
+		return -1;
+	}
+	type = pprof_str(p, p->sample_type[si]->type);
+	if (!t->type) {
+		t->type = strpool__intern(t->pool, type);
+		t->unit = strpool__intern(t->pool, pprof_str(p, p->sample_type[si]->unit));
+	} else if (strcmp(t->type, type)) {
+		ap_err("%s: %s's sample type is %s, another profile's %s: choose one with "
+		       "--sample-index",
+		       cmd, path, type, t->type);
+		return -1;
+	}
+	if (funcstats_work(p) > FUNCSTATS_MAX_WORK) {
+		ap_err("%s: %s: too complex to draw (its samples reach more than %llu location "
+		       "lines)",
+		       cmd, path, (unsigned long long)FUNCSTATS_MAX_WORK);
+		return -1;
+	}
+	note_profile(&t->side[slot], p);
+	prof_info__read(p, &info);
+	fs_var__init(&fv, p, si, &info);
+	prof_info__free(&info);
+
+	loc_idx = hashmap__new();
+	first = xcalloc(p->n_location + 1, sizeof(*first));
+	fr = resolve_locations(t, p, first, loc_idx, &t->side[slot].unsymbolized);
+	for (size_t s = 0; s < p->n_sample; s++) {
+		const Perftools__Profiles__Sample *smp = p->sample[s];
+		double v = (size_t)si < smp->n_value ? (double)smp->value[si] : 0;
+		double var = fs_var__sample(&fv, p, smp);
+		uint32_t node = 0;
+
+		if (v == 0)
+			continue;
+		if (v < 0) { /* a difference of profiles (pprof -diff_base): no width to draw */
+			t->side[slot].negative++;
+			continue;
+		}
+		t->nodes[0].value[slot] += v;
+		t->nodes[0].var[slot] += var;
+		/* location_id is leaf first: walk it from the root */
+		for (size_t k = smp->n_location_id; k-- > 0;) {
+			uint64_t li;
+
+			if (!hashmap__get(loc_idx, &smp->location_id[k], sizeof(uint64_t), &li))
+				continue;
+			for (size_t f = first[li]; f < first[li + 1]; f++) {
+				struct flame_node *n;
+
+				node = child_of(t, node, &fr[f]);
+				n = &t->nodes[node];
+				n->value[slot] += v;
+				n->var[slot] += var;
+				if (fr[f].line && slot == FLAME_NEW &&
+				    (!n->line || v > n->line_v)) {
+					n->line = fr[f].line;
+					n->line_v = (int64_t)v;
+				}
+			}
+		}
+	}
+	free(fr);
+	free(first);
+	hashmap__free(loc_idx);
+	return 0;
+}
+
+/* ---- finishing: scale, prune, order -------------------------------------------------------- */
+
+/* The divisor of each side: operations (per_op), runs (a diff side's mean), or 1. */
+static int scale_sides(struct flame_tree *t, const char *cmd)
+{
+	int sides = t->diff ? 2 : 1;
+	double div[2] = { 1, 1 };
+	char why[640];
+
+	for (int s = 0; s < sides; s++) {
+		struct flame_side *sd = &t->side[s];
+		const struct prof_op *op;
+		const char *name = t->op ? t->op : (t->per_op && *t->per_op ? t->per_op : NULL);
+
+		if (t->per_op) {
+			op = prof_info__divisor(&sd->info, name, why, sizeof(why));
+			if (!op) {
+				ap_err("%s: --per-op: %s%s", cmd,
+				       t->diff ? (s ? "BASE: " : "NEW: ") : "", why);
+				return -1;
+			}
+			t->op = strpool__intern(t->pool, op->name);
+			sd->ops = (double)op->count;
+			div[s] = sd->ops;
+		} else if (t->diff && sd->nprofiles > 1) {
+			div[s] = (double)sd->nprofiles;
+		}
+	}
+	for (size_t i = 0; i < t->n; i++)
+		for (int s = 0; s < sides; s++) {
+			t->nodes[i].value[s] /= div[s];
+			t->nodes[i].var[s] /= div[s] * div[s];
+		}
+	for (int s = 0; s < sides; s++) {
+		t->side[s].total = t->nodes[0].value[s];
+		t->side[s].total_var = t->nodes[0].var[s];
+	}
+	return 0;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * The smallest value a frame must have to be drawn: at least the total's 1/FLAME_MIN_FRACTION,
+ * and high enough that the frames kept and the "…" frames their parents get stay within
+ * `max`. Frames at least as wide as their children are kept with them (a parent's value holds
+ * its children's), so the frames kept are always a tree.
+ */
+static double keep_threshold(const struct flame_tree *t, size_t max)
+{
+	double total = t->nodes[0].value[FLAME_NEW], floor_v = total / FLAME_MIN_FRACTION;
+	double *v = xcalloc(t->n ? t->n : 1, sizeof(double)), th;
+	size_t n = 0, lo, hi;
+	uint8_t *has_cut = xcalloc(t->n ? t->n : 1, 1);
+
+	for (size_t i = 1; i < t->n; i++)
+		if (t->nodes[i].value[FLAME_NEW] > 0 && t->nodes[i].value[FLAME_NEW] >= floor_v)
+			v[n++] = t->nodes[i].value[FLAME_NEW];
+	qsort(v, n, sizeof(*v), cmp_desc);
+	/* the largest k whose frames and "…" frames fit: the count grows with k */
+	lo = 0;
+	hi = n;
+	while (lo < hi) {
+		size_t k = (lo + hi + 1) / 2, drawn = 1;
+
+		th = v[k - 1];
+		memset(has_cut, 0, t->n);
+		for (size_t i = 1; i < t->n; i++) {
+			const struct flame_node *nd = &t->nodes[i];
+
+			if (nd->value[FLAME_NEW] <= 0)
+				continue;
+			if (nd->value[FLAME_NEW] >= th)
+				drawn++;
+			else if (t->nodes[nd->parent].value[FLAME_NEW] >= th || !nd->parent)
+				drawn += !has_cut[nd->parent]++;
+		}
+		if (drawn <= max)
+			lo = k;
+		else
+			hi = k - 1;
+	}
+	th = lo ? v[lo - 1] : INFINITY;
+	/* nothing under the floor, even when everything fits */
+	free(v);
+	free(has_cut);
+	return th;
+}
+
+static int cmp_sibling(const void *a, const void *b)
+{
+	const struct flame_node *x = *(const struct flame_node *const *)a;
+	const struct flame_node *y = *(const struct flame_node *const *)b;
+	int c;
+
+	if ((x->kind == FLAME_MERGED) != (y->kind == FLAME_MERGED))
+		return x->kind == FLAME_MERGED ? 1 : -1; /* "…" last */
+	c = strcmp(x->name, y->name);
+	return c ? c : strcmp(x->file, y->file);
+}
+
+/*
+ * The tree again with only the frames of value >= `th`, one "…" per parent for the rest, in
+ * depth-first order with siblings in name order.
+ */
+static void rebuild(struct flame_tree *t, double th, bool keep_base)
+{
+	size_t n = t->n, out = 0, cap = 0;
+	struct flame_node *old = t->nodes, *nw = NULL;
+	uint32_t *map = xcalloc(n, sizeof(uint32_t)); /* old index -> new, 0: not kept */
+	uint32_t *cut = xcalloc(n, sizeof(uint32_t)); /* old parent -> its "…" (new) */
+	struct flame_node **kids = NULL, *tmp;
+	size_t kcap = 0, *stack = NULL, scap = 0, sp = 0;
+	const char *ell = strpool__intern(t->pool, FLAME_MERGED_NAME);
+	const char *empty = strpool__intern(t->pool, "");
+	int sides = t->diff ? 2 : 1;
+
+	/* the kept frames, in their old order, and the "…" of each parent */
+	grow((void **)&nw, &cap, 1, sizeof(*nw));
+	nw[out++] = old[0];
+	for (size_t i = 1; i < n; i++) {
+		struct flame_node *o = &old[i];
+		uint32_t par = o->parent;
+		bool parent_kept = !par || map[par];
+
+		if (keep_base && parent_kept && o->value[FLAME_NEW] <= 0 &&
+		    o->value[FLAME_BASE] > 0) {
+			/* folded text of a diff: BASE's own stacks are lines too */
+			grow((void **)&nw, &cap, out + 1, sizeof(*nw));
+			nw[out] = *o;
+			nw[out].parent = par ? map[par] : 0;
+			map[i] = (uint32_t)out++;
+			continue;
+		}
+		if (!parent_kept || o->value[FLAME_NEW] <= 0) {
+			/* under a frame not drawn, or BASE's alone */
+			if (parent_kept && o->value[FLAME_BASE] > 0 && t->diff) {
+				t->gone++;
+				t->gone_base += o->value[FLAME_BASE];
+			}
+			continue;
+		}
+		if (o->value[FLAME_NEW] >= th) {
+			grow((void **)&nw, &cap, out + 1, sizeof(*nw));
+			nw[out] = *o;
+			nw[out].parent = par ? map[par] : 0;
+			map[i] = (uint32_t)out++;
+			continue;
+		}
+		if (!cut[par]) {
+			grow((void **)&nw, &cap, out + 1, sizeof(*nw));
+			nw[out] = (struct flame_node){ .name = ell,
+						       .file = empty,
+						       .kind = FLAME_MERGED,
+						       .parent = par ? map[par] : 0 };
+			cut[par] = (uint32_t)out++;
+		}
+		tmp = &nw[cut[par]];
+		tmp->merged++;
+		t->pruned++;
+		for (int s = 0; s < sides; s++) {
+			tmp->value[s] += o->value[s];
+			tmp->var[s] += o->var[s];
+		}
+	}
+	free(old);
+	free(map);
+	free(cut);
+	t->nodes = nw;
+	t->n = out;
+	t->cap = cap;
+
+	/* children lists again, in name order */
+	for (size_t i = 0; i < t->n; i++)
+		t->nodes[i].first_child = t->nodes[i].next = 0;
+	for (size_t i = t->n; i-- > 1;) {
+		struct flame_node *c = &t->nodes[i];
+
+		c->next = t->nodes[c->parent].first_child;
+		t->nodes[c->parent].first_child = (uint32_t)i;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		size_t k = 0;
+		uint32_t c;
+
+		for (c = t->nodes[i].first_child; c; c = t->nodes[c].next) {
+			grow((void **)&kids, &kcap, k + 1, sizeof(*kids));
+			kids[k++] = &t->nodes[c];
+		}
+		if (k < 2)
+			continue;
+		qsort(kids, k, sizeof(*kids), cmp_sibling);
+		t->nodes[i].first_child = (uint32_t)(kids[0] - t->nodes);
+		for (size_t j = 0; j + 1 < k; j++)
+			kids[j]->next = (uint32_t)(kids[j + 1] - t->nodes);
+		kids[k - 1]->next = 0;
+	}
+	free(kids);
+
+	/* depth-first order, so that writers walk the array; indices renumbered */
+	{
+		struct flame_node *dfs = xcalloc(t->n, sizeof(*dfs));
+		uint32_t *renum = xcalloc(t->n, sizeof(uint32_t));
+		size_t o = 0;
+
+		grow((void **)&stack, &scap, 1, sizeof(*stack));
+		stack[sp++] = 0;
+		while (sp) {
+			size_t i = stack[--sp], k = 0;
+			uint32_t c;
+
+			renum[i] = (uint32_t)o;
+			dfs[o++] = t->nodes[i];
+			for (c = t->nodes[i].first_child; c; c = t->nodes[c].next)
+				k++;
+			grow((void **)&stack, &scap, sp + k, sizeof(*stack));
+			/* pushed in reverse so that the first child comes out first */
+			sp += k;
+			k = sp;
+			for (c = t->nodes[i].first_child; c; c = t->nodes[c].next)
+				stack[--k] = c;
+		}
+		for (size_t i = 0; i < t->n; i++) {
+			struct flame_node *d = &dfs[i];
+
+			d->parent = i ? renum[d->parent] : 0;
+			d->first_child = d->first_child ? renum[d->first_child] : 0;
+			d->next = d->next ? renum[d->next] : 0;
+			d->depth = i ? dfs[d->parent].depth + 1 : 0;
+		}
+		free(renum);
+		free(t->nodes);
+		t->nodes = dfs;
+		t->cap = t->n;
+	}
+	free(stack);
+}
+
+int flame_tree__finish(struct flame_tree *t, const char *cmd, size_t max_frames)
+{
+	double th;
+
+	free(t->slots);
+	t->slots = NULL;
+	t->nslots = 0;
+	if (scale_sides(t, cmd))
+		return -1;
+	/* max_frames 0: every frame of a positive value, BASE's too */
+	th = max_frames ? keep_threshold(t, max_frames) : 0x1p-1074;
+	rebuild(t, th, !max_frames && t->diff);
+	return 0;
+}
+
+/* "1,234,567" (whole numbers of a count). */
+static const char *fmt_thousands(double v, char *buf, size_t len)
+{
+	char digits[64];
+	size_t n, o = 0;
+	int lead;
+
+	snprintf(digits, sizeof(digits), "%.0f", fabs(v));
+	n = strlen(digits);
+	if (v < 0 && o + 1 < len)
+		buf[o++] = '-';
+	lead = (int)(n % 3 ? n % 3 : 3);
+	for (size_t i = 0; i < n && o + 2 < len; i++) {
+		if (i && (int)((i - (size_t)lead) % 3) == 0 && i >= (size_t)lead)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *flame_fmt_value(const struct flame_tree *t, double v, char *buf, size_t len)
+{
+	bool bytes = t->unit && !strcmp(t->unit, "bytes");
+
+	if (bytes)
+		return t->op ? fmt_bytes_op(v, buf, len) : fmt_bytes(v, buf, len);
+	if (fabs(v) >= 1000 || (!t->op && v == floor(v)))
+		return fmt_thousands(v, buf, len);
+	snprintf(buf, len, "%.3g", v);
+	return buf;
+}
