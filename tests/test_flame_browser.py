@@ -1,5 +1,6 @@
-"""The flame graph's SVG in a real browser: Debian's chromium, headless, runs the embedded script
-and dumps the document it made (--dump-dom) or paints it (--screenshot). The URL fragment drives
+"""The flame graph's SVG in a real browser: `allocprof flame` draws a recorded program, and
+Debian's chromium, headless, runs the embedded script and dumps the document it made (--dump-dom)
+or paints it (--screenshot). The URL fragment drives
 search and zoom (#s=REGEX, #z=N); a test-only script appended to a copy of the file drives hover,
 click, keys and the search prompt, and leaves what it saw in the document. What the script shows
 is checked against the static file: the matches' share from its data-v values, a zoomed frame's
@@ -20,10 +21,9 @@ import xml.etree.ElementTree as ET
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
-from harness import ROOT, Case, needs  # noqa: E402
+from harness import ALLOCPROF, Case, needs, record, target  # noqa: E402
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
-UNIT = os.path.join(ROOT, "build", "tests", "unit-flamesvg_tests")
 FRAME_H = 16  # a frame's row (user/flamesvg.c)
 CHAR_W, PAD, MIN_CHARS = 7.2, 3, 3  # its labels' fitting
 HL_FILL = "rgb(230,0,230)"
@@ -223,19 +223,28 @@ window.addEventListener("load", function () {
 """
 
 
-@needs("chromium")
+@needs("root", "chromium")
 class FlameBrowser(Case):
-    """The sample pictures of tests/unit/flamesvg_tests.c: the simple tree (main -> alloc_a ->
-    malloc, alloc_b) and the difference one."""
+    """The flame graph of tests/targets/requests.c recorded exactly, and the difference of two
+    of its runs: the second makes 3 more allocations per request in build_response (grew) and
+    none of the first's 100 extra bytes in log_line (shrank); parse_headers is the same."""
 
     @classmethod
     def setUpClass(cls):
         cls._dir = tempfile.TemporaryDirectory(prefix="allocprof-flame-")
-        cls.svg = os.path.join(cls._dir.name, "flame.svg")
-        cls.diff_svg = os.path.join(cls._dir.name, "diff.svg")
-        for path, extra in ((cls.svg, []), (cls.diff_svg, ["--diff"])):
-            proc = subprocess.run([UNIT, "--write-svg", path, *extra], capture_output=True,
-                                  text=True, timeout=60)
+        d = cls._dir.name
+        cls.svg, cls.diff_svg = os.path.join(d, "flame.svg"), os.path.join(d, "diff.svg")
+        runs = {"one": ["--requests", "500"], "base": ["--requests", "300", "--bigger", "100"],
+                "new": ["--requests", "300", "--extra", "3"]}
+        for name, args in runs.items():
+            proc = record(["--exact", "-q", "-o", os.path.join(d, name + ".pb.gz"), "--",
+                           target("requests"), *args])
+            assert proc.returncode == 0, proc.stderr
+        for args in ([os.path.join(d, "one.pb.gz"), "-o", cls.svg],
+                     ["--base", os.path.join(d, "base.pb.gz"), os.path.join(d, "new.pb.gz"),
+                      "-o", cls.diff_svg]):
+            proc = subprocess.run([ALLOCPROF, "flame", *args], capture_output=True, text=True,
+                                  timeout=120)
             assert proc.returncode == 0, proc.stderr
         cls.static = ET.parse(cls.svg).getroot()
         cls.fr = frames(cls.static)
@@ -320,7 +329,7 @@ class FlameBrowser(Case):
         self.assertEqual(matched.text, "Matched: %.1f%%" % matched_share(self.fr, pattern))
 
     def test_search_fragment(self):
-        for pattern in ("alloc", "^malloc$|_b$", "a"):
+        for pattern in ("request", "^(parse|log)_", "_", "^main$"):
             with self.subTest(pattern=pattern):
                 self.check_search(self.dom(self.svg, "s=" + urllib.parse.quote(pattern, "")),
                                   pattern)
@@ -360,9 +369,9 @@ class FlameBrowser(Case):
 
     def test_zoom_and_search(self):
         z = self.zoom_target()
-        dom = self.dom(self.svg, "z=%d&s=%s" % (z, urllib.parse.quote("alloc", "")))
+        dom = self.dom(self.svg, "z=%d&s=%s" % (z, urllib.parse.quote("_(headers|line)$", "")))
         self.check_zoom(dom, z)
-        self.check_search(dom, "alloc")
+        self.check_search(dom, "_(headers|line)$")
 
     def test_bad_fragment(self):
         # what cannot be done is not done, and the picture stays whole
@@ -376,7 +385,7 @@ class FlameBrowser(Case):
     # -- what a person does ------------------------------------------------------------------
 
     def test_hover_click_keys(self):
-        z, pattern = self.zoom_target(), "alloc"
+        z, pattern = self.zoom_target(), "response|start"
         with open(self.svg, encoding="utf-8") as f:
             text = f.read()
         driven = self.path("driven.svg")
@@ -411,7 +420,7 @@ class FlameBrowser(Case):
         s = out["searched"]
         self.assertEqual(s["hl"], [i for i, f in enumerate(fr) if re.search(pattern, f["name"])])
         self.assertEqual(s["matched"], "Matched: %.1f%%" % matched_share(fr, pattern))
-        self.assertEqual(s["hash"], "#s=" + pattern)
+        self.assertEqual(s["hash"], "#s=" + urllib.parse.quote(pattern, safe="-_.!~*'()"))
         for step in ("cleared", "emptied"):
             self.assertEqual((out[step]["hl"], out[step]["matched"]), ([], None), step)
 
@@ -435,11 +444,16 @@ class FlameBrowser(Case):
     def test_diff_screenshot(self):
         fr = frames(ET.parse(self.diff_svg).getroot())
         self.assertTrue(all(f["b"] is not None for f in fr))
-        fills = {rgb(f["fill"]) for f in fr}
-        self.assertIn((250, 250, 250), fills)  # unchanged
-        self.assertTrue([c for c in fills if c[0] == 255 and c[1] < 250], "nothing red")
-        self.assertTrue([c for c in fills if c[2] == 255 and c[0] < 250], "nothing blue")
-        self.check_painted(self.diff_svg, self.path("diff.png"))
+        by = {f["name"]: f for f in fr}
+        grew, shrank, same = (rgb(by[n]["fill"]) for n in ("build_response", "log_line",
+                                                           "parse_headers"))
+        self.assertTrue(grew[0] == 255 and grew[1] < 250, grew)
+        self.assertTrue(shrank[2] == 255 and shrank[0] < 250, shrank)
+        self.assertEqual(same, (250, 250, 250))
+        colours = self.check_painted(self.diff_svg, self.path("diff.png"))
+        self.assertLessEqual({grew, shrank, same}, colours)
+        shutil.copy(self.path("diff.png"), os.path.join(tempfile.gettempdir(),
+                                                        "flame-diff-shot.png"))
 
 
 if __name__ == "__main__":

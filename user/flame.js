@@ -23,6 +23,12 @@
 		return f.chars.slice(0, room - 2).join("") + "..";
 	}
 
+	// The details line ends short of "Matched: 100.0%" at the right.
+	function fit(s) {
+		var room = Math.floor((plotw - 130) / CHAR_W), c = Array.from(s);
+		return c.length <= room ? s : c.slice(0, room - 1).join("") + "\u2026";
+	}
+
 	function place(f, x, w) {
 		f.rect.setAttribute("x", x.toFixed(2));
 		f.rect.setAttribute("width", w.toFixed(2));
@@ -197,7 +203,7 @@
 		svg.addEventListener("mouseover", function (e) {
 			var f = frameOf(e.target);
 			if (f)
-				details.textContent = f.title;
+				details.textContent = fit(f.title);
 		});
 		svg.addEventListener("mouseout", function (e) {
 			if (frameOf(e.target))

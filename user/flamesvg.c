@@ -30,6 +30,10 @@
 #define CHAR_W	  7.2 /* monospace at 12px: every glyph 0.6 em wide */
 #define LABEL_PAD 3   /* a label starts this far into its frame */
 #define LABEL_MIN 3   /* characters of room below which a frame has no label */
+/* The title is centred between "Reset Zoom" and "Search"; its font's glyphs average under
+ * 0.6 em (Verdana's, DejaVu Sans's), so 0.6 of 17px keeps it clear of them. */
+#define TITLE_CHAR_W 10.2
+#define BUTTONS_W    90
 
 /*
  * Bounds on a frame's bytes in the file, which holds up to FLAME_MAX_FRAMES of them: a C++
@@ -145,13 +149,28 @@ static void put_esc(FILE *f, const char *s, size_t n)
 	}
 }
 
-/* A string of any length from the caller (title, subtitle), cleaned and escaped whole. */
-static void put_text(FILE *f, const char *s)
+/*
+ * A line of any length from the caller (title, subtitle), cleaned and escaped, cut to
+ * `maxchars` with "…" so that it does not run off the picture or under the buttons; then the
+ * whole line as its <title>, which the browser shows on hover.
+ */
+static void put_line(FILE *f, const char *s, size_t maxchars)
 {
-	size_t max = 3 * strlen(s) + 4;
+	size_t max = 3 * strlen(s) + 4, chars, len, i = 0;
 	char *buf = xcalloc(1, max + 4);
 
-	put_esc(f, buf, clean_text(s, max, buf, NULL, NULL));
+	len = clean_text(s, max, buf, &chars, NULL);
+	if (chars <= maxchars || maxchars < 2) {
+		put_esc(f, buf, len);
+	} else {
+		for (size_t c = 0; c + 1 < maxchars; c++)
+			for (i++; i < len && ((unsigned char)buf[i] & 0xc0) == 0x80; i++)
+				;
+		put_esc(f, buf, i);
+		fputs(FLAME_MERGED_NAME "<title>", f);
+		put_esc(f, buf, len);
+		fputs("</title>", f);
+	}
 	free(buf);
 }
 
@@ -192,28 +211,6 @@ static const char *fmt_px(double v, char *buf, size_t len)
 	return buf;
 }
 
-/* A count: "1,234,567" when whole or large, three significant digits when a fraction. */
-static const char *fmt_count(double v, char *buf, size_t len)
-{
-	char digits[32];
-	size_t n, o = 0;
-
-	if (fabs(v) >= 1e18 || (v != floor(v) && fabs(v) < 1000)) {
-		snprintf(buf, len, "%.3g", v);
-		return buf;
-	}
-	n = (size_t)snprintf(digits, sizeof(digits), "%.0f", fabs(v));
-	if (v < 0 && o + 1 < len)
-		buf[o++] = '-';
-	for (size_t i = 0; i < n && o + 2 < len; i++) {
-		if (i && (n - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = digits[i];
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 /* What one of a count's units is called: "allocs", "objects", or the sample type. */
 static const char *count_noun(const struct flame_tree *t)
 {
@@ -227,28 +224,19 @@ static const char *count_noun(const struct flame_tree *t)
 	return type;
 }
 
-/* A value in the tree's unit: "12.30 MiB", "1,234 allocs", "926.7 B/op". */
+/* A value in the tree's unit (flame_fmt_value's number): "12.30 MiB", "1,234 allocs", "926.7 B/op".
+ */
 static const char *fmt_value(const struct flame_tree *t, double v, char *buf, size_t len)
 {
-	const char *unit = t->unit ? t->unit : "", *noun = "", *op = t->op ? "/op" : "";
+	const char *unit = t->unit ? t->unit : "", *noun = unit;
 	char num[64];
 
-	if (!strcmp(unit, "bytes")) {
-		if (t->op)
-			fmt_bytes_op(v, num, sizeof(num));
-		else
-			fmt_bytes(v, num, sizeof(num));
-	} else if (!strcmp(unit, "count")) {
-		fmt_count(v, num, sizeof(num));
+	if (!strcmp(unit, "bytes"))
+		noun = "";
+	else if (!strcmp(unit, "count"))
 		noun = count_noun(t);
-	} else {
-		if (v == floor(v) && fabs(v) < 1e18)
-			snprintf(num, sizeof(num), "%.0f", v);
-		else
-			snprintf(num, sizeof(num), "%.4g", v);
-		noun = unit;
-	}
-	snprintf(buf, len, "%s%s%s%s", num, *noun ? " " : "", noun, op);
+	flame_fmt_value(t, v, num, sizeof(num));
+	snprintf(buf, len, "%s%s%s%s", num, *noun ? " " : "", noun, t->op ? "/op" : "");
 	return buf;
 }
 
@@ -267,7 +255,8 @@ static bool diff_same(const struct flame_node *n, double *delta)
 
 /*
  * Red grew, blue shrank, deeper the larger the change relative to BASE (all of it, new), with
- * a tint that still shows for the smallest change beyond noise.
+ * a tint that still shows for the smallest change beyond noise: exact profiles have no noise,
+ * and one allocation more in a million is then a change.
  */
 static struct rgb diff_colour(const struct flame_node *n)
 {
@@ -277,7 +266,8 @@ static struct rgb diff_colour(const struct flame_node *n)
 	if (diff_same(n, &delta))
 		return (struct rgb){ 250, 250, 250 };
 	rel = vb > 0 ? fmin(1, fabs(delta) / vb) : 1;
-	c = (int)lround(225 - 185 * rel); /* 225: the least tint, 40 the deepest */
+	/* 225: the least tint, 40 the deepest; the root spreads the small changes apart */
+	c = (int)lround(225 - 185 * sqrt(rel));
 	if (delta > 0)
 		return (struct rgb){ 255, c, c };
 	return (struct rgb){ c, c, 255 };
@@ -523,7 +513,7 @@ int flame_svg_write(FILE *f, const struct flame_tree *t, const struct flame_svg_
 		"height=\"%d\" viewBox=\"0 0 %d %d\">\n",
 		width, height, width, height);
 	fputs("<title>", f);
-	put_text(f, title);
+	put_line(f, title, SIZE_MAX);
 	fputs("</title>\n", f);
 	fputs("<style type=\"text/css\"><![CDATA[\n"
 	      "text{font-family:monospace;font-size:12px;fill:rgb(0,0,0)}\n"
@@ -543,9 +533,9 @@ int flame_svg_write(FILE *f, const struct flame_tree *t, const struct flame_svg_
 	fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n", width,
 		height, BACKGROUND);
 	fprintf(f, "<text id=\"title\" x=\"%d\" y=\"24\">", width / 2);
-	put_text(f, title);
+	put_line(f, title, (size_t)fmax(0, (width - 2 * XPAD - 2 * BUTTONS_W) / TITLE_CHAR_W));
 	fprintf(f, "</text>\n<text id=\"subtitle\" x=\"%d\" y=\"42\">", width / 2);
-	put_text(f, o && o->subtitle ? o->subtitle : "");
+	put_line(f, o && o->subtitle ? o->subtitle : "", (size_t)fmax(0, plotw / CHAR_W));
 	fputs("</text>\n", f);
 	fprintf(f, "<text id=\"unzoom\" class=\"hide\" x=\"%d\" y=\"24\">Reset Zoom</text>\n",
 		XPAD);

@@ -434,6 +434,33 @@ TEST(names_escaped)
 	return true;
 }
 
+/* A title wider than the picture is cut between the buttons, and whole in its tooltip. */
+TEST(long_title)
+{
+	char title[301], *svg, *at, *end;
+	struct tb *b = simple_tree();
+	size_t shown;
+
+	memset(title, 'T', sizeof(title) - 1);
+	title[sizeof(title) - 1] = '\0';
+	svg = svg_of(&b->t, &(struct flame_svg_opts){ .title = title, .subtitle = "short" });
+	CHECK(svg, "write failed");
+	TRY(xml_ok(svg));
+	at = strstr(svg, "<text id=\"title\"");
+	CHECK(at, "no title");
+	at = strchr(at, '>') + 1;
+	shown = strspn(at, "T");
+	/* (1200 - 2 * 10 - 2 * 90) px at 10.2 px a glyph: 98, the last one "…" */
+	CHECK_INT(shown, 97);
+	CHECK(!strncmp(at + shown, "\xe2\x80\xa6<title>", 10), "%.20s", at + shown);
+	end = strstr(at, "</title></text>");
+	CHECK(end && end - (at + shown + 10) == 300, "tooltip not the whole title");
+	CHECK(strstr(svg, ">short</text>"), "subtitle cut");
+	free(svg);
+	tb_free(b);
+	return true;
+}
+
 /* Frames narrower than three characters have no label; wider ones what fits, then "..". */
 TEST(labels_fit)
 {
@@ -711,6 +738,7 @@ static const struct unit_test tests[] = {
 	T(simple_tree),
 	T(self_contained),
 	T(names_escaped),
+	T(long_title),
 	T(labels_fit),
 	T(values_exact),
 	T(merged_frame),
