@@ -7,6 +7,7 @@ is checked against the static file: the matches' share from its data-v values, a
 width from its value. Chromium returns when the page is done: no test waits for a guessed time,
 the timeouts only bound a broken run."""
 
+import gzip
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import ALLOCPROF, Case, needs, record, target  # noqa: E402
+import pprofwrite  # noqa: E402
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 FRAME_H = 16  # a frame's row (user/flamesvg.c)
@@ -223,8 +225,68 @@ window.addEventListener("load", function () {
 """
 
 
+class BrowserCase(Case):
+    """What the browser tests share: chromium's DOM and screenshot of a file, and the checks of
+    a search and a zoom against the static file's frames (self.fr unless given)."""
+
+    fr = []
+
+    def dom(self, path, fragment=""):
+        """The document chromium made of `path` after its scripts ran, parsed."""
+        proc = chromium(["--dump-dom", url(path, fragment)], self.path("chromium"))
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode(errors="replace")[-2000:])
+        try:
+            return ET.fromstring(proc.stdout)
+        except ET.ParseError as e:
+            self.fail("chromium's DOM is not XML (%s):\n%s" % (e, proc.stdout[:2000]))
+
+    def screenshot(self, path, png, fragment=""):
+        proc = chromium(["--screenshot=" + png, "--window-size=1200,800", url(path, fragment)],
+                        self.path("chromium"))
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode(errors="replace")[-2000:])
+        self.assertTrue(os.path.exists(png), "no screenshot")
+
+    def check_search(self, dom, pattern, st=None):
+        fr, st = frames(dom), st or self.fr
+        self.assertEqual(len(fr), len(st))
+        hl = [f["name"] for f in fr if "hl" in f["classes"]]
+        want = [f["name"] for f in st if re.search(pattern, f["name"])]
+        self.assertTrue(want, "nothing matches %r" % pattern)
+        self.assertEqual(hl, want)
+        for f in fr:
+            self.assertEqual(f["fill"] == HL_FILL, "hl" in f["classes"], f["name"])
+        matched = by_id(dom, "matched")
+        self.assertNotIn("hide", classes(matched))
+        self.assertEqual(matched.text, "Matched: %.1f%%" % matched_share(st, pattern))
+
+    def check_zoom(self, dom, z, st=None):
+        fr, st = frames(dom), st or self.fr
+        plot_x, plot_w = st[0]["x"], st[0]["w"]
+        self.assertAlmostEqual(fr[z]["x"], plot_x, places=2)
+        self.assertAlmostEqual(fr[z]["w"], plot_w, places=2)
+        ancestors = set()
+        a = st[z]["parent"]
+        while a >= 0:
+            ancestors.add(a)
+            a = st[a]["parent"]
+        for i, f in enumerate(fr):
+            inside = z <= i < st[z]["end"]
+            if inside:
+                self.assertNotIn("hide", f["classes"], f["name"])
+                # descendants scaled with it, from its left edge
+                self.assertAlmostEqual(f["w"], st[i]["v"] / st[z]["v"] * plot_w, places=1)
+                self.assertGreaterEqual(f["x"], plot_x - 0.01)
+                self.assertEqual(f["label"], label(f["name"], f["w"]), f["name"])
+            elif i in ancestors:
+                self.assertIn("parent", f["classes"], f["name"])
+                self.assertAlmostEqual(f["w"], plot_w, places=2)
+            else:
+                self.assertIn("hide", f["classes"], f["name"])
+        self.assertNotIn("hide", classes(by_id(dom, "unzoom")))
+
+
 @needs("root", "chromium")
-class FlameBrowser(Case):
+class FlameBrowser(BrowserCase):
     """The flame graph of tests/targets/requests.c recorded exactly, and the difference of two
     of its runs: the second makes 3 more allocations per request in build_response (grew) and
     none of the first's 100 extra bytes in log_line (shrank); parse_headers is the same."""
@@ -252,21 +314,6 @@ class FlameBrowser(Case):
     @classmethod
     def tearDownClass(cls):
         cls._dir.cleanup()
-
-    def dom(self, path, fragment=""):
-        """The document chromium made of `path` after its scripts ran, parsed."""
-        proc = chromium(["--dump-dom", url(path, fragment)], self.path("chromium"))
-        self.assertEqual(proc.returncode, 0, proc.stderr.decode(errors="replace")[-2000:])
-        try:
-            return ET.fromstring(proc.stdout)
-        except ET.ParseError as e:
-            self.fail("chromium's DOM is not XML (%s):\n%s" % (e, proc.stdout[:2000]))
-
-    def screenshot(self, path, png, fragment=""):
-        proc = chromium(["--screenshot=" + png, "--window-size=1200,800", url(path, fragment)],
-                        self.path("chromium"))
-        self.assertEqual(proc.returncode, 0, proc.stderr.decode(errors="replace")[-2000:])
-        self.assertTrue(os.path.exists(png), "no screenshot")
 
     def find(self, name):
         for i, f in enumerate(self.fr):
@@ -315,49 +362,11 @@ class FlameBrowser(Case):
 
     # -- the fragment ------------------------------------------------------------------------
 
-    def check_search(self, dom, pattern):
-        fr = frames(dom)
-        self.assertEqual(len(fr), len(self.fr))
-        hl = [f["name"] for f in fr if "hl" in f["classes"]]
-        want = [f["name"] for f in self.fr if re.search(pattern, f["name"])]
-        self.assertTrue(want, "nothing matches %r" % pattern)
-        self.assertEqual(hl, want)
-        for f in fr:
-            self.assertEqual(f["fill"] == HL_FILL, "hl" in f["classes"], f["name"])
-        matched = by_id(dom, "matched")
-        self.assertNotIn("hide", classes(matched))
-        self.assertEqual(matched.text, "Matched: %.1f%%" % matched_share(self.fr, pattern))
-
     def test_search_fragment(self):
         for pattern in ("request", "^(parse|log)_", "_", "^main$"):
             with self.subTest(pattern=pattern):
                 self.check_search(self.dom(self.svg, "s=" + urllib.parse.quote(pattern, "")),
                                   pattern)
-
-    def check_zoom(self, dom, z):
-        fr, st = frames(dom), self.fr
-        plot_x, plot_w = st[0]["x"], st[0]["w"]
-        self.assertAlmostEqual(fr[z]["x"], plot_x, places=2)
-        self.assertAlmostEqual(fr[z]["w"], plot_w, places=2)
-        ancestors = set()
-        a = st[z]["parent"]
-        while a >= 0:
-            ancestors.add(a)
-            a = st[a]["parent"]
-        for i, f in enumerate(fr):
-            inside = z <= i < st[z]["end"]
-            if inside:
-                self.assertNotIn("hide", f["classes"], f["name"])
-                # descendants scaled with it, from its left edge
-                self.assertAlmostEqual(f["w"], st[i]["v"] / st[z]["v"] * plot_w, places=1)
-                self.assertGreaterEqual(f["x"], plot_x - 0.01)
-                self.assertEqual(f["label"], label(f["name"], f["w"]), f["name"])
-            elif i in ancestors:
-                self.assertIn("parent", f["classes"], f["name"])
-                self.assertAlmostEqual(f["w"], plot_w, places=2)
-            else:
-                self.assertIn("hide", f["classes"], f["name"])
-        self.assertNotIn("hide", classes(by_id(dom, "unzoom")))
 
     def test_zoom_fragment(self):
         z = self.zoom_target()
@@ -454,6 +463,36 @@ class FlameBrowser(Case):
         self.assertLessEqual({grew, shrank, same}, colours)
         shutil.copy(self.path("diff.png"), os.path.join(tempfile.gettempdir(),
                                                         "flame-diff-shot.png"))
+
+
+@needs("chromium")
+class ManyFrames(BrowserCase):
+    """A picture of as many frames as flame draws by default (FLAME_MAX_FRAMES): the script
+    reads, zooms and searches it all (chromium returns only when it is done)."""
+
+    def test_search_and_zoom_10000_frames(self):
+        p = pprofwrite.Profile()
+        p.exact()
+        main = p.function("main", "/src/main.c")
+        for i in range(100):
+            svc = p.function("ns::Service%02d::handle(Request const&)" % i, "/src/svc.cc")
+            for j in range(98):
+                leaf = p.function("ns::Service%02d::step_%02d()" % (i, j), "/src/svc.cc")
+                p.sample([leaf, svc, main], [1, 64 + i])
+        prof, svg = self.path("big.pb.gz"), self.path("big.svg")
+        with open(prof, "wb") as f:
+            f.write(gzip.compress(p.encode()))
+        proc = subprocess.run([ALLOCPROF, "flame", prof, "-o", svg], capture_output=True,
+                              text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        st = frames(ET.parse(svg).getroot())
+        self.assertEqual(len(st), 2 + 100 + 100 * 98)
+        self.assertLess(os.path.getsize(svg), 4 << 20)  # a few MB, as flame --help says
+        z = next(i for i, f in enumerate(st) if f["name"].startswith("ns::Service07::"))
+        pattern = r"Service0[0-4]::step_0[0-9]|Service1"
+        dom = self.dom(svg, "z=%d&s=%s" % (z, urllib.parse.quote(pattern, "")))
+        self.check_zoom(dom, z, st)
+        self.check_search(dom, pattern, st)
 
 
 if __name__ == "__main__":
