@@ -447,11 +447,15 @@ static void put_frame(FILE *f, const struct flame_tree *t, const struct flame_no
 	fputs("</text></g>\n", f);
 }
 
-/* One swatch and its word, right to left from *right. */
+/* One swatch and its word, right to left from *right; none from the first that does not fit. */
 static void put_swatch(FILE *f, int *right, int y, const char *fill, const char *word)
 {
 	int w = (int)ceil(strlen(word) * CHAR_W), x = *right - w;
 
+	if (x - 14 < XPAD) {
+		*right = 0;
+		return;
+	}
 	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>", x - 14,
 		y - 9, fill);
 	fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", x, y, word);

@@ -461,6 +461,29 @@ TEST(long_title)
 	return true;
 }
 
+/* A narrow picture: everything inside it, the frames still their share of the width. */
+TEST(narrow_width)
+{
+	struct tb *b = simple_tree();
+	char *svg = svg_of(&b->t, &(struct flame_svg_opts){ .title = "a title", .width = 200 });
+	struct frame *fr;
+	size_t n;
+
+	CHECK(svg, "write failed");
+	TRY(xml_ok(svg));
+	CHECK(strstr(svg, " width=\"200\" "), "not 200 wide");
+	for (const char *p = strstr(svg, " x=\""); p; p = strstr(p + 1, " x=\""))
+		CHECK(atof(p + 4) >= 0 && atof(p + 4) <= 200, "x=%.10s", p + 4);
+	fr = frames_of(svg, &n);
+	CHECK_INT(n, 5);
+	CHECK(fr[0].w == 180 && fabs(fr[4].x - 118) < 0.1, "root %g, alloc_b at %g", fr[0].w,
+	      fr[4].x);
+	free(fr);
+	free(svg);
+	tb_free(b);
+	return true;
+}
+
 /* Frames narrower than three characters have no label; wider ones what fits, then "..". */
 TEST(labels_fit)
 {
@@ -739,6 +762,7 @@ static const struct unit_test tests[] = {
 	T(self_contained),
 	T(names_escaped),
 	T(long_title),
+	T(narrow_width),
 	T(labels_fit),
 	T(values_exact),
 	T(merged_frame),
