@@ -293,7 +293,8 @@ class Crafted(FlameCase):
         self.assertGreater(rgb(by["a"]["fill"])[1], rgb(by["grows"]["fill"])[1])
         self.assertFalse(named(fr, "gone"))  # widths are NEW's: it has none
         self.assertIn("only in BASE", text)
-        self.assertIn("2,000", by["grows"]["title"].replace("2.00 K", "2,000"))
+        # hover says both values and the change
+        self.assertRegex(by["grows"]["title"], r"NEW 1\.95 KiB .*BASE 1000 B.*\+100\.0%")
 
     def test_bad_command_lines(self):
         prof = self.write("a.pb.gz", crafted(self.STACKS))
