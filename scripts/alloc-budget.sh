@@ -2,7 +2,9 @@
 # Allocation budgets in CI, for any command (README "Allocation budgets in CI"): runs CMD RUNS
 # times under `allocprof record --exact --ops OPS`, one profile a run in OUT, then checks them
 # against a budget file (`allocprof check`) and compares them with a baseline's runs
-# (`allocprof diff`). Needs root (allocprof record does).
+# (`allocprof diff`). Needs root (allocprof record does). Leaves pictures beside the runs, for
+# the job's artifacts: OUT/flame.svg (the runs' flame graph) and, with a baseline,
+# OUT/diff.svg (what changed: red grew, blue shrank).
 #
 #   scripts/alloc-budget.sh --ops FUNC|N [-n RUNS] [--out DIR] [--budget FILE]
 #                           [--baseline DIR] [--save-baseline DIR] [--sampled]
@@ -73,6 +75,9 @@ for ((i = 1; i <= runs; i++)); do
 done
 rm -f "$out/record.log"
 echo "alloc-budget: $runs runs of $* recorded in $out"
+"$ALLOCPROF" flame --per-op "$out" -o "$out/flame.svg" 2>/dev/null ||
+	"$ALLOCPROF" flame "$out" -o "$out/flame.svg" || die "cannot draw the runs' flame graph"
+echo "alloc-budget: their flame graph is $out/flame.svg"
 
 status=0
 if [ -n "$budget" ]; then
@@ -84,9 +89,10 @@ fi
 if [ -n "$baseline" ]; then
 	if compgen -G "$baseline/*.pb.gz" >/dev/null; then
 		# shellcheck disable=SC2086 # --diff-args is a list of words
-		"$ALLOCPROF" diff $diff_args "$baseline" "$out"
+		"$ALLOCPROF" diff $diff_args --svg "$out/diff.svg" "$baseline" "$out"
 		rc=$?
 		[ $rc -le 1 ] || exit 2
+		echo "alloc-budget: what changed since the baseline is drawn in $out/diff.svg"
 		[ $rc -eq 0 ] || status=1
 	else
 		echo "alloc-budget: no baseline profiles in $baseline: nothing to compare with yet"

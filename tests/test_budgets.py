@@ -157,6 +157,9 @@ class Budgets(Case):
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertIn("no baseline profiles", proc.stdout)
         self.assertEqual(len(os.listdir(baseline)), 5)
+        self.assertIn("flame graph is %s/flame.svg" % out, proc.stdout)
+        with open(os.path.join(out, "flame.svg")) as f:
+            self.assertIn("per call of handle_request", f.read())
         # A change that allocates once more per request: over budget and a significant rise.
         proc = subprocess.run([*cmd, "--baseline", baseline, "--", REQUESTS,
                                "--requests", "200", "--extra", "1"],
@@ -164,6 +167,8 @@ class Budgets(Case):
         self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
         self.assertIn("budgets exceeded", proc.stdout)
         self.assertIn("rose by more than", proc.stdout)
+        with open(os.path.join(out, "diff.svg")) as f:  # the picture of what grew
+            self.assertIn("build_response", f.read())
         # A bad command line is 2.
         proc = subprocess.run([SCRIPT, "--", "true"], capture_output=True, text=True)
         self.assertEqual(proc.returncode, 2)

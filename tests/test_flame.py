@@ -293,7 +293,8 @@ class Crafted(FlameCase):
         self.assertGreater(rgb(by["a"]["fill"])[1], rgb(by["grows"]["fill"])[1])
         self.assertFalse(named(fr, "gone"))  # widths are NEW's: it has none
         self.assertIn("only in BASE", text)
-        self.assertIn("2,000", by["grows"]["title"].replace("2.00 K", "2,000"))
+        # hover says both values and the change
+        self.assertRegex(by["grows"]["title"], r"NEW 1\.95 KiB .*BASE 1000 B.*\+100\.0%")
 
     def test_bad_command_lines(self):
         prof = self.write("a.pb.gz", crafted(self.STACKS))
@@ -407,3 +408,23 @@ class Recorded(FlameCase):
         f2 = frames(d2)
         self.assertEqual([(f["value"], f["base"], f["fill"]) for f in f2],
                          [(f["value"], f["base"], f["fill"]) for f in fr])
+
+    def test_several_programs_each_under_its_own_frame(self):
+        """A command that runs two programs: each program's stacks under a frame of its
+        name at the root, not merged into one main; unsymbolized frames named by file and
+        offset, which ASLR does not change."""
+        prof = self.path("two.pb.gz")
+        r = record(["-q", "--exact", "-o", prof, "--", "sh", "-c",
+                    "%s --requests 100 && %s --rounds 1" % (REQUESTS, target("leaks"))])
+        self.assertRecorded(r)
+        r = flame("--folded", prof)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        roots = {line.split(";", 1)[0] for line in r.stdout.splitlines()}
+        self.assertTrue({"requests", "leaks"} <= roots, roots)
+        self.assertIn("requests;_start;", r.stdout)
+        for line in r.stdout.splitlines():
+            stack = line.rsplit(" ", 1)[0]
+            self.assertNotRegex(stack, r"(^|;)0x[0-9a-f]{8,}(;|$)", line)  # file+0xoffset
+        self.assertEqual(sum(int(line.rsplit(" ", 1)[1]) for line in r.stdout.splitlines()
+                             if line.startswith("requests;") and ";handle_request;" in line),
+                         100 * 1804)

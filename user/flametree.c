@@ -181,6 +181,25 @@ static struct hashmap *program_files(const Perftools__Profiles__Profile *p)
 	return exe;
 }
 
+/*
+ * A frame without a name: "file+0xOFFSET" (the mapped file's last component and the offset in
+ * it, which stays the same from run to run, unlike the address under ASLR), else "0xADDR".
+ */
+static void unsymbolized_name(const Perftools__Profiles__Profile *p,
+			      const Perftools__Profiles__Mapping *map, uint64_t addr, char *buf,
+			      size_t len)
+{
+	const char *file = map ? pprof_str(p, map->filename) : "", *base = strrchr(file, '/');
+
+	base = base ? base + 1 : file;
+	if (map && *base && addr >= map->memory_start &&
+	    (!map->memory_limit || addr < map->memory_limit))
+		snprintf(buf, len, "%.100s+0x%" PRIx64, base,
+			 addr - map->memory_start + map->file_offset);
+	else
+		snprintf(buf, len, "0x%" PRIx64, addr);
+}
+
 /* Every location's frames, outermost first (pprof's lines are innermost first). */
 static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__Profiles__Profile *p,
 					size_t *first, struct hashmap *loc_idx, size_t *unsym)
@@ -196,20 +215,27 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 		const char *f = pprof_str(p, p->mapping[i]->filename);
 		uint64_t one;
 
+		/* its index, and whether it is a program's */
 		hashmap__put(map_idx, &p->mapping[i]->id, sizeof(uint64_t),
-			     hashmap__get(programs, f, strlen(f), &one));
+			     i << 1 | hashmap__get(programs, f, strlen(f), &one));
 	}
 	for (size_t i = 0; i < p->n_location; i++) {
 		const Perftools__Profiles__Location *loc = p->location[i];
-		uint64_t prog = 0;
+		const Perftools__Profiles__Mapping *map = NULL;
+		uint64_t mi = 0;
+		bool prog;
 		enum flame_kind in_map;
 		size_t nl = loc->n_line ? loc->n_line : 1;
 
 		hashmap__put(loc_idx, &loc->id, sizeof(uint64_t), i);
 		first[i] = n;
-		if (!loc->mapping_id ||
-		    !hashmap__get(map_idx, &loc->mapping_id, sizeof(uint64_t), &prog))
+		if (loc->mapping_id &&
+		    hashmap__get(map_idx, &loc->mapping_id, sizeof(uint64_t), &mi)) {
+			map = p->mapping[mi >> 1];
+			prog = mi & 1;
+		} else {
 			prog = !p->n_mapping; /* no mappings at all: all of it is the program */
+		}
 		in_map = prog ? FLAME_PROGRAM : FLAME_LIBRARY;
 		grow((void **)&fr, &cap, n + nl, sizeof(*fr));
 		for (size_t k = 0; k < nl; k++) {
@@ -218,7 +244,7 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 			const char *name = NULL, *file = "";
 			int64_t line = 0;
 			uint64_t fi;
-			char addr[32];
+			char addr[160];
 
 			if (loc->n_line && hashmap__get(fn_idx, &loc->line[l]->function_id,
 							sizeof(uint64_t), &fi)) {
@@ -227,7 +253,7 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 				line = loc->line[l]->line;
 			}
 			if (!name || !*name) {
-				snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
+				unsymbolized_name(p, map, loc->address, addr, sizeof(addr));
 				fr[n] = (struct lframe){ .name = strpool__intern(t->pool, addr),
 							 .file = strpool__intern(t->pool, ""),
 							 .kind = FLAME_UNSYMBOLIZED };
@@ -248,6 +274,64 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 	hashmap__free(map_idx);
 	hashmap__free(programs);
 	return fr;
+}
+
+/*
+ * A profile of several programs (record -a, or a command that runs others) gets one frame per
+ * program at the root, as perf's folded stacks have the command first: their mains would merge
+ * otherwise. Returns the frames per sample (NULL when the profile has one program or none):
+ * the program's name (the sample's comm, else its exe's last component) in its exe.
+ */
+static struct lframe *program_frames(struct flame_tree *t, const Perftools__Profiles__Profile *p)
+{
+	struct hashmap *seen = hashmap__new();
+	uint64_t one;
+	struct lframe *pf = NULL;
+	size_t nexe = 0;
+
+	for (size_t s = 0; s < p->n_sample && nexe < 2; s++)
+		for (size_t l = 0; l < p->sample[s]->n_label; l++) {
+			const Perftools__Profiles__Label *lb = p->sample[s]->label[l];
+			const char *v;
+
+			if (!lb->str || strcmp(pprof_str(p, lb->key), "exe"))
+				continue;
+			v = pprof_str(p, lb->str);
+			if (!hashmap__get(seen, v, strlen(v), &one)) {
+				hashmap__put(seen, v, strlen(v), 1);
+				nexe++;
+			}
+		}
+	hashmap__free(seen);
+	if (nexe < 2)
+		return NULL;
+	pf = xcalloc(p->n_sample, sizeof(*pf));
+	for (size_t s = 0; s < p->n_sample; s++) {
+		const char *exe = NULL, *comm = NULL, *base;
+
+		for (size_t l = 0; l < p->sample[s]->n_label; l++) {
+			const Perftools__Profiles__Label *lb = p->sample[s]->label[l];
+			const char *k = pprof_str(p, lb->key);
+
+			if (!lb->str)
+				continue;
+			if (!strcmp(k, "exe"))
+				exe = pprof_str(p, lb->str);
+			else if (!strcmp(k, "comm"))
+				comm = pprof_str(p, lb->str);
+		}
+		if (!exe && !comm)
+			continue; /* (name NULL: no program frame) */
+		base = exe ? strrchr(exe, '/') : NULL;
+		pf[s] = (struct lframe){
+			.name = strpool__intern(t->pool, comm && *comm ? comm
+							 : base	       ? base + 1
+								       : exe),
+			.file = strpool__intern(t->pool, exe ? exe : ""),
+			.kind = FLAME_PROGRAM,
+		};
+	}
+	return pf;
 }
 
 static uint32_t child_of(struct flame_tree *t, uint32_t parent, const struct lframe *f)
@@ -298,7 +382,7 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 		    const Perftools__Profiles__Profile *p, int slot)
 {
 	struct hashmap *loc_idx;
-	struct lframe *fr;
+	struct lframe *fr, *progs;
 	struct fs_var fv;
 	struct prof_info info;
 	size_t *first;
@@ -336,6 +420,7 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 	loc_idx = hashmap__new();
 	first = xcalloc(p->n_location + 1, sizeof(*first));
 	fr = resolve_locations(t, p, first, loc_idx, &t->side[slot].unsymbolized);
+	progs = program_frames(t, p);
 	for (size_t s = 0; s < p->n_sample; s++) {
 		const Perftools__Profiles__Sample *smp = p->sample[s];
 		double v = (size_t)si < smp->n_value ? (double)smp->value[si] : 0;
@@ -350,6 +435,11 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 		}
 		t->nodes[0].value[slot] += v;
 		t->nodes[0].var[slot] += var;
+		if (progs && progs[s].name) {
+			node = child_of(t, 0, &progs[s]);
+			t->nodes[node].value[slot] += v;
+			t->nodes[node].var[slot] += var;
+		}
 		/* location_id is leaf first: walk it from the root */
 		for (size_t k = smp->n_location_id; k-- > 0;) {
 			uint64_t li;
@@ -372,6 +462,7 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 		}
 	}
 	free(fr);
+	free(progs);
 	free(first);
 	hashmap__free(loc_idx);
 	return 0;
