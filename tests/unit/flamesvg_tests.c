@@ -6,9 +6,6 @@
  *
  * One line per test, "PASS <name>" or "FAIL <name>: <reason>", then "N passed, N failed";
  * the exit status is 0 only when nothing failed.
- *
- *   unit-flamesvg_tests --write-svg FILE [--diff]   writes a sample picture instead, for
- *                                                    tests/test_flame_browser.py
  */
 #include <errno.h>
 #include <math.h>
@@ -614,7 +611,7 @@ TEST(colour_stable)
 	return true;
 }
 
-/* The sample difference picture: what tests/test_flame_browser.py draws too. */
+/* A difference of every kind: grown, shrunk, equal, within noise, new, gone, slightly. */
 static struct tb *diff_tree(void)
 {
 	struct tb *b = tb_new(true);
@@ -774,31 +771,7 @@ static const struct unit_test tests[] = {
 };
 /* clang-format on */
 
-/* A sample picture for the browser tests: the simple tree, or the difference one. */
-static int write_sample(const char *path, bool diff)
+int main(void)
 {
-	struct tb *b = diff ? diff_tree() : simple_tree();
-	struct flame_svg_opts o = { .title = diff ? "Difference" : "Allocations",
-				    .subtitle = "a sample tree of tests/unit/flamesvg_tests.c" };
-	FILE *f = fopen(path, "w");
-	int err;
-
-	if (!f) {
-		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	err = flame_svg_write(f, &b->t, &o);
-	if (fclose(f) && !err)
-		err = -errno;
-	tb_free(b);
-	if (err)
-		fprintf(stderr, "cannot write %s: %s\n", path, strerror(-err));
-	return err ? 1 : 0;
-}
-
-int main(int argc, char **argv)
-{
-	if (argc >= 3 && !strcmp(argv[1], "--write-svg"))
-		return write_sample(argv[2], argc >= 4 && !strcmp(argv[3], "--diff"));
 	return run_tests(tests, ARRAY_SIZE(tests));
 }
