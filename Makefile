@@ -35,7 +35,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-par
 .PHONY: all clean deps test-deps demo test test-build bench format check-root install uninstall
 .DELETE_ON_ERROR:
 # Keep the BPF objects and skeletons between builds (they are intermediate files to make).
-.SECONDARY:
+.SECONDARY: $(BPF_OBJS) $(SKELS)
 
 all: allocprof $(OUTPUT)/allocprof.1
 
