@@ -243,6 +243,22 @@ class Crafted(FlameCase):
         # and names differ in shade, not all one colour
         self.assertGreater(len({f["fill"] for f in frames(fa)[1:]}), 2)
 
+    def test_colours_say_what_a_frame_is(self):
+        """The allocator's wrappers green, the program's frames red to orange (a profile
+        without mappings is all program), the root neutral."""
+        prof = self.write("k.pb.gz", crafted([(["main", "serve", "zmalloc"], 1, 100),
+                                              (["main", "operator new(unsigned long)"], 1, 50),
+                                              (["main", "_PyObject_Malloc"], 1, 50)]))
+        out = self.path("k.svg")
+        self.assertEqual(flame(prof, "-o", out).returncode, 0)
+        fr = frames(out)
+        for name in ("zmalloc", "operator new", "_PyObject_Malloc"):
+            r_, g_, b_ = rgb(named(fr, name)[0]["fill"])
+            self.assertGreater(g_, max(r_, b_) + 40, name)
+        for name in ("main", "serve"):
+            r_, g_, b_ = rgb(named(fr, name)[0]["fill"])
+            self.assertGreater(r_, max(g_, b_) + 40, name)
+
     def test_folded(self):
         stacks = self.STACKS + [(["main", "a;b"], 1, 7)]
         prof = self.write("a.pb.gz", crafted(stacks))
@@ -428,3 +444,13 @@ class Recorded(FlameCase):
         self.assertEqual(sum(int(line.rsplit(" ", 1)[1]) for line in r.stdout.splitlines()
                              if line.startswith("requests;") and ";handle_request;" in line),
                          100 * 1804)
+        # frames without a symbol (Debian's sh is stripped) are grey, libc's yellow
+        svg = self.path("two.svg")
+        self.assertEqual(flame(prof, "-o", svg).returncode, 0)
+        fr = frames(svg)
+        unsym = [f for f in fr if re.match(r"\S+\+0x[0-9a-f]+", f["title"])]
+        if unsym:
+            r_, g_, b_ = rgb(unsym[0]["fill"])
+            self.assertLessEqual(max(r_, g_, b_) - min(r_, g_, b_), 10, unsym[0]["title"])
+        r_, g_, b_ = rgb(named(fr, "__libc_start_call_main")[0]["fill"])
+        self.assertGreater(min(r_, g_), b_ + 60)
