@@ -76,6 +76,14 @@ static void cat_what(char *buf, size_t len, const struct flame_side *sd, const c
 		    sd->target ? ", the first's target" : "");
 }
 
+/* A target's length without its " (pid N)": runs of one program differ in their pids only. */
+static size_t target_len(const char *target)
+{
+	const char *pid = target ? strstr(target, " (pid ") : NULL;
+
+	return !target ? 0 : pid && !strchr(pid + 2, '(') ? (size_t)(pid - target) : strlen(target);
+}
+
 /* The words of the unit after a value: " allocations", "" for bytes. */
 static const char *unit_words(const struct flame_tree *t)
 {
@@ -95,10 +103,17 @@ void flame_titles(const struct flame_tree *t, const char *const arg[2], char *ti
 
 	title[0] = sub[0] = '\0';
 	if (t->diff) {
-		cat(title, tlen, "%s, change from BASE to NEW: ", t->type);
-		cat_what(title, tlen, bs, arg[FLAME_BASE]);
-		cat(title, tlen, " \xe2\x86\x92 ");
-		cat_what(title, tlen, nw, arg[FLAME_NEW]);
+		/* the sides by their names as given; the program once when both ran the same */
+		size_t lb = target_len(bs->target), ln = target_len(nw->target);
+
+		cat(title, tlen, "%s, change from %s (%zu run%s) to %s (%zu run%s)", t->type,
+		    arg[FLAME_BASE], bs->nprofiles, bs->nprofiles == 1 ? "" : "s", arg[FLAME_NEW],
+		    nw->nprofiles, nw->nprofiles == 1 ? "" : "s");
+		if (nw->target && bs->target && (lb != ln || strncmp(bs->target, nw->target, ln)))
+			cat(title, tlen, ": %.*s \xe2\x86\x92 %.*s", (int)lb, bs->target, (int)ln,
+			    nw->target);
+		else if (nw->target)
+			cat(title, tlen, ": %.*s", (int)ln, nw->target);
 	} else {
 		cat(title, tlen, "%s of ", t->type);
 		cat_what(title, tlen, nw, arg[FLAME_NEW]);
