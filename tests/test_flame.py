@@ -340,6 +340,40 @@ class Crafted(FlameCase):
             self.assertNotEqual(r.returncode, 0)
             self.assertNotIn("<svg", r.stdout)
 
+    def test_empty_profile(self):
+        prof = self.write("e.pb.gz", crafted([]))
+        out = self.path("e.svg")
+        r = flame(prof, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("empty", r.stderr)  # said, on one line
+        self.assertEqual(len(r.stderr.splitlines()), 1)
+        self.assertValidSvg(out)
+        self.assertEqual(frames(out), [])  # nothing of any width to draw
+        r = flame("--folded", "-", input="")
+        self.assertEqual(r.returncode, 2)  # standard input that is not a profile
+
+    def test_go_heap_profile(self):
+        """A heap profile of Go's runtime/pprof: no allocprof comments, Go's own names."""
+        if not shutil.which("go"):
+            self.fail("go is not installed (scripts/install-deps.sh --test installs it)")
+        exe, prof = self.path("goheap"), self.path("heap.pb.gz")
+        env = dict(os.environ, GO111MODULE="off", GOCACHE=self.path("cache"), GOFLAGS="")
+        subprocess.run(["go", "build", "-o", exe,
+                        os.path.join(os.path.dirname(__file__), "targets", "go", "goheap.go")],
+                       check=True, env=env, capture_output=True)
+        subprocess.run([exe, prof], check=True)
+        out = self.path("go.svg")
+        r = flame(prof, "-o", out, "--sample-index", "alloc_objects")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertValidSvg(out)
+        fr = frames(out)
+        self.assertGreaterEqual(named(fr, "main.allocate")[0]["value"], 1000)
+        self.assertEqual(children_sums_hold(self, fr)[0], fr[0]["value"])
+        with open(prof, "rb") as f:
+            r = flame("--folded", "-", stdin=f)  # from a pipe
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("main.main;main.allocate ", r.stdout)
+
     def test_help(self):
         r = flame("--help")
         self.assertEqual(r.returncode, 0)

@@ -431,6 +431,9 @@ int cmd_flame(int argc, char **argv)
 		ret = AP_EXIT_USAGE;
 		goto out;
 	}
+	if (!(t->nodes[0].value[FLAME_NEW] > 0) && !(t->diff && t->nodes[0].value[FLAME_BASE] > 0))
+		ap_warn("flame: the profiles have no %s: the %s is empty",
+			t->type ? t->type : "samples", a.folded ? "text" : "picture");
 	if (!of) {
 		ret = flame_fold_write(stdout, t) ? AP_EXIT_FAILED : AP_EXIT_OK;
 		if (ret)
