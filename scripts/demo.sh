@@ -20,7 +20,6 @@ demo: its flame graph is $(pwd)/$svg (open it in a browser: hover, click to zoom
   ./allocprof top $out --sample-index alloc_objects   by number of allocations
   ./allocprof top $out --sample-index inuse_space     by bytes still allocated
   ./allocprof top $out --per-op               per request (README "Allocation budgets in CI")
-  ./allocprof flame $out -o demo.svg          the flame graph again (--sample-index,
-                                              --per-op, --base OLD for what changed)
+  ./allocprof flame $out -o demo.svg          the flame graph (--base OLD.pb.gz: what changed)
   pprof -top $out   or   pprof -http=: $out   (scripts/install-deps.sh --test builds pprof)
 MSG
