@@ -432,8 +432,9 @@ class Recorded(FlameCase):
             for i in range(2):
                 self.rec("%s/%d.pb.gz" % (side, i), *args)
         out = self.path("d.svg")
+        # per operation without --per-op: every run counted handle_request
         r = flame("--base", self.path("base"), self.path("new"), "--sample-index",
-                  "alloc_space", "--per-op", "-o", out)
+                  "alloc_space", "-o", out)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertValidSvg(out)
         fr = frames(out)

@@ -51,49 +51,17 @@ static void slots_grow(struct flame_tree *t)
 
 /* Wrappers that allocate on their caller's behalf, beside the entry points we probe. */
 static const char *const alloc_wrappers[] = {
-	"__libc_malloc",
-	"__libc_calloc",
-	"__libc_realloc",
-	"__libc_memalign",
-	"_int_malloc",
-	"_int_realloc",
-	"strdup",
-	"strndup",
-	"__strdup",
-	"__strndup",
-	"xmalloc",
-	"xcalloc",
-	"xrealloc",
-	"xstrdup",
-	"g_malloc",
-	"g_malloc0",
-	"g_realloc",
-	"g_try_malloc",
-	"g_strdup",
-	"zmalloc",
-	"zcalloc",
-	"zrealloc",
-	"ztrymalloc",
-	"PyMem_Malloc",
-	"PyMem_Calloc",
-	"PyMem_Realloc",
-	"PyObject_Malloc",
-	"PyObject_Calloc",
-	"PyObject_Realloc",
-	"_PyObject_Malloc",
-	"_PyObject_Calloc",
-	"_PyObject_Realloc",
-	"PyMem_RawMalloc",
-	"PyMem_RawCalloc",
-	"PyMem_RawRealloc",
-	"_PyMem_RawMalloc",
-	"_PyMem_RawCalloc",
-	"_PyMem_RawRealloc",
-	"runtime.mallocgc",
-	"runtime.newobject",
-	"runtime.makeslice",
-	"runtime.growslice",
-	"runtime.makemap",
+	"__libc_malloc",     "__libc_calloc",	  "__libc_realloc",   "__libc_memalign",
+	"_int_malloc",	     "_int_realloc",	  "strdup",	      "strndup",
+	"__strdup",	     "__strndup",	  "xmalloc",	      "xcalloc",
+	"xrealloc",	     "xstrdup",		  "g_malloc",	      "g_malloc0",
+	"g_realloc",	     "g_try_malloc",	  "g_strdup",	      "zmalloc",
+	"zcalloc",	     "zrealloc",	  "ztrymalloc",	      "PyMem_Malloc",
+	"PyMem_Calloc",	     "PyMem_Realloc",	  "PyObject_Malloc",  "PyObject_Calloc",
+	"PyObject_Realloc",  "_PyObject_Malloc",  "_PyObject_Calloc", "_PyObject_Realloc",
+	"PyMem_RawMalloc",   "PyMem_RawCalloc",	  "PyMem_RawRealloc", "_PyMem_RawMalloc",
+	"_PyMem_RawCalloc",  "_PyMem_RawRealloc", "runtime.mallocgc", "runtime.newobject",
+	"runtime.makeslice", "runtime.growslice", "runtime.makemap",
 };
 
 bool flame_is_allocator(const char *name)
@@ -370,6 +338,7 @@ static void note_profile(struct flame_side *sd, const Perftools__Profiles__Profi
 	prof_info__read(p, &info);
 	sd->sampled |= info.sampling == PROF_SAMPLING_SAMPLED;
 	sd->unknown += info.sampling == PROF_SAMPLING_UNKNOWN;
+	sd->with_ops += info.nops > 0;
 	if (!sd->nprofiles++)
 		sd->info = info;
 	else {
@@ -486,11 +455,39 @@ static int scale_sides(struct flame_tree *t, const char *cmd)
 	double div[2] = { 1, 1 };
 	char why[640];
 
+	/*
+	 * A difference of runs that all counted one operation is per operation without being
+	 * asked, as diff's table is: runs of different lengths then compare.
+	 */
+	if (t->diff && !t->per_op) {
+		const struct prof_op *a, *b;
+
+		t->auto_op = true;
+		for (int s = 0; s < 2; s++)
+			t->auto_op &=
+				t->side[s].nprofiles && t->side[s].with_ops == t->side[s].nprofiles;
+		a = t->auto_op
+			    ? prof_info__divisor(&t->side[FLAME_NEW].info, NULL, why, sizeof(why))
+			    : NULL;
+		b = a ? prof_info__divisor(&t->side[FLAME_BASE].info, a->name, why, sizeof(why))
+		      : NULL;
+		t->auto_op = b != NULL;
+		if (t->auto_op)
+			t->per_op = xstrdup(a->name);
+	}
 	for (int s = 0; s < sides; s++) {
 		struct flame_side *sd = &t->side[s];
 		const struct prof_op *op;
 		const char *name = t->op ? t->op : (t->per_op && *t->per_op ? t->per_op : NULL);
 
+		if (t->per_op && sd->with_ops < sd->nprofiles) {
+			ap_err("%s: --per-op: %s%zu of the %zu profiles counted no operations "
+			       "(record "
+			       "with --ops)",
+			       cmd, t->diff ? (s ? "BASE: " : "NEW: ") : "",
+			       sd->nprofiles - sd->with_ops, sd->nprofiles);
+			return -1;
+		}
 		if (t->per_op) {
 			op = prof_info__divisor(&sd->info, name, why, sizeof(why));
 			if (!op) {

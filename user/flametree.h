@@ -61,6 +61,7 @@ struct flame_side {
 	char *target;	       /* the first profile's "target: " comment, NULL when none */
 	bool sampled;	       /* a profile was sampled (values are estimates) */
 	size_t unknown;	       /* profiles of other producers (sampling not said) */
+	size_t with_ops;       /* profiles that counted operations */
 	size_t unsymbolized;   /* locations' frames without a function name */
 	size_t negative;       /* samples of a negative value, left out (no width to draw) */
 	struct prof_info info; /* the profiles' operations merged */
@@ -71,7 +72,8 @@ struct flame_tree {
 	size_t n;
 	const char *type, *unit; /* the sample type drawn and its unit (the pool's) */
 	const char *op;		 /* per operation of this function, NULL: whole captures */
-	bool diff;		 /* two sides: value[FLAME_BASE] is meaningful */
+	bool auto_op; /* diff: per operation because every run counted the one operation */
+	bool diff;    /* two sides: value[FLAME_BASE] is meaningful */
 	struct flame_side side[2];
 	/* what finish found and did */
 	size_t pruned;	  /* frames merged into "…" frames */
@@ -98,7 +100,8 @@ struct flame_tree *flame_tree__new(const char *sample_index, const char *per_op,
 int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 		    const Perftools__Profiles__Profile *p, int slot);
 /*
- * After the last add: divides by the operation's calls (per_op) or, for a side of several
+ * After the last add: divides by the operation's calls (per_op; for a diff also when every
+ * profile of both sides counted the same one operation, auto_op) or, for a side of several
  * profiles of a diff, by their number (the mean run); orders siblings by name; merges frames
  * narrower than a drawn pixel (1/FLAME_MIN_FRACTION of the total) and beyond the `max_frames`
  * widest into one "…" per parent; counts what BASE alone had. `max_frames` 0: nothing merged,
