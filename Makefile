@@ -34,8 +34,10 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-par
 
 .PHONY: all clean deps test-deps demo test test-build bench format check-root install uninstall
 .DELETE_ON_ERROR:
-# Keep the BPF objects and skeletons between builds (they are intermediate files to make).
-.SECONDARY: $(BPF_OBJS) $(SKELS)
+# Keep the BPF objects, skeletons and the stack-walk targets' libraries between builds (they
+# are intermediate files to make). Named, not a bare .SECONDARY: that makes every target
+# secondary, and a deleted user object is then never rebuilt while ./allocprof is newer.
+.SECONDARY: $(BPF_OBJS) $(SKELS) $(foreach v,fp nofp nocfi,$(OUTPUT)/tests/libunwdeep-$(v).so)
 
 all: allocprof $(OUTPUT)/allocprof.1
 
