@@ -206,6 +206,55 @@ class Crafted(FlameCase):
         self.assertEqual(sum(f["value"] for f in merged if f["depth"] == 2), small - drawn_tiny)
         self.assertIn("merged", self.assertValidSvg(out))
 
+    def test_frames_of_equal_width_are_cut_by_rank(self):
+        """A chain of frames of one width (a stack that calls through many functions) is cut
+        where the bound says, not all merged: the widest and shallowest frames are kept."""
+        chain = ["f%02d" % i for i in range(10)]
+        prof = self.write("c.pb.gz", crafted([(chain, 1, 100), (["g"], 1, 10)]))
+        out = self.path("c.svg")
+        r = flame(prof, "-o", out, "--max-frames", "5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fr = frames(out)
+        # all, f00, f01, a "…" for f02 to f09 above f01, a "…" for g beside f00
+        self.assertEqual(len(fr), 5, [f["title"] for f in fr])
+        self.assertEqual([re.split(r"[ :]", f["title"])[0] for f in fr],
+                         ["all", "f00", "f01", "\u2026", "\u2026"])
+        self.assertEqual((fr[3]["value"], fr[3]["depth"]), (100, 3))
+        self.assertIn("8 frames", fr[3]["title"])  # the chain above f01, counted whole
+        self.assertEqual((fr[4]["value"], fr[4]["depth"]), (10, 1))
+        self.assertEqual(children_sums_hold(self, fr)[0], 110)
+        # 100 stacks of 200 frames of one width: the bound is used, not one "…"
+        rng = random.Random(3)
+        stacks = [(["r%03d" % i] + ["x%d" % rng.randrange(1000) for _ in range(199)], 1, 50)
+                  for i in range(100)]
+        prof = self.write("t.pb.gz", crafted(stacks))
+        r = flame(prof, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fr = frames(out)
+        self.assertGreater(len(fr), 9000)
+        self.assertLessEqual(len(fr), 10000)
+        self.assertEqual(children_sums_hold(self, fr)[0], 5000)
+        self.assertIn("frames merged", self.assertValidSvg(out))
+
+    def test_builds_of_two_checkouts_match(self):
+        """The same functions at other source paths (two checkouts' builds) are the same
+        frames: no change, nothing only in BASE."""
+        def prof(root):
+            p = pprofwrite.Profile()
+            p.exact()
+            main, work = p.function("main", root + "/main.c"), p.function("work", root + "/w.c")
+            p.sample([work, main], [10, 1000])
+            return gzip.compress(p.encode())
+        b, n = self.write("b.pb.gz", prof("/ci/base")), self.write("n.pb.gz", prof("/ci/new"))
+        out = self.path("d.svg")
+        self.assertEqual(flame("--base", b, n, "-o", out).returncode, 0)
+        fr = frames(out)
+        self.assertEqual([(f["value"], f["base"]) for f in fr], [(1000, 1000)] * 3)
+        self.assertTrue(all(neutral(f["fill"]) for f in fr), [f["fill"] for f in fr])
+        self.assertNotIn("only in BASE", self.assertValidSvg(out))
+        r = flame("--folded", "--base", b, n)
+        self.assertEqual(r.stdout, "main;work 1000 1000\n")
+
     def test_a_large_profile_is_bounded(self):
         """20,000 random stacks over 500 functions: at most --max-frames frames (10,000 by
         default), the totals true (BENCHMARKS.md has 100,000 stacks' size and time)."""
@@ -272,6 +321,10 @@ class Crafted(FlameCase):
             "main;serve;log": "300",
             "main;a:b": "7",  # ';' separates frames
         })
+        # a small value of its own under a large child is a line too
+        small = self.write("s.pb.gz", crafted([(["main", "big"], 1, 3000000000),
+                                               (["main"], 1, 2)]))
+        self.assertEqual(flame("--folded", small).stdout, "main 2\nmain;big 3000000000\n")
         out = self.path("a.folded")
         r = flame("--folded", prof, "-o", out, "--sample-index", "alloc_objects")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -442,8 +495,8 @@ class Recorded(FlameCase):
         self.assertEqual(len(log), 1)
         self.assertEqual((log[0]["value"], log[0]["base"]), (200, 100))
         self.assertTrue(reddish(log[0]["fill"]), log[0]["fill"])
-        path = {"log_line", "handle_request", "serve", "main", "__libc_start_call_main",
-                "__libc_start_main", "_start", "all"}
+        path = {"requests", "log_line", "handle_request", "serve", "main",
+                "__libc_start_call_main", "__libc_start_main", "_start", "all"}
         for f in fr:
             name = re.split(r"[\s:(@]", f["title"], 1)[0]
             if name in path or f["depth"] == 0:

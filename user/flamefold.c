@@ -33,7 +33,12 @@ static double self_of(const struct flame_tree *t, uint32_t i, int s)
 
 	for (uint32_t c = t->nodes[i].first_child; c; c = t->nodes[c].next)
 		v -= t->nodes[c].value[s];
-	/* (per-operation values are quotients: a difference of 1e-12 of the value is none) */
+	/*
+	 * Whole values subtract exactly; per-operation values and means are quotients, where a
+	 * difference of 1e-9 of the value is rounding, not a stack of its own.
+	 */
+	if (t->nodes[i].value[s] == floor(t->nodes[i].value[s]))
+		return v > 0 ? v : 0;
 	return v > 1e-9 * fabs(t->nodes[i].value[s]) ? v : 0;
 }
 

@@ -18,16 +18,17 @@
 #include <string.h>
 
 /*
- * The children's table: a child is found by its parent, name and file (the pool's pointers,
- * so compared by address). A table of node indices, not a general hashmap: a profile of 100k
- * stacks makes about a million frames, and the keys are the nodes' own fields.
+ * The children's table: a child is found by its parent and name (the pool's pointer, so
+ * compared by address), not its file: a difference picture of two checkouts' builds (other
+ * source paths) must match, and diff's table matches by name. A table of node indices, not a
+ * general hashmap: a profile of 100k stacks makes about a million frames, and the keys are the
+ * nodes' own fields.
  */
-static uint64_t child_hash(uint32_t parent, const char *name, const char *file)
+static uint64_t child_hash(uint32_t parent, const char *name)
 {
 	uint64_t h = (uint64_t)parent * 0x9e3779b97f4a7c15ull;
 
 	h ^= (uint64_t)(uintptr_t)name * 0xff51afd7ed558ccdull;
-	h ^= (uint64_t)(uintptr_t)file * 0xc4ceb9fe1a85ec53ull;
 	return h ^ (h >> 29);
 }
 
@@ -38,7 +39,7 @@ static void slots_grow(struct flame_tree *t)
 
 	for (size_t i = 1; i < t->n; i++) {
 		const struct flame_node *nd = &t->nodes[i];
-		size_t j = child_hash(nd->parent, nd->name, nd->file) & (n - 1);
+		size_t j = child_hash(nd->parent, nd->name) & (n - 1);
 
 		while (s[j])
 			j = (j + 1) & (n - 1);
@@ -256,10 +257,12 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 /*
  * A profile of several programs (record -a, or a command that runs others) gets one frame per
  * program at the root, as perf's folded stacks have the command first: their mains would merge
- * otherwise. Returns the frames per sample (NULL when the profile has one program or none):
+ * otherwise. Returns the frames per sample (NULL when the profile has fewer programs than
+ * `at_least`):
  * the program's name (the sample's comm, else its exe's last component) in its exe.
  */
-static struct lframe *program_frames(struct flame_tree *t, const Perftools__Profiles__Profile *p)
+static struct lframe *program_frames(struct flame_tree *t, const Perftools__Profiles__Profile *p,
+				     size_t at_least)
 {
 	struct hashmap *seen = hashmap__new();
 	uint64_t one;
@@ -280,7 +283,7 @@ static struct lframe *program_frames(struct flame_tree *t, const Perftools__Prof
 			}
 		}
 	hashmap__free(seen);
-	if (nexe < 2)
+	if (nexe < at_least)
 		return NULL;
 	pf = xcalloc(p->n_sample, sizeof(*pf));
 	for (size_t s = 0; s < p->n_sample; s++) {
@@ -318,11 +321,11 @@ static uint32_t child_of(struct flame_tree *t, uint32_t parent, const struct lfr
 
 	if (2 * (t->n + 1) > t->nslots)
 		slots_grow(t);
-	j = child_hash(parent, f->name, f->file) & (t->nslots - 1);
+	j = child_hash(parent, f->name) & (t->nslots - 1);
 	for (; t->slots[j]; j = (j + 1) & (t->nslots - 1)) {
 		const struct flame_node *nd = &t->nodes[t->slots[j] - 1];
 
-		if (nd->parent == parent && nd->name == f->name && nd->file == f->file)
+		if (nd->parent == parent && nd->name == f->name)
 			return t->slots[j] - 1;
 	}
 	idx = new_node(t, f->name, f->file, f->kind, parent);
@@ -365,6 +368,7 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 	struct prof_info info;
 	size_t *first;
 	const char *type;
+	int err = 0;
 	int si = top_sample_index(p, t->sample_index);
 
 	if (si < 0) {
@@ -398,7 +402,8 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 	loc_idx = hashmap__new();
 	first = xcalloc(p->n_location + 1, sizeof(*first));
 	fr = resolve_locations(t, p, first, loc_idx, &t->side[slot].unsymbolized);
-	progs = program_frames(t, p);
+	/* in a difference, always: both sides' stacks must have the same shape */
+	progs = program_frames(t, p, t->diff ? 1 : 2);
 	for (size_t s = 0; s < p->n_sample; s++) {
 		const Perftools__Profiles__Sample *smp = p->sample[s];
 		double v = (size_t)si < smp->n_value ? (double)smp->value[si] : 0;
@@ -410,6 +415,13 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 		if (v < 0) { /* a difference of profiles (pprof -diff_base): no width to draw */
 			t->side[slot].negative++;
 			continue;
+		}
+		if (t->n > FLAME_MAX_NODES) {
+			ap_err("%s: %s: too complex to draw: more than %u distinct frames in the "
+			       "profiles' call tree",
+			       cmd, path, FLAME_MAX_NODES);
+			err = -1;
+			break;
 		}
 		t->nodes[0].value[slot] += v;
 		t->nodes[0].var[slot] += var;
@@ -443,7 +455,7 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 	free(progs);
 	free(first);
 	hashmap__free(loc_idx);
-	return 0;
+	return err;
 }
 
 /* ---- finishing: scale, prune, order -------------------------------------------------------- */
@@ -502,10 +514,17 @@ static int scale_sides(struct flame_tree *t, const char *cmd)
 			div[s] = (double)sd->nprofiles;
 		}
 	}
+	/*
+	 * The variances are one run's, as diff's noise gate has them: a side of n runs holds n
+	 * runs' variance, of which the mean's would be 1/n (a gate √n narrower than the
+	 * table's).
+	 */
 	for (size_t i = 0; i < t->n; i++)
 		for (int s = 0; s < sides; s++) {
+			double n = t->diff && t->side[s].nprofiles ? (double)t->side[s].nprofiles : 1;
+
 			t->nodes[i].value[s] /= div[s];
-			t->nodes[i].var[s] /= div[s] * div[s];
+			t->nodes[i].var[s] /= div[s] * div[s] / n;
 		}
 	for (int s = 0; s < sides; s++) {
 		t->side[s].total = t->nodes[0].value[s];
@@ -514,46 +533,55 @@ static int scale_sides(struct flame_tree *t, const char *cmd)
 	return 0;
 }
 
-static int cmp_desc(const void *a, const void *b)
+/* Rank order: wider first; of equal widths the shallower (a parent before its child). */
+static int cmp_rank(const void *a, const void *b, void *arg)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	const struct flame_node *n = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	double vx = n[x].value[FLAME_NEW], vy = n[y].value[FLAME_NEW];
 
-	return x < y ? 1 : x > y ? -1 : 0;
+	if (vx != vy)
+		return vx < vy ? 1 : -1;
+	if (n[x].depth != n[y].depth)
+		return n[x].depth < n[y].depth ? -1 : 1;
+	return x < y ? -1 : x > y;
 }
 
 /*
- * The smallest value a frame must have to be drawn: at least the total's 1/FLAME_MIN_FRACTION,
- * and high enough that the frames kept and the "…" frames their parents get stay within
- * `max`. Frames at least as wide as their children are kept with them (a parent's value holds
- * its children's), so the frames kept are always a tree.
+ * Which frames are drawn: the `max` widest that, with the "…" frame of each parent whose
+ * other children are not drawn, fit in `max`, none under the total's 1/FLAME_MIN_FRACTION.
+ * By rank, not by a threshold value: chains of frames of one width (a stack that calls
+ * through many functions) would otherwise be all or nothing. A prefix of the rank order is a
+ * tree, since a parent is at least as wide as its child and ranks first when as wide. Sets
+ * keep[i].
  */
-static double keep_threshold(const struct flame_tree *t, size_t max)
+static void choose_kept(const struct flame_tree *t, size_t max, uint8_t *keep)
 {
-	double total = t->nodes[0].value[FLAME_NEW], floor_v = total / FLAME_MIN_FRACTION;
-	double *v = xcalloc(t->n ? t->n : 1, sizeof(double)), th;
-	size_t n = 0, lo, hi;
+	double floor_v = t->nodes[0].value[FLAME_NEW] / FLAME_MIN_FRACTION;
+	uint32_t *order = xcalloc(t->n ? t->n : 1, sizeof(*order));
+	uint32_t *rank = xcalloc(t->n ? t->n : 1, sizeof(*rank));
 	uint8_t *has_cut = xcalloc(t->n ? t->n : 1, 1);
+	size_t m = 0, lo = 0, hi;
 
-	for (size_t i = 1; i < t->n; i++)
+	for (size_t i = 1; i < t->n; i++) {
+		rank[i] = UINT32_MAX;
 		if (t->nodes[i].value[FLAME_NEW] > 0 && t->nodes[i].value[FLAME_NEW] >= floor_v)
-			v[n++] = t->nodes[i].value[FLAME_NEW];
-	qsort(v, n, sizeof(*v), cmp_desc);
-	/* the largest k whose frames and "…" frames fit: the count grows with k */
-	lo = 0;
-	hi = n;
+			order[m++] = (uint32_t)i;
+	}
+	qsort_r(order, m, sizeof(*order), cmp_rank, t->nodes);
+	for (size_t r = 0; r < m; r++)
+		rank[order[r]] = (uint32_t)r;
+	/* the largest k that fits: adding a frame adds 0, 1 or 2 drawn, so the count grows */
+	hi = m;
 	while (lo < hi) {
-		size_t k = (lo + hi + 1) / 2, drawn = 1;
+		size_t k = (lo + hi + 1) / 2, drawn = 1 + k;
 
-		th = v[k - 1];
 		memset(has_cut, 0, t->n);
 		for (size_t i = 1; i < t->n; i++) {
 			const struct flame_node *nd = &t->nodes[i];
 
-			if (nd->value[FLAME_NEW] <= 0)
-				continue;
-			if (nd->value[FLAME_NEW] >= th)
-				drawn++;
-			else if (t->nodes[nd->parent].value[FLAME_NEW] >= th || !nd->parent)
+			if (nd->value[FLAME_NEW] > 0 && rank[i] >= k &&
+			    (!nd->parent || rank[nd->parent] < k))
 				drawn += !has_cut[nd->parent]++;
 		}
 		if (drawn <= max)
@@ -561,11 +589,12 @@ static double keep_threshold(const struct flame_tree *t, size_t max)
 		else
 			hi = k - 1;
 	}
-	th = lo ? v[lo - 1] : INFINITY;
-	/* nothing under the floor, even when everything fits */
-	free(v);
+	keep[0] = 1;
+	for (size_t i = 1; i < t->n; i++)
+		keep[i] = rank[i] < lo;
+	free(order);
+	free(rank);
 	free(has_cut);
-	return th;
 }
 
 static int cmp_sibling(const void *a, const void *b)
@@ -581,10 +610,10 @@ static int cmp_sibling(const void *a, const void *b)
 }
 
 /*
- * The tree again with only the frames of value >= `th`, one "…" per parent for the rest, in
- * depth-first order with siblings in name order.
+ * The tree again with only the frames `keep` says (NULL: every frame of a positive value), one
+ * "…" per parent for the rest, in depth-first order with siblings in name order.
  */
-static void rebuild(struct flame_tree *t, double th, bool keep_base)
+static void rebuild(struct flame_tree *t, const uint8_t *keep, bool keep_base)
 {
 	size_t n = t->n, out = 0, cap = 0;
 	struct flame_node *old = t->nodes, *nw = NULL;
@@ -595,7 +624,13 @@ static void rebuild(struct flame_tree *t, double th, bool keep_base)
 	const char *ell = strpool__intern(t->pool, FLAME_MERGED_NAME);
 	const char *empty = strpool__intern(t->pool, "");
 	int sides = t->diff ? 2 : 1;
+	uint32_t *below = xcalloc(n ? n : 1, sizeof(*below)); /* frames of a positive value in
+								 each subtree */
 
+	for (size_t i = n; i-- > 1;) {
+		below[i] += old[i].value[FLAME_NEW] > 0;
+		below[old[i].parent] += below[i];
+	}
 	/* the kept frames, in their old order, and the "…" of each parent */
 	grow((void **)&nw, &cap, 1, sizeof(*nw));
 	nw[out++] = old[0];
@@ -621,7 +656,7 @@ static void rebuild(struct flame_tree *t, double th, bool keep_base)
 			}
 			continue;
 		}
-		if (o->value[FLAME_NEW] >= th) {
+		if (!keep || keep[i]) {
 			grow((void **)&nw, &cap, out + 1, sizeof(*nw));
 			nw[out] = *o;
 			nw[out].parent = par ? map[par] : 0;
@@ -637,14 +672,15 @@ static void rebuild(struct flame_tree *t, double th, bool keep_base)
 			cut[par] = (uint32_t)out++;
 		}
 		tmp = &nw[cut[par]];
-		tmp->merged++;
-		t->pruned++;
+		tmp->merged += below[i];
+		t->pruned += below[i];
 		for (int s = 0; s < sides; s++) {
 			tmp->value[s] += o->value[s];
 			tmp->var[s] += o->var[s];
 		}
 	}
 	free(old);
+	free(below);
 	free(map);
 	free(cut);
 	t->nodes = nw;
@@ -719,7 +755,7 @@ static void rebuild(struct flame_tree *t, double th, bool keep_base)
 
 int flame_tree__finish(struct flame_tree *t, const char *cmd, size_t max_frames)
 {
-	double th;
+	uint8_t *keep = NULL;
 
 	free(t->slots);
 	t->slots = NULL;
@@ -727,8 +763,12 @@ int flame_tree__finish(struct flame_tree *t, const char *cmd, size_t max_frames)
 	if (scale_sides(t, cmd))
 		return -1;
 	/* max_frames 0: every frame of a positive value, BASE's too */
-	th = max_frames ? keep_threshold(t, max_frames) : 0x1p-1074;
-	rebuild(t, th, !max_frames && t->diff);
+	if (max_frames) {
+		keep = xcalloc(t->n, 1);
+		choose_kept(t, max_frames, keep);
+	}
+	rebuild(t, keep, !max_frames && t->diff);
+	free(keep);
 	return 0;
 }
 

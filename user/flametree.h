@@ -32,22 +32,24 @@ enum { FLAME_NEW, FLAME_BASE }; /* the value slots: NEW (or the only side), BASE
 #define FLAME_MERGED_NAME "\xe2\x80\xa6" /* U+2026 HORIZONTAL ELLIPSIS */
 /* Frames drawn at most by default (flame --max-frames), "…" ones included. */
 #define FLAME_MAX_FRAMES 10000
+/* Frames of the whole tree at most, before any is merged (~96 bytes each): a bound on memory. */
+#define FLAME_MAX_NODES (1u << 22)
 
 struct flame_node {
 	const char *name; /* the function (the tree's pool); "0xADDR" when unsymbolized */
 	const char *file; /* its source file as the profile names it, "" when none */
-	int64_t line;	  /* the line in `file` of this frame's largest value, 0 when none */
+	int64_t line;	  /* the line in `file` of this frame's largest sample, 0 when none */
 	enum flame_kind kind;
 	/* Per slot: this frame's value (itself and every frame above it), and its sampling
 	 * variance (0 for exact profiles). After flame_tree__finish, per operation or per run
 	 * when the tree was asked to be (see struct flame_side). */
-	double value[2], var[2];
-	uint32_t parent;      /* node index; the root's is itself (0) */
-	uint32_t first_child; /* 0: none (the root is never a child) */
-	uint32_t next;	      /* next sibling, 0: none. Siblings are in name order after finish */
-	uint32_t depth;	      /* the root's is 0 */
-	uint32_t merged;      /* FLAME_MERGED: how many frames it stands for */
-	int64_t line_v;	      /* private: the value `line` was taken for */
+	double value[2], var[2]; /* var: one run's, when a side is the mean of several */
+	uint32_t parent;	 /* node index; the root's is itself (0) */
+	uint32_t first_child;	 /* 0: none (the root is never a child) */
+	uint32_t next;	 /* next sibling, 0: none. Siblings are in name order after finish */
+	uint32_t depth;	 /* the root's is 0 */
+	uint32_t merged; /* FLAME_MERGED: how many frames it stands for */
+	int64_t line_v;	 /* private: the value `line` was taken for */
 };
 
 /* What is known of one side's profiles, for titles and notes. */
