@@ -319,8 +319,16 @@ int cmd_diff(int argc, char **argv)
 	int ret = parse_args(&d, argc, argv);
 
 	if (ret < 0)
-		ret = AP_EXIT_OK;			       /* --help */
-	else if (!ret && d.svg && out_file__open(d.svg, &svg)) /* before anything is read */
+		ret = AP_EXIT_OK; /* --help */
+	else if (!ret && d.svg && paths_same_file(d.svg, "-")) {
+		ap_err("diff: --svg %s: the table goes to standard output; give the picture a file",
+		       d.svg);
+		ret = AP_EXIT_USAGE;
+	} else if (!ret && d.svg && /* before anything is read */
+		   out_file__open_opts(d.svg,
+				       &(struct out_file_opts){
+					       .mode = -1, .what = "picture", .no_fallback = true },
+				       &svg))
 		ret = AP_EXIT_USAGE;
 	else if (!ret && !(ret = diff_read(&d)))
 		ret = diff_print(&d);

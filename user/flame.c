@@ -416,8 +416,24 @@ int cmd_flame(int argc, char **argv)
 	if (ret)
 		goto out;
 	/* the destination is checked before any profile is read */
-	if ((a.out || !a.folded) && out_file__open(a.out ? a.out : "-", &of)) {
-		ret = AP_EXIT_USAGE;
+	if (a.out && a.folded && paths_same_file(a.out, "-"))
+		a.out = NULL; /* folded text is for a terminal too */
+	for (int s = 0; a.out && s < 2; s++)
+		for (size_t i = 0; i < a.npaths[s]; i++)
+			if (paths_same_file(a.out, a.paths[s][i])) {
+				ap_err("flame: -o %s is one of the profiles it reads: give the %s "
+				       "another name",
+				       a.out, a.folded ? "text" : "picture");
+				ret = AP_EXIT_USAGE;
+				goto out;
+			}
+	if ((a.out || !a.folded) &&
+	    out_file__open_opts(a.out ? a.out : "-",
+				&(struct out_file_opts){ .mode = -1,
+							 .what = a.folded ? "text" : "picture",
+							 .no_fallback = true },
+				&of)) {
+		ret = AP_EXIT_FAILED; /* it cannot be written, as at the end */
 		goto out;
 	}
 	t = flame_tree__new(a.sample_index, a.per_op_set ? (a.per_op ? a.per_op : "") : NULL,

@@ -82,18 +82,33 @@ static size_t utf8_seq(const unsigned char *s, uint32_t *cp)
 	return n + 1;
 }
 
+/* The bytes `n` bytes of `s` take once put_esc has escaped them. */
+static size_t esc_cost(const char *s, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += s[i] == '&' || s[i] == '\''  ? 5
+		     : s[i] == '<' || s[i] == '>' ? 4
+		     : s[i] == '"'		  ? 6
+						  : 1;
+	return c;
+}
+
 /*
  * `s` as text an XML file may hold and a person can read: valid UTF-8 kept; a byte that does
  * not start a valid sequence, a control character and the non-characters XML forbids each
  * replaced by U+FFFD; tabs and line breaks by a space (a label is one line). Stops before
- * `max` bytes of output and then ends with "…". buf holds at least max + 4 bytes; *chars
+ * `max` bytes of output, counted as they will be once escaped (put_esc: "&quot;" is 6), so
+ * that a frame's size is bounded whatever its name, and then ends with "…". buf holds at
+ * least max + 4 bytes; *chars
  * counts code points (what a label's width is), *units UTF-16 code units (what the script's
  * string functions count). Returns the length.
  */
 static size_t clean_text(const char *s, size_t max, char *buf, size_t *chars, size_t *units)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t len = 0, nc = 0, nu = 0;
+	size_t len = 0, nc = 0, nu = 0, cost = 0;
 
 	while (*p) {
 		const char *out = (const char *)p;
@@ -106,12 +121,13 @@ static size_t clean_text(const char *s, size_t max, char *buf, size_t *chars, si
 		} else if (cp < 0x20) {
 			out = " ", n = 1;
 		}
-		if (len + n > max) {
+		if (cost + esc_cost(out, n) > max) {
 			memcpy(buf + len, FLAME_MERGED_NAME, 3);
 			len += 3, nc++, nu++;
 			break;
 		}
 		memcpy(buf + len, out, n);
+		cost += esc_cost(out, n);
 		len += n, nc++, nu += cp >= 0x10000 ? 2 : 1;
 		p += skip;
 	}
@@ -156,11 +172,14 @@ static void put_esc(FILE *f, const char *s, size_t n)
  */
 static void put_line(FILE *f, const char *s, size_t maxchars)
 {
-	size_t max = 3 * strlen(s) + 4, chars, len, i = 0;
+	/* (every byte escaped costs 6 at most: nothing is cut here but by maxchars) */
+	size_t max = 6 * strlen(s) + 4, chars, len, i = 0;
 	char *buf = xcalloc(1, max + 4);
 
+	if (maxchars < 2) /* a picture too narrow for its title still cuts it */
+		maxchars = 2;
 	len = clean_text(s, max, buf, &chars, NULL);
-	if (chars <= maxchars || maxchars < 2) {
+	if (chars <= maxchars) {
 		put_esc(f, buf, len);
 	} else {
 		for (size_t c = 0; c + 1 < maxchars; c++)

@@ -484,7 +484,7 @@ int record_opts__parse(int argc, char **argv, struct record_opts *o)
 		return bad("--svg draws one profile and --interval writes many: draw a file with "
 			   "allocprof flame FILE -o FILE.svg%s",
 			   "");
-	if (o->svg && o->output && !strcmp(o->svg, o->output))
+	if (o->svg && paths_same_file(o->svg, o->output ? o->output : "/nonexistent/."))
 		return bad("--svg and -o name the same file '%s': the picture and the profile "
 			   "need two",
 			   o->svg);

@@ -69,6 +69,8 @@ struct out_file {
 	uid_t uid; /* owner to give the new file; (uid_t)-1: the creator's */
 	gid_t gid;
 	mode_t mode;
+	const char *what; /* the noun of messages: "profile", "picture" */
+	bool no_fallback; /* a failed write is reported, not saved elsewhere */
 };
 
 static void release(struct out_file *f)
@@ -159,26 +161,31 @@ static int check_stream(struct out_file *f, int fd, const struct stat *st,
 		return -EINVAL;
 	}
 	if (isatty(fd)) {
-		ap_err("will not write the gzipped profile to the terminal %s: redirect it "
-		       "(-o - > FILE, -o - | ...) or give -o FILE",
-		       out_file__path(f));
+		if (strcmp(f->what, "profile"))
+			ap_err("will not write the %s to the terminal %s: redirect it (> FILE) or "
+			       "give -o FILE",
+			       f->what, out_file__path(f));
+		else
+			ap_err("will not write the gzipped profile to the terminal %s: redirect it "
+			       "(-o - > FILE, -o - | ...) or give -o FILE",
+			       out_file__path(f));
 		return -ENOTTY;
 	}
 	/* /dev/null as both is harmless; a pipe or file shared with the command is not. */
 	if (o->cmd_stdout && !S_ISCHR(st->st_mode) && !fstat(STDOUT_FILENO, &so) &&
 	    so.st_dev == st->st_dev && so.st_ino == st->st_ino) {
 		ap_err("cannot write %s: the command after -- shares allocprof's stdout and its "
-		       "output would corrupt the profile; give -o FILE, or the profile another "
-		       "descriptor (-o /dev/fd/3 -- CMD 3>&1 >&2 | ...)",
-		       out_file__path(f));
+		       "output would corrupt the %s; give a file, or the %s another "
+		       "descriptor (/dev/fd/3 -- CMD 3>&1 >&2 | ...)",
+		       out_file__path(f), f->what, f->what);
 		return -EINVAL;
 	}
 	/* Messages on stderr would land inside the gzip stream (-o - 2>&1 | ...). */
 	if (!S_ISCHR(st->st_mode) && !fstat(STDERR_FILENO, &so) && so.st_dev == st->st_dev &&
 	    so.st_ino == st->st_ino) {
 		ap_err("cannot write %s: it is also allocprof's stderr, whose messages would "
-		       "corrupt the profile; send stderr elsewhere (2>FILE) or give -o FILE",
-		       out_file__path(f));
+		       "corrupt the %s; send stderr elsewhere (2>FILE) or give a file",
+		       out_file__path(f), f->what);
 		return -EINVAL;
 	}
 	if (o->mode >= 0) {
@@ -202,8 +209,9 @@ static int open_fd(struct out_file *f, int n, const struct out_file_opts *o)
 	int fl;
 
 	if (n == STDERR_FILENO) {
-		ap_err("cannot write the profile to stderr: allocprof's messages go there; use "
-		       "-o - or -o FILE");
+		ap_err("cannot write the %s to stderr: allocprof's messages go there; give "
+		       "stdout or a file",
+		       f->what);
 		return -EINVAL;
 	}
 	if (fstat(n, &st) || (fl = fcntl(n, F_GETFL)) < 0) {
@@ -630,6 +638,8 @@ int out_file__open_opts(const char *path, const struct out_file_opts *opts, stru
 	int n = fd_alias(path), err;
 
 	f->path = xstrdup(path);
+	f->what = opts->what ? opts->what : "profile";
+	f->no_fallback = opts->no_fallback;
 	f->dirfd = -1;
 	f->fd = -1;
 	err = n >= 0 ? open_fd(f, n, opts) : open_path(f, opts);
@@ -667,13 +677,18 @@ int out_file__commit(struct out_file *f, const void *data, size_t len)
 		/* In place, but a swap of the path's directories left it away from the path. */
 		if (!err && (moved = moved_to(f))) {
 			ap_err("cannot write %s: its directory was moved or replaced during the "
-			       "capture; the profile was written to %s instead",
-			       f->path, moved);
+			       "capture; the %s was written to %s instead",
+			       f->path, f->what, moved);
 			free(moved);
 			err = -ESTALE;
 		}
 	}
-	if (err && err != -ESTALE)
+	if (err && err != -ESTALE && f->no_fallback)
+		ap_err("cannot write %s: %s; the %s is not written", out_file__path(f),
+		       err == -EEXIST ? "something else was put at that name meanwhile, and is kept"
+				      : strerror(-err),
+		       f->what);
+	else if (err && err != -ESTALE)
 		save_fallback(f, err, data, len);
 	out_file__abort(f);
 	return err;

@@ -380,11 +380,12 @@ int cmd_record(int argc, char **argv)
 		free(r.out_path); /* the summary says "stdout" for -o - */
 		r.out_path = xstrdup(out_file__path(r.out));
 	}
-	if (c->o.svg &&
-	    out_file__open_opts(
-		    c->o.svg,
-		    &(struct out_file_opts){ .mode = c->o.mode, .cmd_stdout = c->o.cmd != NULL },
-		    &r.svg))
+	if (c->o.svg && out_file__open_opts(c->o.svg,
+					    &(struct out_file_opts){ .mode = c->o.mode,
+								     .cmd_stdout = c->o.cmd != NULL,
+								     .what = "picture",
+								     .no_fallback = true },
+					    &r.svg))
 		goto out;
 	raise_fd_limit(c);
 	if (setup_signals(&r)) {

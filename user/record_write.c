@@ -295,8 +295,8 @@ int record_finish(struct run *r)
 		if (flame_svg_of_profile(r->svg, profile__message(p), r->out_path))
 			err = err ? err : -EIO;
 		else if (!c->o.quiet)
-			fprintf(stderr, "allocprof: wrote %s: the flame graph of %s\n", c->o.svg,
-				r->out_path);
+			fprintf(stderr, "allocprof: wrote %s: the profile's flame graph\n",
+				c->o.svg);
 		r->svg = NULL;
 	}
 	if (err)

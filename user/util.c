@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -309,4 +310,38 @@ const char *host_stamp(char *buf, size_t len)
 	snprintf(buf, len, "%s-%04d%02d%02dT%02d%02d%02d", host, tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return buf;
+}
+
+/* The path's directory, resolved, and its last component: "/real/dir" "name". */
+static char *resolved_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, (size_t)(slash - path + 1)) : xstrdup("."), *real, *out;
+
+	real = realpath(dir, NULL);
+	free(dir);
+	if (!real)
+		return NULL;
+	if (asprintf(&out, "%s/%s", real, slash ? slash + 1 : path) < 0)
+		out = NULL;
+	free(real);
+	return out;
+}
+
+bool paths_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	char *ra, *rb;
+	bool same;
+
+	a = strcmp(a, "-") ? a : "/dev/stdout";
+	b = strcmp(b, "-") ? b : "/dev/stdout";
+	if (!stat(a, &sa) && !stat(b, &sb))
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	ra = resolved_name(a);
+	rb = resolved_name(b);
+	same = ra && rb && !strcmp(ra, rb);
+	free(ra);
+	free(rb);
+	return same;
 }

@@ -38,6 +38,11 @@ char *xstrdup_escaped(const char *s);
 
 /* Grow *arr (of *cap elements of `size`) so that index `need - 1` fits. */
 void grow(void **arr, size_t *cap, size_t need, size_t size);
+/*
+ * Whether two paths name one file ("-" is standard output): the same device and inode when
+ * both exist, else the same name in the same directory.
+ */
+bool paths_same_file(const char *a, const char *b);
 
 uint64_t now_ns(void);	    /* CLOCK_MONOTONIC */
 uint64_t realtime_ns(void); /* CLOCK_REALTIME */
