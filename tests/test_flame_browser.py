@@ -448,7 +448,9 @@ class FlameBrowser(BrowserCase):
     def test_screenshot(self):
         png = self.path("flame.png")
         self.check_painted(self.svg, png)
-        shutil.copy(png, os.path.join(tempfile.gettempdir(), "flame-shot.png"))
+        # to look at it: ALLOCPROF_KEEP_SHOTS=DIR tests/run.py flame_browser
+        if os.environ.get("ALLOCPROF_KEEP_SHOTS"):
+            shutil.copy(png, os.path.join(os.environ["ALLOCPROF_KEEP_SHOTS"], "flame-shot.png"))
 
     def test_diff_screenshot(self):
         fr = frames(ET.parse(self.diff_svg).getroot())
@@ -461,8 +463,9 @@ class FlameBrowser(BrowserCase):
         self.assertEqual(same, (250, 250, 250))
         colours = self.check_painted(self.diff_svg, self.path("diff.png"))
         self.assertLessEqual({grew, shrank, same}, colours)
-        shutil.copy(self.path("diff.png"), os.path.join(tempfile.gettempdir(),
-                                                        "flame-diff-shot.png"))
+        if os.environ.get("ALLOCPROF_KEEP_SHOTS"):
+            shutil.copy(self.path("diff.png"),
+                        os.path.join(os.environ["ALLOCPROF_KEEP_SHOTS"], "flame-diff-shot.png"))
 
 
 @needs("chromium")
