@@ -14,7 +14,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import ALLOCPROF, ROOT, Case, record, target  # noqa: E402
-from harness import needs  # noqa: E402
+from harness import go_heap_profile, needs  # noqa: E402
 import pprofwrite  # noqa: E402
 
 
@@ -99,14 +99,7 @@ class TopGo(Case):
     """A heap profile written by Go's runtime/pprof."""
 
     def test_go_heap_profile(self):
-        if not shutil.which("go"):
-            self.fail("go is not installed (scripts/install-deps.sh --test installs it)")
-        exe, prof = self.path("goheap"), self.path("heap.pb.gz")
-        env = dict(os.environ, GO111MODULE="off", GOCACHE=self.path("cache"), GOFLAGS="")
-        subprocess.run(["go", "build", "-o", exe,
-                        os.path.join(ROOT, "tests", "targets", "go", "goheap.go")],
-                       check=True, env=env, capture_output=True)
-        subprocess.run([exe, prof], check=True)
+        prof = go_heap_profile(self)
         proc = top(prof, "-n", "3")
         self.assertEqual(proc.returncode, 0, proc.stderr)
         # No default type in Go's heap profiles: the last one, as pprof does.

@@ -136,21 +136,35 @@ struct lframe {
 	enum flame_kind kind;
 };
 
-/* Files that are a traced program (a sample's exe label), or pprof's main mapping. */
-static struct hashmap *program_files(const Perftools__Profiles__Profile *p)
+/* The sample's string label `key`, NULL when it has none. */
+static const char *label_str(const Perftools__Profiles__Profile *p,
+			     const Perftools__Profiles__Sample *smp, const char *key)
+{
+	for (size_t l = 0; l < smp->n_label; l++)
+		if (smp->label[l]->str && !strcmp(pprof_str(p, smp->label[l]->key), key))
+			return pprof_str(p, smp->label[l]->str);
+	return NULL;
+}
+
+/* The samples' exe labels, as a set. */
+static struct hashmap *exe_set(const Perftools__Profiles__Profile *p)
 {
 	struct hashmap *exe = hashmap__new();
 
-	for (size_t s = 0; s < p->n_sample; s++)
-		for (size_t l = 0; l < p->sample[s]->n_label; l++) {
-			const Perftools__Profiles__Label *lb = p->sample[s]->label[l];
-			const char *v;
+	for (size_t s = 0; s < p->n_sample; s++) {
+		const char *v = label_str(p, p->sample[s], "exe");
 
-			if (!lb->str || strcmp(pprof_str(p, lb->key), "exe"))
-				continue;
-			v = pprof_str(p, lb->str);
+		if (v)
 			hashmap__put(exe, v, strlen(v), 1);
-		}
+	}
+	return exe;
+}
+
+/* Files that are a traced program (a sample's exe label), or pprof's main mapping. */
+static struct hashmap *program_files(const Perftools__Profiles__Profile *p)
+{
+	struct hashmap *exe = exe_set(p);
+
 	if (!hashmap__size(exe) && p->n_mapping) {
 		const char *v = pprof_str(p, p->mapping[0]->filename);
 
@@ -264,42 +278,18 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 static struct lframe *program_frames(struct flame_tree *t, const Perftools__Profiles__Profile *p,
 				     size_t at_least)
 {
-	struct hashmap *seen = hashmap__new();
-	uint64_t one;
+	struct hashmap *exe = exe_set(p);
 	struct lframe *pf = NULL;
-	size_t nexe = 0;
+	size_t nexe = hashmap__size(exe);
 
-	for (size_t s = 0; s < p->n_sample && nexe < 2; s++)
-		for (size_t l = 0; l < p->sample[s]->n_label; l++) {
-			const Perftools__Profiles__Label *lb = p->sample[s]->label[l];
-			const char *v;
-
-			if (!lb->str || strcmp(pprof_str(p, lb->key), "exe"))
-				continue;
-			v = pprof_str(p, lb->str);
-			if (!hashmap__get(seen, v, strlen(v), &one)) {
-				hashmap__put(seen, v, strlen(v), 1);
-				nexe++;
-			}
-		}
-	hashmap__free(seen);
+	hashmap__free(exe);
 	if (nexe < at_least)
 		return NULL;
 	pf = xcalloc(p->n_sample, sizeof(*pf));
 	for (size_t s = 0; s < p->n_sample; s++) {
-		const char *exe = NULL, *comm = NULL, *base;
+		const char *exe = label_str(p, p->sample[s], "exe"), *base;
+		const char *comm = label_str(p, p->sample[s], "comm");
 
-		for (size_t l = 0; l < p->sample[s]->n_label; l++) {
-			const Perftools__Profiles__Label *lb = p->sample[s]->label[l];
-			const char *k = pprof_str(p, lb->key);
-
-			if (!lb->str)
-				continue;
-			if (!strcmp(k, "exe"))
-				exe = pprof_str(p, lb->str);
-			else if (!strcmp(k, "comm"))
-				comm = pprof_str(p, lb->str);
-		}
 		if (!exe && !comm)
 			continue; /* (name NULL: no program frame) */
 		base = exe ? strrchr(exe, '/') : NULL;
@@ -521,7 +511,8 @@ static int scale_sides(struct flame_tree *t, const char *cmd)
 	 */
 	for (size_t i = 0; i < t->n; i++)
 		for (int s = 0; s < sides; s++) {
-			double n = t->diff && t->side[s].nprofiles ? (double)t->side[s].nprofiles : 1;
+			double n =
+				t->diff && t->side[s].nprofiles ? (double)t->side[s].nprofiles : 1;
 
 			t->nodes[i].value[s] /= div[s];
 			t->nodes[i].var[s] /= div[s] * div[s] / n;

@@ -157,3 +157,18 @@ def as_user(user, argv, check=True):
     _, uid, gid = user
     return subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
                            *argv], capture_output=True, text=True, check=check)
+
+
+def go_heap_profile(case):
+    """Builds tests/targets/go/goheap.go in the case's scratch directory and runs it: the path
+    of the heap profile Go's runtime/pprof wrote. Fails the test when go is missing
+    (scripts/install-deps.sh --test installs it)."""
+    if not shutil.which("go"):
+        case.fail("go is not installed (scripts/install-deps.sh --test installs it)")
+    exe, prof = case.path("goheap"), case.path("heap.pb.gz")
+    env = dict(os.environ, GO111MODULE="off", GOCACHE=case.path("cache"), GOFLAGS="")
+    subprocess.run(["go", "build", "-o", exe, os.path.join(ROOT, "tests", "targets", "go",
+                                                          "goheap.go")],
+                   check=True, env=env, capture_output=True)
+    subprocess.run([exe, prof], check=True)
+    return prof
