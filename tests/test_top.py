@@ -4,7 +4,6 @@ import ctypes
 import gzip
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
-from harness import ALLOCPROF, ROOT, Case, record, target  # noqa: E402
+from harness import ALLOCPROF, Case, record, target  # noqa: E402
 from harness import go_heap_profile, needs  # noqa: E402
 import pprofwrite  # noqa: E402
 
