@@ -326,8 +326,10 @@ int cmd_diff(int argc, char **argv)
 		ret = AP_EXIT_USAGE;
 	} else if (!ret && d.svg && /* before anything is read */
 		   out_file__open_opts(d.svg,
-				       &(struct out_file_opts){
-					       .mode = -1, .what = "picture", .no_fallback = true },
+				       &(struct out_file_opts){ .mode = -1,
+								.what = "picture",
+								.opt = "--svg",
+								.no_fallback = true },
 				       &svg))
 		ret = AP_EXIT_USAGE;
 	else if (!ret && !(ret = diff_read(&d)))

@@ -70,6 +70,7 @@ struct out_file {
 	gid_t gid;
 	mode_t mode;
 	const char *what; /* the noun of messages: "profile", "picture" */
+	const char *opt;  /* the option that names the file: "-o", "--svg" */
 	bool no_fallback; /* a failed write is reported, not saved elsewhere */
 };
 
@@ -163,8 +164,8 @@ static int check_stream(struct out_file *f, int fd, const struct stat *st,
 	if (isatty(fd)) {
 		if (strcmp(f->what, "profile"))
 			ap_err("will not write the %s to the terminal %s: redirect it (> FILE) or "
-			       "give -o FILE",
-			       f->what, out_file__path(f));
+			       "give %s FILE",
+			       f->what, out_file__path(f), f->opt);
 		else
 			ap_err("will not write the gzipped profile to the terminal %s: redirect it "
 			       "(-o - > FILE, -o - | ...) or give -o FILE",
@@ -175,17 +176,17 @@ static int check_stream(struct out_file *f, int fd, const struct stat *st,
 	if (o->cmd_stdout && !S_ISCHR(st->st_mode) && !fstat(STDOUT_FILENO, &so) &&
 	    so.st_dev == st->st_dev && so.st_ino == st->st_ino) {
 		ap_err("cannot write %s: the command after -- shares allocprof's stdout and its "
-		       "output would corrupt the %s; give a file, or the %s another "
-		       "descriptor (/dev/fd/3 -- CMD 3>&1 >&2 | ...)",
-		       out_file__path(f), f->what, f->what);
+		       "output would corrupt the %s; give %s FILE, or the %s another "
+		       "descriptor (%s /dev/fd/3 -- CMD 3>&1 >&2 | ...)",
+		       out_file__path(f), f->what, f->opt, f->what, f->opt);
 		return -EINVAL;
 	}
 	/* Messages on stderr would land inside the gzip stream (-o - 2>&1 | ...). */
 	if (!S_ISCHR(st->st_mode) && !fstat(STDERR_FILENO, &so) && so.st_dev == st->st_dev &&
 	    so.st_ino == st->st_ino) {
 		ap_err("cannot write %s: it is also allocprof's stderr, whose messages would "
-		       "corrupt the %s; send stderr elsewhere (2>FILE) or give a file",
-		       out_file__path(f), f->what);
+		       "corrupt the %s; send stderr elsewhere (2>FILE) or give %s FILE",
+		       out_file__path(f), f->what, f->opt);
 		return -EINVAL;
 	}
 	if (o->mode >= 0) {
@@ -209,9 +210,9 @@ static int open_fd(struct out_file *f, int n, const struct out_file_opts *o)
 	int fl;
 
 	if (n == STDERR_FILENO) {
-		ap_err("cannot write the %s to stderr: allocprof's messages go there; give "
-		       "stdout or a file",
-		       f->what);
+		ap_err("cannot write the %s to stderr: allocprof's messages go there; use "
+		       "%s - or %s FILE",
+		       f->what, f->opt, f->opt);
 		return -EINVAL;
 	}
 	if (fstat(n, &st) || (fl = fcntl(n, F_GETFL)) < 0) {
@@ -639,6 +640,7 @@ int out_file__open_opts(const char *path, const struct out_file_opts *opts, stru
 
 	f->path = xstrdup(path);
 	f->what = opts->what ? opts->what : "profile";
+	f->opt = opts->opt ? opts->opt : "-o";
 	f->no_fallback = opts->no_fallback;
 	f->dirfd = -1;
 	f->fd = -1;

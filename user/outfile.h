@@ -18,6 +18,7 @@ struct out_file_opts {
 	int mode;	  /* the new file's exact mode (--mode); -1: private, see outfile.c */
 	bool cmd_stdout;  /* a command will share our stdout: the profile must not go there */
 	const char *what; /* what is written, for messages (NULL: "profile") */
+	const char *opt;  /* the option that names it, for messages (NULL: "-o") */
 	bool no_fallback; /* a failed final write is said, not saved in a fallback file (what
 			     can be made again from files the user still has) */
 };

@@ -384,6 +384,7 @@ int cmd_record(int argc, char **argv)
 					    &(struct out_file_opts){ .mode = c->o.mode,
 								     .cmd_stdout = c->o.cmd != NULL,
 								     .what = "picture",
+								     .opt = "--svg",
 								     .no_fallback = true },
 					    &r.svg))
 		goto out;
