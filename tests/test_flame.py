@@ -91,21 +91,22 @@ def neutral(fill):
 
 
 def crafted(stacks, ops=None, exact=True):
-    """A profile of `stacks`: [(frames root first, objects, bytes)]; functions named by the
-    frames, each in /src/NAME.c."""
+    """A profile of `stacks`: [(frames root first, objects, bytes[, exe])]; functions named by
+    the frames, each in /src/NAME.c; exe, when given, the samples' exe and comm labels."""
     p = pprofwrite.Profile()
     locs = {}
     if ops:
         p.ops(*ops)
     if exact:
         p.exact()
-    for frames_, objects, nbytes in stacks:
+    for frames_, objects, nbytes, *exe in stacks:
         ids = []
         for name in frames_:
             if name not in locs:
                 locs[name] = p.function(name, "/src/%s.c" % name.split("::")[0])
             ids.append(locs[name])
-        p.sample(list(reversed(ids)), [objects, nbytes])  # leaf first
+        labels = {"exe": exe[0], "comm": os.path.basename(exe[0])} if exe else None
+        p.sample(list(reversed(ids)), [objects, nbytes], labels)  # leaf first
     return gzip.compress(p.encode())
 
 
@@ -255,6 +256,37 @@ class Crafted(FlameCase):
         self.assertNotIn("only in BASE", self.assertValidSvg(out))
         r = flame("--folded", "--base", b, n)
         self.assertEqual(r.stdout, "main;work 1000 1000\n")
+
+    def test_programs_frames_only_where_they_tell_programs_apart(self):
+        """A frame per program at the root only for a profile (or, summed, profiles) of
+        several programs; a difference matches a renamed program, and a profile with no
+        programs named (another producer's)."""
+        one = self.write("one.pb.gz", crafted([(["main", "work"], 1, 100, "/srv/server")]))
+        two = self.write("two.pb.gz", crafted([(["main", "work"], 1, 100, "/srv/server"),
+                                               (["main", "cli"], 1, 5, "/usr/bin/client")]))
+        old = self.write("old.pb.gz", crafted([(["main", "work"], 1, 90, "/srv/server-old")]))
+        bare = self.write("bare.pb.gz", crafted([(["main", "work"], 1, 80)]))
+        self.assertEqual(flame("--folded", one).stdout, "main;work 100\n")
+        self.assertEqual(flame("--folded", two).stdout,
+                         "client;main;cli 5\nserver;main;work 100\n")
+        self.assertEqual(flame("--folded", one, old).stdout,  # two programs in all
+                         "server;main;work 100\nserver-old;main;work 90\n")
+        self.assertEqual(flame("--folded", "--base", old, one).stdout, "main;work 90 100\n")
+        self.assertEqual(flame("--folded", "--base", bare, one).stdout, "main;work 80 100\n")
+        self.assertEqual(flame("--folded", "--base", one, two).stdout,
+                         "client;main;cli 0 5\nserver;main;work 100 100\n")
+
+    def test_folded_per_op_has_no_rounding_stacks(self):
+        prof = self.write("p.pb.gz", crafted([(["main", "a"], 1, 1), (["main", "b"], 1, 2)],
+                                             ops=("main", 3)))
+        r = flame("--folded", "--per-op", prof)
+        self.assertEqual(r.stdout, "main;a 0.3333333333\nmain;b 0.6666666667\n")
+        # and from standard input to standard output
+        with open(prof, "rb") as f:
+            r = subprocess.run([ALLOCPROF, "flame", "-", "-o", "-"], stdin=f,
+                               capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("<svg", r.stdout)
 
     def test_a_large_profile_is_bounded(self):
         """20,000 random stacks over 500 functions: at most --max-frames frames (10,000 by

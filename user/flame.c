@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct flame_args {
 	const char *out, *sample_index, *per_op, *base, *title;
@@ -261,6 +262,15 @@ int flame_svg_of_diff(struct out_file *of, const char *base, const char *nw,
 
 /* ---- the command line -------------------------------------------------------------------- */
 
+/* "-", or a name of what standard output is (/dev/stdout, /dev/fd/1, a terminal's device). */
+static bool is_stdout(const char *path)
+{
+	struct stat a, b;
+
+	return !strcmp(path, "-") || (!stat(path, &a) && !fstat(STDOUT_FILENO, &b) &&
+				      a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+}
+
 static void flame_usage(FILE *f)
 {
 	fputs("usage: allocprof flame [options] PROFILE...\n"
@@ -415,18 +425,18 @@ int cmd_flame(int argc, char **argv)
 	}
 	if (ret)
 		goto out;
-	/* the destination is checked before any profile is read */
-	if (a.out && a.folded && paths_same_file(a.out, "-"))
-		a.out = NULL; /* folded text is for a terminal too */
+	/* the destination is checked before any profile is read ("-" there is stdin) */
 	for (int s = 0; a.out && s < 2; s++)
 		for (size_t i = 0; i < a.npaths[s]; i++)
-			if (paths_same_file(a.out, a.paths[s][i])) {
+			if (strcmp(a.paths[s][i], "-") && paths_same_file(a.out, a.paths[s][i])) {
 				ap_err("flame: -o %s is one of the profiles it reads: give the %s "
 				       "another name",
 				       a.out, a.folded ? "text" : "picture");
 				ret = AP_EXIT_USAGE;
 				goto out;
 			}
+	if (a.out && a.folded && is_stdout(a.out))
+		a.out = NULL; /* folded text is for a terminal too */
 	if ((a.out || !a.folded) &&
 	    out_file__open_opts(a.out ? a.out : "-",
 				&(struct out_file_opts){ .mode = -1,

@@ -30,14 +30,17 @@ static void put_value(FILE *f, double v)
 static double self_of(const struct flame_tree *t, uint32_t i, int s)
 {
 	double v = t->nodes[i].value[s];
+	bool whole = v == floor(v);
 
-	for (uint32_t c = t->nodes[i].first_child; c; c = t->nodes[c].next)
+	for (uint32_t c = t->nodes[i].first_child; c; c = t->nodes[c].next) {
 		v -= t->nodes[c].value[s];
+		whole &= t->nodes[c].value[s] == floor(t->nodes[c].value[s]);
+	}
 	/*
 	 * Whole values subtract exactly; per-operation values and means are quotients, where a
 	 * difference of 1e-9 of the value is rounding, not a stack of its own.
 	 */
-	if (t->nodes[i].value[s] == floor(t->nodes[i].value[s]))
+	if (whole)
 		return v > 0 ? v : 0;
 	return v > 1e-9 * fabs(t->nodes[i].value[s]) ? v : 0;
 }

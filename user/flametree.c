@@ -271,19 +271,20 @@ static struct lframe *resolve_locations(struct flame_tree *t, const Perftools__P
 /*
  * A profile of several programs (record -a, or a command that runs others) gets one frame per
  * program at the root, as perf's folded stacks have the command first: their mains would merge
- * otherwise. Returns the frames per sample (NULL when the profile has fewer programs than
- * `at_least`):
+ * otherwise (flame_tree__finish takes them out again where they tell nothing apart). Returns
+ * the frames per sample (NULL when the samples name no program):
  * the program's name (the sample's comm, else its exe's last component) in its exe.
  */
-static struct lframe *program_frames(struct flame_tree *t, const Perftools__Profiles__Profile *p,
-				     size_t at_least)
+static struct lframe *program_frames(struct flame_tree *t, const Perftools__Profiles__Profile *p)
 {
 	struct hashmap *exe = exe_set(p);
 	struct lframe *pf = NULL;
 	size_t nexe = hashmap__size(exe);
 
 	hashmap__free(exe);
-	if (nexe < at_least)
+	if (nexe > t->max_programs)
+		t->max_programs = nexe;
+	if (!nexe)
 		return NULL;
 	pf = xcalloc(p->n_sample, sizeof(*pf));
 	for (size_t s = 0; s < p->n_sample; s++) {
@@ -392,8 +393,7 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 	loc_idx = hashmap__new();
 	first = xcalloc(p->n_location + 1, sizeof(*first));
 	fr = resolve_locations(t, p, first, loc_idx, &t->side[slot].unsymbolized);
-	/* in a difference, always: both sides' stacks must have the same shape */
-	progs = program_frames(t, p, t->diff ? 1 : 2);
+	progs = program_frames(t, p);
 	for (size_t s = 0; s < p->n_sample; s++) {
 		const Perftools__Profiles__Sample *smp = p->sample[s];
 		double v = (size_t)si < smp->n_value ? (double)smp->value[si] : 0;
@@ -417,6 +417,7 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 		t->nodes[0].var[slot] += var;
 		if (progs && progs[s].name) {
 			node = child_of(t, 0, &progs[s]);
+			t->nodes[node].program = true;
 			t->nodes[node].value[slot] += v;
 			t->nodes[node].var[slot] += var;
 		}
@@ -433,9 +434,11 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 				n = &t->nodes[node];
 				n->value[slot] += v;
 				n->var[slot] += var;
+				/* (file and line together: one name may be in several files) */
 				if (fr[f].line && slot == FLAME_NEW &&
 				    (!n->line || v > n->line_v)) {
 					n->line = fr[f].line;
+					n->file = fr[f].file;
 					n->line_v = (int64_t)v;
 				}
 			}
@@ -449,6 +452,62 @@ int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 }
 
 /* ---- finishing: scale, prune, order -------------------------------------------------------- */
+
+/*
+ * The tree again without the programs' frames at the root: every frame re-inserted under its
+ * parent's new place, in index order (a parent before its children), so that the frames of
+ * one name under one parent merge, their values summed.
+ */
+static void elide_programs(struct flame_tree *t)
+{
+	struct flame_node *old = t->nodes;
+	size_t n = t->n;
+	uint32_t *map = xcalloc(n, sizeof(*map));
+
+	t->nodes = NULL;
+	t->n = t->cap = 0;
+	free(t->slots);
+	t->slots = NULL;
+	t->nslots = 0;
+	new_node(t, old[0].name, old[0].file, FLAME_ROOT, 0);
+	memcpy(t->nodes[0].value, old[0].value, sizeof(old[0].value));
+	memcpy(t->nodes[0].var, old[0].var, sizeof(old[0].var));
+	for (size_t i = 1; i < n; i++) {
+		const struct flame_node *o = &old[i];
+		struct lframe f = { .name = o->name, .file = o->file, .kind = o->kind };
+		struct flame_node *d;
+
+		if (o->program && !o->parent)
+			continue; /* map[i] 0: its children go to the root */
+		map[i] = child_of(t, map[o->parent], &f);
+		d = &t->nodes[map[i]];
+		for (int s = 0; s < 2; s++) {
+			d->value[s] += o->value[s];
+			d->var[s] += o->var[s];
+		}
+		if (o->line && (!d->line || o->line_v > d->line_v)) {
+			d->line = o->line;
+			d->file = o->file;
+			d->line_v = o->line_v;
+		}
+	}
+	free(old);
+	free(map);
+}
+
+/* Whether the programs' frames tell programs apart (flame_tree__finish). */
+static bool programs_matter(const struct flame_tree *t)
+{
+	size_t roots = 0;
+
+	if (t->max_programs >= 2)
+		return true;
+	if (t->diff) /* a program renamed between BASE and NEW is the same program */
+		return false;
+	for (uint32_t c = t->nodes[0].first_child; c; c = t->nodes[c].next)
+		roots += t->nodes[c].program;
+	return roots >= 2;
+}
 
 /* The divisor of each side: operations (per_op), runs (a diff side's mean), or 1. */
 static int scale_sides(struct flame_tree *t, const char *cmd)
@@ -748,6 +807,8 @@ int flame_tree__finish(struct flame_tree *t, const char *cmd, size_t max_frames)
 {
 	uint8_t *keep = NULL;
 
+	if (t->max_programs && !programs_matter(t))
+		elide_programs(t);
 	free(t->slots);
 	t->slots = NULL;
 	t->nslots = 0;

@@ -40,6 +40,7 @@ struct flame_node {
 	const char *file; /* its source file as the profile names it, "" when none */
 	int64_t line;	  /* the line in `file` of this frame's largest sample, 0 when none */
 	enum flame_kind kind;
+	bool program; /* a program's frame at the root (a sample's exe); see flame_tree__finish */
 	/* Per slot: this frame's value (itself and every frame above it), and its sampling
 	 * variance (0 for exact profiles). After flame_tree__finish, per operation or per run
 	 * when the tree was asked to be (see struct flame_side). */
@@ -74,8 +75,9 @@ struct flame_tree {
 	size_t n;
 	const char *type, *unit; /* the sample type drawn and its unit (the pool's) */
 	const char *op;		 /* per operation of this function, NULL: whole captures */
-	bool auto_op; /* diff: per operation because every run counted the one operation */
-	bool diff;    /* two sides: value[FLAME_BASE] is meaningful */
+	bool auto_op;	     /* diff: per operation because every run counted the one operation */
+	size_t max_programs; /* the most programs (exe labels) one profile had */
+	bool diff;	     /* two sides: value[FLAME_BASE] is meaningful */
 	struct flame_side side[2];
 	/* what finish found and did */
 	size_t pruned;	  /* frames merged into "…" frames */
@@ -102,7 +104,10 @@ struct flame_tree *flame_tree__new(const char *sample_index, const char *per_op,
 int flame_tree__add(struct flame_tree *t, const char *cmd, const char *path,
 		    const Perftools__Profiles__Profile *p, int slot);
 /*
- * After the last add: divides by the operation's calls (per_op; for a diff also when every
+ * After the last add: takes out the programs' frames at the root unless they tell programs
+ * apart (a profile of two or more; in a picture of several profiles, two or more programs
+ * in all; in a difference, where a renamed program must still match, only the former);
+ * divides by the operation's calls (per_op; for a diff also when every
  * profile of both sides counted the same one operation, auto_op) or, for a side of several
  * profiles of a diff, by their number (the mean run); orders siblings by name; merges frames
  * narrower than a drawn pixel (1/FLAME_MIN_FRACTION of the total) and beyond the `max_frames`

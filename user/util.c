@@ -336,8 +336,9 @@ bool paths_same_file(const char *a, const char *b)
 
 	a = strcmp(a, "-") ? a : "/dev/stdout";
 	b = strcmp(b, "-") ? b : "/dev/stdout";
+	/* (a device is no file to overwrite: /dev/null as both is harmless) */
 	if (!stat(a, &sa) && !stat(b, &sb))
-		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino && !S_ISCHR(sa.st_mode);
 	ra = resolved_name(a);
 	rb = resolved_name(b);
 	same = ra && rb && !strcmp(ra, rb);

@@ -40,7 +40,8 @@ char *xstrdup_escaped(const char *s);
 void grow(void **arr, size_t *cap, size_t need, size_t size);
 /*
  * Whether two paths name one file ("-" is standard output): the same device and inode when
- * both exist, else the same name in the same directory.
+ * both exist (a character device never: /dev/null twice is harmless), else the same name in
+ * the same directory.
  */
 bool paths_same_file(const char *a, const char *b);
 

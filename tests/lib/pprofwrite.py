@@ -80,7 +80,7 @@ class Profile:
         self.types = [(self.s(t), self.s(u)) for t, u in types]
         self.functions = []  # (id, name, file)
         self.locations = []  # (id, address, [function ids])
-        self.samples = []  # ([location ids], [values])
+        self.samples = []  # ([location ids], [values], {label: string})
         self.comments = []  # string indexes
         self.period_type = None  # (type, unit) string indexes
         self.period = None
@@ -97,8 +97,8 @@ class Profile:
         self.locations.append((lid, 0x1000 * lid, [fid]))
         return lid
 
-    def sample(self, locations, values):
-        self.samples.append((list(locations), list(values)))
+    def sample(self, locations, values, labels=None):
+        self.samples.append((list(locations), list(values), dict(labels or {})))
 
     def comment(self, text):
         self.comments.append(self.s(text))
@@ -123,8 +123,10 @@ class Profile:
         out = bytearray()
         for t, u in self.types:
             out += field_bytes(1, field_varint(1, t) + field_varint(2, u))
-        for locs, vals in self.samples:
-            out += field_bytes(2, packed(1, locs) + packed(2, vals))
+        for locs, vals, labels in self.samples:
+            lbl = b"".join(field_bytes(3, field_varint(1, self.s(k)) + field_varint(2, self.s(v)))
+                           for k, v in sorted(labels.items()))
+            out += field_bytes(2, packed(1, locs) + packed(2, vals) + lbl)
         for lid, addr, fids in self.locations:
             lines = b"".join(field_bytes(4, field_varint(1, f) + field_varint(2, 7))
                              for f in fids)
