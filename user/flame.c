@@ -157,6 +157,12 @@ void flame_titles(const struct flame_tree *t, const char *const arg[2], char *ti
 	if (nw->negative || bs->negative)
 		cat(sub, slen, " \xc2\xb7 %zu samples of negative value left out",
 		    nw->negative + bs->negative);
+	if (nw->unsymbolized || bs->unsymbolized)
+		cat(sub, slen, " \xc2\xb7 %zu locations without a symbol (grey)",
+		    nw->unsymbolized + bs->unsymbolized);
+	if (t->diff && (nw->sampled || bs->sampled) && (nw->unknown || bs->unknown))
+		cat(sub, slen, " \xc2\xb7 %zu profiles say nothing of sampling: taken as exact",
+		    nw->unknown + bs->unknown);
 }
 
 /* ---- reading and writing ----------------------------------------------------------------- */

@@ -58,7 +58,6 @@ struct flame_side {
 	size_t nprofiles;
 	double ops;	       /* the operation's calls summed over the profiles, when per_op */
 	double total;	       /* the side's total after scaling (the root's value) */
-	double total_var;      /* its variance */
 	int64_t time_nanos;    /* the earliest profile's start, 0 when none says */
 	int64_t duration_sum;  /* the profiles' durations summed, ns */
 	char *target;	       /* the first profile's "target: " comment, NULL when none */

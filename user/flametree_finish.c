@@ -135,10 +135,8 @@ static int scale_sides(struct flame_tree *t, const char *cmd)
 			t->nodes[i].value[s] /= div[s];
 			t->nodes[i].var[s] /= div[s] * div[s] / n;
 		}
-	for (int s = 0; s < sides; s++) {
+	for (int s = 0; s < sides; s++)
 		t->side[s].total = t->nodes[0].value[s];
-		t->side[s].total_var = t->nodes[0].var[s];
-	}
 	return 0;
 }
 
