@@ -435,6 +435,11 @@ class Crafted(FlameCase):
                            text=True)
         self.assertEqual((r.returncode, r.stdout), (2, ""))
         self.assertIn("standard output", r.stderr)
+        with open(prof, "rb") as f:
+            r = subprocess.run([ALLOCPROF, "diff", "--svg", self.path("x.svg"), prof, "-"],
+                               stdin=f, capture_output=True, text=True)
+        self.assertEqual((r.returncode, r.stdout), (2, ""))
+        self.assertIn("standard input", r.stderr)
         # an SVG is not for a terminal: said, not written there (script(1) gives a tty)
         if shutil.which("script"):
             r = subprocess.run(["script", "-qec", "%s flame %s" % (ALLOCPROF, prof), "/dev/null"],

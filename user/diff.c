@@ -320,7 +320,11 @@ int cmd_diff(int argc, char **argv)
 
 	if (ret < 0)
 		ret = AP_EXIT_OK; /* --help */
-	else if (!ret && d.svg && paths_same_file(d.svg, "-")) {
+	else if (!ret && d.svg && (!strcmp(d.arg[BASE], "-") || !strcmp(d.arg[NEW], "-"))) {
+		ap_err("diff: --svg reads the profiles again to draw them: give files, not "
+		       "standard input");
+		ret = AP_EXIT_USAGE;
+	} else if (!ret && d.svg && paths_same_file(d.svg, "-")) {
 		ap_err("diff: --svg %s: the table goes to standard output; give the picture a file",
 		       d.svg);
 		ret = AP_EXIT_USAGE;
