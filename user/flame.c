@@ -85,21 +85,10 @@ static size_t target_len(const char *target)
 	return !target ? 0 : pid && !strchr(pid + 2, '(') ? (size_t)(pid - target) : strlen(target);
 }
 
-/* The words of the unit after a value: " allocations", "" for bytes. */
-static const char *unit_words(const struct flame_tree *t)
-{
-	if (t->unit && !strcmp(t->unit, "bytes"))
-		return "";
-	if (t->type && strstr(t->type, "objects"))
-		return " allocations";
-	return t->unit && *t->unit ? " " : "";
-}
-
 void flame_titles(const struct flame_tree *t, const char *const arg[2], char *title, size_t tlen,
 		  char *sub, size_t slen)
 {
 	const struct flame_side *nw = &t->side[FLAME_NEW], *bs = &t->side[FLAME_BASE];
-	const char *per = t->op ? "/op" : "";
 	char v1[48], v2[48];
 
 	title[0] = sub[0] = '\0';
@@ -126,21 +115,19 @@ void flame_titles(const struct flame_tree *t, const char *const arg[2], char *ti
 	if (t->diff) {
 		double b = bs->total, n = nw->total;
 
-		cat(sub, slen, "total NEW %s%s%s, BASE %s%s%s",
-		    flame_fmt_value(t, n, v1, sizeof(v1)), unit_words(t), per,
-		    flame_fmt_value(t, b, v2, sizeof(v2)), unit_words(t), per);
+		cat(sub, slen, "total NEW %s, BASE %s", flame_fmt_amount(t, n, v1, sizeof(v1)),
+		    flame_fmt_amount(t, b, v2, sizeof(v2)));
 		if (b > 0)
 			cat(sub, slen, " (%+.1f%%)", 100.0 * (n - b) / b);
 		if (!t->op && (nw->nprofiles > 1 || bs->nprofiles > 1))
 			cat(sub, slen, ", the mean of each side's runs");
 		cat(sub, slen, " \xc2\xb7 widths NEW's, red grew, blue shrank");
 		if (t->gone)
-			cat(sub, slen, " \xc2\xb7 %zu frame%s only in BASE (%s%s%s) not drawn",
-			    t->gone, t->gone == 1 ? "" : "s",
-			    flame_fmt_value(t, t->gone_base, v1, sizeof(v1)), unit_words(t), per);
+			cat(sub, slen, " \xc2\xb7 %zu frame%s only in BASE (%s) not drawn", t->gone,
+			    t->gone == 1 ? "" : "s",
+			    flame_fmt_amount(t, t->gone_base, v1, sizeof(v1)));
 	} else {
-		cat(sub, slen, "total %s%s", flame_fmt_value(t, nw->total, v1, sizeof(v1)),
-		    unit_words(t));
+		cat(sub, slen, "total %s", flame_fmt_amount(t, nw->total, v1, sizeof(v1)));
 	}
 	if (t->op) {
 		cat(sub, slen, " \xc2\xb7 per call of %s (", t->op);

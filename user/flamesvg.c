@@ -230,35 +230,6 @@ static const char *fmt_px(double v, char *buf, size_t len)
 	return buf;
 }
 
-/* What one of a count's units is called: "allocs", "objects", or the sample type. */
-static const char *count_noun(const struct flame_tree *t)
-{
-	const char *type = t->type ? t->type : "";
-	size_t n = strlen(type);
-
-	if (!strcmp(type, "alloc_objects"))
-		return "allocs";
-	if (n >= 7 && !strcmp(type + n - 7, "objects"))
-		return "objects";
-	return type;
-}
-
-/* A value in the tree's unit (flame_fmt_value's number): "12.30 MiB", "1,234 allocs", "926.7 B/op".
- */
-static const char *fmt_value(const struct flame_tree *t, double v, char *buf, size_t len)
-{
-	const char *unit = t->unit ? t->unit : "", *noun = unit;
-	char num[64];
-
-	if (!strcmp(unit, "bytes"))
-		noun = "";
-	else if (!strcmp(unit, "count"))
-		noun = count_noun(t);
-	flame_fmt_value(t, v, num, sizeof(num));
-	snprintf(buf, len, "%s%s%s%s", num, *noun ? " " : "", noun, t->op ? "/op" : "");
-	return buf;
-}
-
 /*
  * A frame's change is noise when within the 99% interval of the two sides' sampling (diff's
  * gate, FUNCSTATS_Z99), or within rounding of two equal sums.
@@ -405,12 +376,12 @@ static void put_values(FILE *f, const struct flame_tree *t, const struct flame_n
 	double vn = val(n, FLAME_NEW), vb = val(n, FLAME_BASE), delta;
 	bool same;
 
-	fmt_value(t, vn, v, sizeof(v));
+	flame_fmt_amount(t, vn, v, sizeof(v));
 	if (!t->diff) {
 		fprintf(f, "%s (%.2f%%)", v, 100 * vn / total);
 		return;
 	}
-	fmt_value(t, vb, b, sizeof(b));
+	flame_fmt_amount(t, vb, b, sizeof(b));
 	fprintf(f, "NEW %s (%.2f%%), BASE %s, change ", v, 100 * vn / total, b);
 	if (vb <= 0) {
 		fputs("new", f);

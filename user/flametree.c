@@ -516,3 +516,30 @@ const char *flame_fmt_value(const struct flame_tree *t, double v, char *buf, siz
 	snprintf(buf, len, "%.3g", v);
 	return buf;
 }
+
+/* What one of a count's units is called: "allocs", "objects", or the sample type. */
+static const char *count_noun(const struct flame_tree *t)
+{
+	const char *type = t->type ? t->type : "";
+	size_t n = strlen(type);
+
+	if (!strcmp(type, "alloc_objects"))
+		return "allocs";
+	if (n >= 7 && !strcmp(type + n - 7, "objects"))
+		return "objects";
+	return type;
+}
+
+const char *flame_fmt_amount(const struct flame_tree *t, double v, char *buf, size_t len)
+{
+	const char *unit = t->unit ? t->unit : "", *noun = unit;
+	char num[64];
+
+	if (!strcmp(unit, "bytes"))
+		noun = "";
+	else if (!strcmp(unit, "count"))
+		noun = count_noun(t);
+	flame_fmt_value(t, v, num, sizeof(num));
+	snprintf(buf, len, "%s%s%s%s", num, *noun ? " " : "", noun, t->op ? "/op" : "");
+	return buf;
+}

@@ -126,5 +126,7 @@ bool flame_is_allocator(const char *name);
 /* A value of the tree's unit: "1.5 MiB", "1,234", per operation "3.25" (the unit's words
  * are the caller's). */
 const char *flame_fmt_value(const struct flame_tree *t, double v, char *buf, size_t len);
+/* The same with its unit, for people: "12.30 MiB", "1,234 allocs", "926.7 B/op". */
+const char *flame_fmt_amount(const struct flame_tree *t, double v, char *buf, size_t len);
 
 #endif
